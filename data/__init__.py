@@ -1,0 +1,80 @@
+"""Datasets: ``--dataset_mode X`` finds ``data/X_dataset.py`` and its ``XDataset`` class.
+
+Official names stay accepted as aliases (``unaligned_sar`` -> ``triplet``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from argparse import Namespace
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from util.errors import UserError
+
+from .base_dataset import BaseDataset
+
+ALIASES = {"unaligned_sar": "triplet"}
+
+
+def _discover() -> tuple[str, ...]:
+    here = Path(__file__).parent
+    return tuple(
+        sorted(m.name[: -len("_dataset")] for m in pkgutil.iter_modules([str(here)]) if m.name.endswith("_dataset"))
+    )
+
+
+DATASET_NAMES = tuple(n for n in _discover() if n != "base")
+DATASET_CHOICES = DATASET_NAMES + tuple(ALIASES)
+
+
+def canonical_name(name: str) -> str:
+    return ALIASES.get(name, name)
+
+
+def find_dataset_using_name(name: str) -> type[BaseDataset]:
+    """The ``BaseDataset`` subclass for ``--dataset_mode name`` (aliases accepted)."""
+    name = canonical_name(name)
+    if name not in DATASET_NAMES:
+        raise UserError(f"unknown --dataset_mode {name!r}; choose one of {', '.join(DATASET_CHOICES)}")
+    module = importlib.import_module(f"data.{name}_dataset")
+    target = name.replace("_", "") + "dataset"
+    for attr, cls in vars(module).items():
+        if attr.lower() == target and isinstance(cls, type) and issubclass(cls, BaseDataset):
+            return cls
+    raise UserError(f"data/{name}_dataset.py defines no BaseDataset subclass named like {target!r}")
+
+
+def get_option_setter(name: str):
+    return find_dataset_using_name(name).modify_commandline_options
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker from the main process's generator; derive numpy/random from it.
+    import random
+
+    import numpy as np
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def create_dataloader(opt: Namespace, *, shuffle: bool | None = None, drop_last: bool = False) -> DataLoader:
+    """The dataset named by ``opt.dataset_mode`` wrapped in a seeded ``DataLoader``."""
+    dataset = find_dataset_using_name(opt.dataset_mode)(opt)
+    print(f"dataset [{type(dataset).__name__}] was created: {len(dataset)} samples from {opt.dataroot}")
+    shuffle = (not opt.serial_batches) if shuffle is None else shuffle
+    return DataLoader(
+        dataset,
+        batch_size=opt.batch_size,
+        shuffle=shuffle,
+        num_workers=int(opt.num_threads),
+        worker_init_fn=_seed_worker,
+        pin_memory=str(getattr(opt, "device", "cpu")).startswith("cuda"),
+        drop_last=drop_last,
+        persistent_workers=False,
+    )

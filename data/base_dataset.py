@@ -1,0 +1,87 @@
+"""Base class of the datasets and the paired geometric transforms.
+
+Every sample's scaling, crop position and flip are drawn once and applied to all of its images
+(cloudy, cloud-free, SAR), so the three stay pixel-aligned. Randomness comes from torch's
+generator, which ``DataLoader`` seeds per worker from the main seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+
+class BaseDataset(Dataset, ABC):
+    """A dataset reads ``opt`` once in ``__init__`` and returns dicts of tensors in ``__getitem__``."""
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        self.opt = opt
+        self.root = opt.dataroot
+
+    @staticmethod
+    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        """Add dataset-specific options or change defaults; returns the parser."""
+        return parser
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def __getitem__(self, index: int) -> dict: ...
+
+
+def _rand_int(high: int) -> int:
+    """Uniform integer in [0, high] from torch's generator."""
+    return int(torch.randint(0, high + 1, ()).item()) if high > 0 else 0
+
+
+def scaled_size(opt: argparse.Namespace, size: tuple[int, int]) -> tuple[int, int]:
+    """(w, h) after the scaling step of ``opt.preprocess``."""
+    w, h = size
+    if "resize" in opt.preprocess:
+        return opt.load_size, opt.load_size
+    if "scale_width" in opt.preprocess and w != opt.load_size:
+        return opt.load_size, max(opt.crop_size, round(opt.load_size * h / w))
+    return w, h
+
+
+def draw_params(opt: argparse.Namespace, size: tuple[int, int]) -> dict:
+    """Draw one sample's crop corner and flip for images of (w, h) = ``size``.
+
+    Training crops at random; testing (``opt.is_train`` false) takes the centre crop.
+    """
+    w, h = scaled_size(opt, size)
+    crop = "crop" in opt.preprocess
+    x = y = 0
+    if crop:
+        if opt.is_train:
+            x, y = _rand_int(w - opt.crop_size), _rand_int(h - opt.crop_size)
+        else:
+            x, y = max(0, (w - opt.crop_size) // 2), max(0, (h - opt.crop_size) // 2)
+    flip = opt.is_train and not opt.no_flip and bool(torch.rand(()).item() > 0.5)
+    return {"size": (w, h), "crop": (x, y) if crop else None, "flip": flip}
+
+
+def apply_params(img: Image.Image, opt: argparse.Namespace, params: dict, method=Image.BICUBIC) -> Image.Image:
+    """Scale, crop and flip a PIL image as drawn by :func:`draw_params`."""
+    if img.size != params["size"]:
+        img = img.resize(params["size"], method)
+    if params["crop"] is not None:
+        x, y = params["crop"]
+        img = img.crop((x, y, x + opt.crop_size, y + opt.crop_size))
+    if params["flip"]:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return img
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """8-bit PIL image -> (C, H, W) float32 in [-1, 1]."""
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)

@@ -1,0 +1,206 @@
+"""The contract every model follows, and what they share: setup, schedules, save/load, visuals.
+
+A model keeps its networks in ``self.nets`` (name -> module; files ``<label>_net_<name>.pth``),
+its optimisers in ``self.optimizers`` (same names), the last losses in ``self.losses`` and the
+last images in ``self.visuals``. ``loss_names`` and ``visual_names`` declare what is reported;
+they are checked against what the model actually computes the first time they are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from util.checkpoint import atomic_save, load_weights, safe_load
+from util.errors import UserError
+
+from .networks import get_scheduler
+
+
+class BaseModel(ABC):
+    """Subclasses fill ``nets``, ``optimizers``, ``loss_names`` and ``visual_names`` in ``__init__``."""
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        self.opt = opt
+        self.is_train = bool(opt.is_train)
+        self.device: torch.device = opt.device
+        self.save_dir = Path(opt.checkpoints_dir) / opt.name
+        self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: list = []
+        self.loss_names: list[str] = []
+        self.visual_names: list[str] = []
+        self.losses: dict[str, torch.Tensor] = {}
+        self.visuals: dict[str, torch.Tensor] = {}
+        self.image_paths: list[str] = []
+        # Mixed precision is off for the faithful model; the hook is here so that it can be
+        # switched on without restructuring the training step.
+        self.amp_dtype: torch.dtype | None = None
+
+    # ------------------------------------------------------------------ contract
+    @staticmethod
+    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        return parser
+
+    @abstractmethod
+    def set_input(self, batch: dict) -> None:
+        """Unpack a batch from the data loader and move it to ``self.device``."""
+
+    @abstractmethod
+    def forward(self) -> dict[str, torch.Tensor]:
+        """Run the networks on the current input; return (and keep in ``self.visuals``) the outputs."""
+
+    @abstractmethod
+    def optimize_parameters(self) -> dict[str, torch.Tensor]:
+        """One training iteration; return (and keep in ``self.losses``) the named losses."""
+
+    def extra_state(self) -> dict:
+        """Training state beyond networks and optimisers (e.g. an image pool)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        return None
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self) -> None:
+        """Schedulers for training; load weights for testing or resuming; print the networks."""
+        opt = self.opt
+        if self.is_train:
+            self.schedulers = [
+                get_scheduler(
+                    optimizer,
+                    lr_policy=opt.lr_policy,
+                    epoch_count=opt.epoch_count,
+                    n_epochs=opt.n_epochs,
+                    n_epochs_decay=opt.n_epochs_decay,
+                    lr_decay_iters=opt.lr_decay_iters,
+                )
+                for optimizer in self.optimizers.values()
+            ]
+        if not self.is_train:
+            self.load_networks(self.checkpoint_label())
+        self.print_networks(opt.verbose)
+
+    def checkpoint_label(self) -> str:
+        return f"iter_{self.opt.load_iter}" if self.opt.load_iter > 0 else str(self.opt.epoch)
+
+    def autocast(self):
+        """Context for the forward passes (a no-op unless ``amp_dtype`` is set)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def train(self) -> None:
+        for net in self.nets.values():
+            net.train()
+
+    def eval(self) -> None:
+        for net in self.nets.values():
+            net.eval()
+
+    def test(self) -> dict[str, torch.Tensor]:
+        """Forward pass without gradients (used by test.py and the training display)."""
+        with torch.no_grad():
+            return self.forward()
+
+    @staticmethod
+    def set_requires_grad(nets: nn.Module | list[nn.Module], requires_grad: bool) -> None:
+        for net in nets if isinstance(nets, list) else [nets]:
+            for p in net.parameters():
+                p.requires_grad_(requires_grad)
+
+    # ------------------------------------------------------------------ reporting
+    def get_current_losses(self) -> dict[str, float]:
+        missing = [n for n in self.loss_names if n not in self.losses]
+        if missing:
+            raise KeyError(f"{type(self).__name__}: loss name(s) {missing} are not computed; it computes {list(self.losses)}")
+        return {name: float(self.losses[name].detach()) for name in self.loss_names}
+
+    def get_current_visuals(self) -> dict[str, torch.Tensor]:
+        missing = [n for n in self.visual_names if n not in self.visuals]
+        if missing:
+            raise KeyError(
+                f"{type(self).__name__}: visual name(s) {missing} are not produced; it produces {list(self.visuals)}"
+            )
+        return {name: self.visuals[name] for name in self.visual_names}
+
+    def get_image_paths(self) -> list[str]:
+        return self.image_paths
+
+    def current_lrs(self) -> dict[str, float]:
+        return {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+
+    def update_learning_rate(self, metric: float | None = None) -> None:
+        """Step every scheduler once (at the end of an epoch) and print the change."""
+        before = next(iter(self.current_lrs().values()), None)
+        for scheduler in self.schedulers:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(0.0 if metric is None else metric)
+            else:
+                scheduler.step()
+        after = next(iter(self.current_lrs().values()), None)
+        if before is not None:
+            print(f"learning rate {before:.7f} -> {after:.7f}")
+
+    def print_networks(self, verbose: bool = False) -> None:
+        print("---------- Networks initialized -------------")
+        for name, net in self.nets.items():
+            if verbose:
+                print(net)
+            count = sum(p.numel() for p in net.parameters())
+            print(f"[Network {name}] Total number of parameters : {count / 1e6:.3f} M ({count:,})")
+        print("-----------------------------------------------")
+
+    # ------------------------------------------------------------------ weights
+    def weight_path(self, label: str, name: str) -> Path:
+        return self.save_dir / f"{label}_net_{name}.pth"
+
+    def save_networks(self, label: str | int) -> None:
+        """Write ``<label>_net_<name>.pth`` for every network: plain CPU state_dicts, official keys."""
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        for name, net in self.nets.items():
+            state = {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
+            atomic_save(state, self.weight_path(str(label), name))
+
+    def load_networks(self, label: str | int, names: list[str] | None = None) -> None:
+        """Load ``<label>_net_<name>.pth`` (ours or the official code's) into the networks."""
+        for name in names or list(self.nets):
+            path = self.weight_path(str(label), name)
+            if not path.is_file():
+                have = sorted({p.name.split("_net_")[0] for p in self.save_dir.glob("*_net_*.pth")})
+                hint = f"saved checkpoints: {', '.join(have)}" if have else f"{self.save_dir} holds no checkpoints"
+                raise UserError(f"no weights {path} for --epoch {label}; {hint}")
+            load_weights(unwrap(self.nets[name]), safe_load(path), path)
+            print(f"loaded {path}")
+
+    # ------------------------------------------------------------------ training state
+    def training_state(self) -> dict:
+        """Everything needed to resume: weights, optimisers, schedulers and the model's extra state."""
+        return {
+            "nets": {name: {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
+                     for name, net in self.nets.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "extra": self.extra_state(),
+        }
+
+    def load_training_state(self, state: dict, source: str) -> None:
+        for name, net in self.nets.items():
+            if name not in state["nets"]:
+                raise UserError(f"{source} has no weights for network {name}")
+            load_weights(unwrap(net), state["nets"][name], f"{source} [{name}]")
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for scheduler, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
+            scheduler.load_state_dict(sched_state)
+        self.load_extra_state(state.get("extra", {}))
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The bare network inside a DataParallel / DistributedDataParallel wrapper."""
+    return net.module if hasattr(net, "module") else net

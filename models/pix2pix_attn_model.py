@@ -1,0 +1,161 @@
+"""The paper's model: SAR-guided cloud removal with an attention GAN (Zhang et al., PRL 2023).
+
+Networks (names and files as in the official code):
+    G2: U-Net, SAR real_C -> optical-looking fake_C                (``*_net_G2.pth``)
+    G : U-Net, cat(real_A, fake_C) -> content g_B                  (``*_net_G.pth``)
+    A : U-Net + clamp(|x|, 0, 1), real_A -> attention att_A        (``*_net_A.pth``)
+    D : PatchGAN on cat(real_C, optical)                           (``*_net_D.pth``)
+Output: fake_B = g_B * att_A + real_A * (1 - att_A): the attention map decides where to
+replace the cloudy input by generated content.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from util.errors import UserError
+from util.image_pool import ImagePool
+
+from . import networks
+from .base_model import BaseModel
+
+
+class Pix2PixAttnModel(BaseModel):
+    @staticmethod
+    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        # The paper's schedule: lr x 0.1 every 100 epochs when --lr_policy step.
+        parser.set_defaults(norm="instance", netG="unet_256", netD="basic", lr_decay_iters=100)
+        if is_train:
+            g = parser.add_argument_group("pix2pix_attn losses")
+            g.add_argument("--lambda_L1", type=float, default=1000.0,
+                           help="weight of L1(fake_B, real_B); the official code used 100 x lambda_A = 1000")
+            g.add_argument("--lambda_A", type=float, default=None,
+                           help="official spelling: sets --lambda_L1 to 100 x lambda_A")
+            g.add_argument("--lambda_ssim", type=float, default=10.0, help="weight of 1 - SSIM(fake_B, real_B)")
+            g.add_argument("--lambda_attn", "--loss_attn_A", dest="lambda_attn", type=float, default=1.0,
+                           help="weight of mean(|att_A|), which keeps the attention sparse")
+        return parser
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        super().__init__(opt)
+        if self.is_train and opt.lambda_A is not None:
+            opt.lambda_L1 = 100.0 * opt.lambda_A
+        self.unet_side = networks.unet_min_size(opt.netG)
+        unet = dict(ngf=opt.ngf, netG=opt.netG, norm=opt.norm, use_dropout=not opt.no_dropout,
+                    use_bias=opt.conv_bias, init_type=opt.init_type, init_gain=opt.init_gain)
+        self.nets = {
+            "G": networks.define_G(opt.input_nc + opt.output_nc, opt.output_nc, **unet),
+            "G2": networks.define_G(opt.sar_nc, opt.output_nc, **unet),
+            "A": networks.define_G(opt.input_nc, 1, attention=True, **unet),
+        }
+        self.visual_names = ["real_A", "fake_B", "real_B", "real_C", "fake_C", "g_B", "att_A"]
+        if self.is_train:
+            self.nets["D"] = networks.define_D(opt.sar_nc + opt.output_nc, ndf=opt.ndf, netD=opt.netD,
+                                               n_layers_D=opt.n_layers_D, norm=opt.norm,
+                                               init_type=opt.init_type, init_gain=opt.init_gain)
+            self.loss_names = ["G_GAN", "G_L1", "G_SSIM", "G_attn", "G2_L1", "G2_SSIM", "D_real", "D_fake"]
+            self.criterion_gan = networks.GANLoss(opt.gan_mode).to(opt.device)
+            self.criterion_ssim = networks.SSIMLoss()
+            self.fake_pool = ImagePool(opt.pool_size)
+            self.optimizers = {
+                name: torch.optim.Adam(self.nets[name].parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+                for name in ("G", "G2", "A", "D")
+            }
+        if opt.input_nc != opt.output_nc:
+            raise UserError(f"--input_nc {opt.input_nc} and --output_nc {opt.output_nc} differ, but fake_B mixes "
+                            "the cloudy input into the output band by band; give both the same band count")
+        for name, net in self.nets.items():
+            self.nets[name] = net.to(self.device)
+
+    # ------------------------------------------------------------------ data
+    def set_input(self, batch: dict) -> None:
+        """Batch from the data loader: 'A' (B, input_nc, H, W), 'B' (B, output_nc, H, W), 'C' (B, sar_nc, H, W)."""
+        expected = {"A": self.opt.input_nc, "B": self.opt.output_nc, "C": self.opt.sar_nc}
+        option = {"A": "--input_nc", "B": "--output_nc", "C": "--sar_nc"}
+        for key, bands in expected.items():
+            t = batch[key]
+            if t.shape[1] != bands:
+                raise UserError(f"{option[key]} is {bands} but the data gives {t.shape[1]} band(s) for {key}")
+            h, w = t.shape[-2:]
+            if h % self.unet_side or w % self.unet_side:
+                raise UserError(f"images of {w}x{h} do not fit --netG {self.opt.netG} (sides must be multiples of "
+                                f"{self.unet_side}); change --crop_size/--preprocess or the U-Net depth")
+        self.real_A = batch["A"].to(self.device, non_blocking=True)
+        self.real_B = batch["B"].to(self.device, non_blocking=True)
+        self.real_C = batch["C"].to(self.device, non_blocking=True)
+        self.image_paths = list(batch.get("A_paths", []))
+
+    def forward(self) -> dict[str, torch.Tensor]:
+        """att_A (B,1,H,W) in [0,1]; fake_C, g_B, fake_B (B,output_nc,H,W) in [-1,1]."""
+        with self.autocast():
+            self.att_A = self.nets["A"](self.real_A)
+            self.fake_C = self.nets["G2"](self.real_C)
+            self.g_B = self.nets["G"](torch.cat([self.real_A, self.fake_C], 1))
+            self.fake_B = self.g_B * self.att_A + self.real_A * (1 - self.att_A)
+        self.visuals = {
+            "real_A": self.real_A, "fake_B": self.fake_B, "real_B": self.real_B, "real_C": self.real_C,
+            "fake_C": self.fake_C, "g_B": self.g_B, "att_A": self.att_A,
+        }
+        return self.visuals
+
+    # ------------------------------------------------------------------ losses
+    def generator_losses(self) -> dict[str, torch.Tensor]:
+        """Losses of G2 (translation) and of G + A (reconstruction), SPEC section 1 steps 2-3."""
+        opt = self.opt
+        with self.autocast():
+            pred_fake = self.nets["D"](torch.cat([self.real_C, self.fake_B], 1))
+        fake_B, real_B = self.fake_B.float(), self.real_B
+        return {
+            "G2_L1": F.l1_loss(self.fake_C.float(), real_B),
+            "G2_SSIM": self.criterion_ssim(self.fake_C.float(), real_B),
+            "G_GAN": self.criterion_gan(pred_fake.float(), True),
+            "G_SSIM": opt.lambda_ssim * self.criterion_ssim(fake_B, real_B),
+            # The official target was meant to be zeros (it used uninitialised memory).
+            "G_attn": opt.lambda_attn * self.att_A.float().abs().mean(),
+            "G_L1": opt.lambda_L1 * F.l1_loss(fake_B, real_B),
+        }
+
+    def discriminator_losses(self) -> dict[str, torch.Tensor]:
+        """LSGAN loss of D on a pooled fake and on the real pair, each halved (step 5)."""
+        fake_pair = self.fake_pool.query(torch.cat([self.real_C, self.fake_B], 1))
+        real_pair = torch.cat([self.real_C, self.real_B], 1)
+        with self.autocast():
+            pred_fake, pred_real = self.nets["D"](fake_pair.detach()), self.nets["D"](real_pair)
+        return {
+            "D_fake": 0.5 * self.criterion_gan(pred_fake.float(), False),
+            "D_real": 0.5 * self.criterion_gan(pred_real.float(), True),
+        }
+
+    def optimize_parameters(self) -> dict[str, torch.Tensor]:
+        """One iteration in the official order: G2's loss, then G+A's (through G2 too), step, then D."""
+        self.forward()
+        for name in ("G", "G2", "A"):
+            self.optimizers[name].zero_grad(set_to_none=True)
+        # D's gradients from the generator loss would be discarded anyway; skip computing them.
+        self.set_requires_grad(self.nets["D"], False)
+        g_losses = self.generator_losses()
+        loss_G2 = g_losses["G2_L1"] + g_losses["G2_SSIM"]
+        loss_G = g_losses["G_GAN"] + g_losses["G_SSIM"] + g_losses["G_attn"] + g_losses["G_L1"]
+        loss_G2.backward(retain_graph=True)
+        loss_G.backward()
+        for name in ("G", "G2", "A"):
+            self.optimizers[name].step()
+
+        self.set_requires_grad(self.nets["D"], True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        d_losses = self.discriminator_losses()
+        (d_losses["D_fake"] + d_losses["D_real"]).backward()
+        self.optimizers["D"].step()
+        self.losses = {**g_losses, **d_losses}
+        return self.losses
+
+    # ------------------------------------------------------------------ state
+    def extra_state(self) -> dict:
+        return {"fake_pool": self.fake_pool.state_dict()} if self.is_train else {}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.is_train and "fake_pool" in state:
+            self.fake_pool.load_state_dict(state["fake_pool"], self.device)

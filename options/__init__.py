@@ -1,0 +1,1 @@
+"""Command-line options: base, train and test, extended by the chosen model and dataset."""

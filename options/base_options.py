@@ -1,0 +1,186 @@
+"""Options shared by training and testing, in the CycleGAN/pix2pix style.
+
+Modern names come first; the official code's spellings (``--batchSize``, ``--loadSize``,
+``--fineSize``, ``--which_model_netG``, ``--nThreads``, ...) are accepted as aliases so that
+the paper's command lines run unchanged. The chosen model and dataset add their own options
+through ``modify_commandline_options(parser, is_train)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import data
+import models
+from models.networks import INIT_CHOICES, NETD_CHOICES, NETG_CHOICES, NORM_CHOICES, unet_min_size
+from util.device import resolve_device
+from util.errors import UserError
+
+from .parser import OneLineParser, non_negative_int, positive_int, size_or_inf
+
+PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+# Attributes that are derived at run time and never saved with the options.
+RUNTIME_KEYS = ("device", "is_train", "gpu_list")
+
+
+class BaseOptions:
+    """Build, parse, validate, print and save the options of one run."""
+
+    is_train = False
+
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        g = parser.add_argument_group("experiment")
+        g.add_argument("--dataroot", required=True, help="folder holding <phase>A, <phase>B, <phase>C (e.g. data/train)")
+        g.add_argument("--name", default="experiment_name", help="experiment name: checkpoints/<name>/, results/<name>/")
+        g.add_argument("--gpu_ids", default="auto", help="'auto' (first GPU if any), -1 for the CPU, or e.g. 0 or 0,1")
+        g.add_argument("--checkpoints_dir", default="./checkpoints", help="where experiments are saved")
+        g.add_argument("--seed", type=int, default=0, help="seed of every random generator (data, init, pool)")
+        g.add_argument("--verbose", action="store_true", help="print the networks and more")
+        g.add_argument("--suffix", default="", help="appended to --name, may use options: e.g. {model}_{netG}")
+
+        g = parser.add_argument_group("model")
+        g.add_argument("--model", default="pix2pix_attn", choices=models.MODEL_NAMES, help="model to use")
+        g.add_argument("--input_nc", type=positive_int, default=3, help="bands of the cloudy optical input (A)")
+        g.add_argument("--output_nc", type=positive_int, default=3, help="bands of the cloud-free output (B)")
+        g.add_argument("--sar_nc", type=positive_int, default=3, help="bands of the SAR image (C); 3 for SAR PNGs")
+        g.add_argument("--ngf", type=positive_int, default=64, help="generator filters in the first conv layer")
+        g.add_argument("--ndf", type=positive_int, default=64, help="discriminator filters in the first conv layer")
+        g.add_argument("--netD", default="basic", choices=NETD_CHOICES, help="discriminator architecture")
+        g.add_argument("--netG", "--which_model_netG", dest="netG", default="unet_256", choices=NETG_CHOICES,
+                       help="generator architecture (U-Net depth)")
+        g.add_argument("--n_layers_D", type=positive_int, default=3, help="layers of the 'n_layers' discriminator")
+        g.add_argument("--norm", default="instance", choices=NORM_CHOICES, help="normalisation layer")
+        g.add_argument("--init_type", default="xavier", choices=INIT_CHOICES, help="weight initialisation")
+        g.add_argument("--init_gain", type=float, default=1.0, help="gain of the initialisation")
+        g.add_argument("--no_dropout", dest="no_dropout", action="store_true", default=True,
+                       help="no dropout in the generators (the paper's setting; the default)")
+        g.add_argument("--dropout", dest="no_dropout", action="store_false", help="use dropout in the U-Net decoders")
+        g.add_argument("--conv_bias", action="store_true",
+                       help="give every U-Net convolution a bias (the official networks have none; "
+                            "their weight files then no longer load)")
+
+        g = parser.add_argument_group("data")
+        g.add_argument("--dataset_mode", default="triplet", choices=data.DATASET_CHOICES,
+                       help="dataset: 'triplet' (alias 'unaligned_sar', the official name) reads PNG triplets")
+        g.add_argument("--serial_batches", action="store_true", help="take images in order, do not shuffle")
+        g.add_argument("--num_threads", "--nThreads", dest="num_threads", type=non_negative_int, default=4,
+                       help="data-loading worker processes (0: load in the main process)")
+        g.add_argument("--batch_size", "--batchSize", dest="batch_size", type=positive_int, default=1)
+        g.add_argument("--load_size", "--loadSize", dest="load_size", type=positive_int, default=286,
+                       help="scale images to this size first")
+        g.add_argument("--crop_size", "--fineSize", dest="crop_size", type=positive_int, default=256,
+                       help="then crop to this size")
+        g.add_argument("--max_dataset_size", type=size_or_inf, default=float("inf"),
+                       help="use at most this many samples ('inf': all)")
+        g.add_argument("--preprocess", default="resize_and_crop", choices=PREPROCESS_CHOICES,
+                       help="scaling and cropping at load time")
+        g.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
+        g.add_argument("--display_winsize", type=positive_int, default=256, help="image size on visdom and HTML pages")
+
+        g = parser.add_argument_group("checkpoint")
+        g.add_argument("--epoch", "--which_epoch", dest="epoch", default="latest",
+                       help="which checkpoint to load: 'latest' or an epoch number")
+        g.add_argument("--load_iter", type=non_negative_int, default=0,
+                       help="if > 0, load the checkpoint saved at this iteration (iter_<n>) instead of --epoch")
+        return parser
+
+    # ------------------------------------------------------------------ parsing
+    def build_parser(self, argv: list[str] | None) -> OneLineParser:
+        """The full parser: base options, then those of the chosen model and dataset."""
+        parser = OneLineParser(prog=self.prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = self.initialize(parser)
+        known, _ = parser.parse_known_args(argv)
+        model_setter = models.get_option_setter(known.model)
+        parser = model_setter(parser, self.is_train)
+        known, _ = parser.parse_known_args(argv)
+        dataset_setter = data.get_option_setter(known.dataset_mode)
+        return dataset_setter(parser, self.is_train)
+
+    prog = "cloud-removal"
+
+    def parse(self, argv: list[str] | None = None, *, save: bool = True) -> argparse.Namespace:
+        parser = self.build_parser(argv)
+        opt = parser.parse_args(argv)
+        opt.is_train = self.is_train
+        if opt.suffix:
+            opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
+        self.finalize(opt)
+        self.validate(opt)
+        opt.device, opt.gpu_list = resolve_device(opt.gpu_ids)
+        seed_everything(opt.seed)
+        self.print_options(opt, parser)
+        if save:
+            self.save_options(opt, parser)
+        return opt
+
+    def finalize(self, opt: argparse.Namespace) -> None:
+        """Derived values (subclasses and models may extend)."""
+        opt.dataset_mode = data.canonical_name(opt.dataset_mode)
+
+    def validate(self, opt: argparse.Namespace) -> None:
+        """Reject contradictory options with one clear message each."""
+        side = unet_min_size(opt.netG)
+        crops = opt.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
+        if opt.preprocess in ("resize_and_crop", "scale_width_and_crop") and opt.crop_size > opt.load_size:
+            raise UserError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
+                            "make the crop smaller or the load size larger")
+        if crops and opt.crop_size % side:
+            raise UserError(f"--netG {opt.netG} needs image sides divisible by {side}, but --crop_size is "
+                            f"{opt.crop_size}; use a crop of {max(side, opt.crop_size // side * side)} "
+                            f"or a shallower U-Net ({', '.join(NETG_CHOICES)})")
+        if opt.epoch != "latest" and not str(opt.epoch).isdigit():
+            raise UserError(f"--epoch {opt.epoch!r}: expected 'latest' or an epoch number")
+
+    # ------------------------------------------------------------------ reporting
+    @staticmethod
+    def format_options(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+        lines = ["----------------- Options ---------------"]
+        for key, value in sorted(saved_options(opt).items()):
+            default = parser.get_default(key)
+            note = f"\t[default: {default}]" if value != default and default is not None else ""
+            lines.append(f"{key:>25}: {value!s:<30}{note}")
+        lines.append("----------------- End -------------------")
+        return "\n".join(lines)
+
+    def print_options(self, opt: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+        print(self.format_options(opt, parser))
+
+    def options_dir(self, opt: argparse.Namespace) -> Path:
+        return Path(opt.checkpoints_dir) / opt.name
+
+    def save_options(self, opt: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+        """``<phase>_opt.txt`` (human) and ``<phase>_opt.json`` (machine) in :meth:`options_dir`."""
+        folder = self.options_dir(opt)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = folder / f"{opt.phase}_opt"
+            stem.with_suffix(".txt").write_text(self.format_options(opt, parser) + "\n")
+            stem.with_suffix(".json").write_text(json.dumps(saved_options(opt), indent=2, sort_keys=True) + "\n")
+        except OSError as err:
+            raise UserError(f"cannot write the options to {folder}: {err.strerror or err}; "
+                            "choose a writable --checkpoints_dir/--results_dir") from None
+
+
+def saved_options(opt: argparse.Namespace) -> dict:
+    """The options as plain JSON-able data, without run-time values such as the device."""
+    out = {}
+    for key, value in vars(opt).items():
+        if key in RUNTIME_KEYS:
+            continue
+        if isinstance(value, float) and not np.isfinite(value):
+            value = str(value)  # JSON has no infinity
+        out[key] = value if isinstance(value, (str, int, float, bool, type(None), list)) else str(value)
+    return out
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -1,0 +1,106 @@
+"""Run a trained model on a test set, save every visual, measure it, and build a results page.
+
+    python test.py --dataroot DATA/test --name realcloud_21 --model pix2pix_attn --no_dropout \
+        --display_id 0 --batchSize 1 --gpu_ids 0 --dataset_mode unaligned_sar --no_flip
+
+Writes ``results/<name>/<phase>_<epoch>/``: ``images/<stem>_<visual>.png``, ``index.html``,
+``metrics_per_image.csv`` and ``metrics_summary.json`` (output and cloudy input vs ground truth).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from data import create_dataloader
+from models import create_model
+from options.test_options import TestOptions
+from util.errors import UserError, run_cli
+from util.html import HTML
+from util.metrics import field_metrics, paper_metrics
+from util.metrics_io import MetricsTable
+from util.util import batch_item, save_image, to_unit, visuals_to_images
+
+# Visuals saved per image, in page order (SPEC section 5).
+PAGE_ORDER = ("real_C", "real_A", "att_A", "att_overlay", "fake_C", "g_B", "fake_B", "real_B")
+
+
+def measure(table: MetricsTable, stem: str, visuals: dict[str, torch.Tensor], images: dict) -> None:
+    """Output and cloudy input against the ground truth, under both protocols (SPEC section 3)."""
+    truth_u8, truth_unit = images["real_B"], to_unit(visuals["real_B"])
+    for name in ("fake_B", "real_A"):
+        table.add(stem, name, "paper", paper_metrics(images[name], truth_u8))
+        table.add(stem, name, "field", field_metrics(to_unit(visuals[name]), truth_unit))
+
+
+def add_metrics_tables(page: HTML, table: MetricsTable) -> None:
+    """One table per protocol at the top of the page: mean of each metric, output vs cloudy input."""
+    results = table.summary()["results"]
+    page.add_header("Metrics (mean over images; files: metrics_per_image.csv, metrics_summary.json)")
+    for protocol, by_comparison in results.items():
+        metrics = list(next(iter(by_comparison.values())))
+        rows = [[table.label(c), *(stats[m]["mean"] for m in metrics)] for c, stats in by_comparison.items()]
+        page.add_text(f"{protocol} protocol")
+        page.add_table(rows, header=["comparison", *metrics])
+
+
+def run_test(argv: list[str] | None = None) -> int:
+    opt = TestOptions().parse(argv, save=False)
+    ckpt_dir = Path(opt.checkpoints_dir) / opt.name
+    if not ckpt_dir.is_dir():
+        raise UserError(f"no experiment {ckpt_dir}; check --name and --checkpoints_dir")
+    loader = create_dataloader(opt)
+    model = create_model(opt)
+    model.setup()
+    if opt.eval:
+        model.eval()
+
+    web_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}"
+    image_dir = web_dir / "images"
+    try:
+        image_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create {image_dir}: {err.strerror}; choose a writable --results_dir") from None
+    TestOptions().save_options(opt, TestOptions().build_parser(argv))
+    page = HTML(str(web_dir), f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
+    table = MetricsTable(reference="real_B")
+    total = int(min(opt.num_test, len(loader.dataset)))
+    done = 0
+    with tqdm(total=total, desc="testing", unit="img", file=sys.stdout) as bar:
+        for batch in loader:
+            if done >= total:
+                break
+            model.set_input(batch)
+            visuals = model.test()
+            for i in range(min(batch["A"].shape[0], total - done)):
+                stem = batch["stem"][i]
+                sample = batch_item(visuals, i)
+                images = visuals_to_images(sample)
+                names = [n for n in PAGE_ORDER if n in images]
+                for name in names:
+                    save_image(images[name], image_dir / f"{stem}_{name}.png", opt.aspect_ratio)
+                measure(table, stem, sample, images)
+                page.add_header(stem)
+                files = [f"{stem}_{n}.png" for n in names]
+                page.add_images(files, names, files, width=opt.display_winsize)
+                done += 1
+                bar.update(1)
+
+    table.write_csv(web_dir / "metrics_per_image.csv")
+    table.write_summary_json(web_dir / "metrics_summary.json")
+    add_metrics_tables(page, table)
+    page.save()
+    print(table.format_table())
+    print(f"{done} images tested; results page: {(web_dir / 'index.html').resolve()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: run_test(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Train a cloud-removal model.
+
+    python train.py --dataroot DATA/train --name realcloud_21 --model pix2pix_attn --niter 210 \
+        --lr_policy step --pool_size 50 --no_dropout --display_id 0 --batchSize 1 --gpu_ids 0 \
+        --dataset_mode unaligned_sar --no_flip --display_freq 500 --save_epoch_freq 40
+
+Checkpoints, options, the loss log and a training web page go to ``checkpoints/<name>/``.
+``--continue_train`` resumes from ``latest_train_state.pth`` where the run stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import torch
+
+from data import create_dataloader
+from models import create_model
+from options.base_options import saved_options
+from options.train_options import TrainOptions
+from util.errors import UserError, run_cli
+from util.train_state import load_training_state, save_training_state, state_path
+from util.util import visuals_to_images
+from util.visualizer import Visualizer
+
+
+def crossed(total: int, step: int, freq: int) -> bool:
+    """True when the image counter passed a multiple of ``freq`` in the last ``step`` images.
+
+    Unlike ``total % freq == 0`` this fires whatever the batch size.
+    """
+    return total // freq > (total - step) // freq
+
+
+def check_finite(losses: dict[str, torch.Tensor], epoch: int, total_iters: int) -> None:
+    values = torch.stack([v.detach().float() for v in losses.values()])
+    if not bool(torch.isfinite(values).all()):
+        bad = [name for name, v in losses.items() if not math.isfinite(float(v))]
+        raise UserError(f"loss {', '.join(bad)} became non-finite at epoch {epoch}, image {total_iters}; "
+                        "training stopped, the last saved checkpoint is intact (try a lower --lr)")
+
+
+def resume(model, opt) -> dict:
+    """Progress to start from: a saved training state, else weights only (official files), else zero."""
+    progress = {"epoch": opt.epoch_count - 1, "total_iters": 0}
+    if not opt.continue_train:
+        return progress
+    label = model.checkpoint_label()
+    if state_path(model.save_dir, label).is_file():
+        progress = load_training_state(model, label, opt)
+        print(f"resuming after epoch {progress['epoch']} ({progress['total_iters']} images seen)")
+    else:
+        model.load_networks(label)
+        print(f"no training state for '{label}' in {model.save_dir}: loaded the weights only; optimisers "
+              f"start afresh at epoch {opt.epoch_count}")
+    return progress
+
+
+def save(model, opt, label: str, progress: dict) -> None:
+    model.save_networks(label)
+    save_training_state(model, label, progress, saved_options(opt))
+
+
+def train(argv: list[str] | None = None) -> int:
+    opt = TrainOptions().parse(argv)
+    loader = create_dataloader(opt)
+    model = create_model(opt)
+    model.setup()
+    progress = resume(model, opt)
+    visualizer = Visualizer(
+        name=opt.name, checkpoints_dir=opt.checkpoints_dir, display_id=opt.display_id,
+        display_server=opt.display_server, display_port=opt.display_port, display_env=opt.display_env,
+        display_ncols=opt.display_ncols, display_winsize=opt.display_winsize, use_html=not opt.no_html,
+        is_train=True,
+    )
+    last_epoch = opt.n_epochs + opt.n_epochs_decay
+    total_iters = progress["total_iters"]
+    for epoch in range(progress["epoch"] + 1, last_epoch + 1):
+        epoch_start = iter_data_time = time.time()
+        epoch_iter = 0
+        visualizer.reset()
+        model.train()
+        for batch in loader:
+            iter_start = time.time()
+            t_data = iter_start - iter_data_time
+            step = batch["A"].shape[0]
+            total_iters += step
+            epoch_iter += step
+            model.set_input(batch)
+            losses = model.optimize_parameters()
+            check_finite(losses, epoch, total_iters)
+
+            if crossed(total_iters, step, opt.display_freq):
+                save_result = crossed(total_iters, step, opt.update_html_freq)
+                visualizer.display_current_results(visuals_to_images(model.get_current_visuals()), epoch, save_result)
+            if crossed(total_iters, step, opt.print_freq):
+                values = model.get_current_losses()
+                t_comp = (time.time() - iter_start) / step
+                visualizer.print_current_losses(epoch, epoch_iter, values, t_comp, t_data)
+                visualizer.plot_current_losses(epoch, epoch_iter / max(1, len(loader.dataset)), values)
+            if crossed(total_iters, step, opt.save_latest_freq):
+                print(f"saving the latest model (epoch {epoch}, images {total_iters})")
+                # A mid-epoch checkpoint resumes at the start of this epoch.
+                save(model, opt, "latest", {"epoch": epoch - 1, "total_iters": total_iters})
+                if opt.save_by_iter:
+                    save(model, opt, f"iter_{total_iters}", {"epoch": epoch - 1, "total_iters": total_iters})
+            iter_data_time = time.time()
+
+        model.update_learning_rate()
+        progress = {"epoch": epoch, "total_iters": total_iters}
+        save(model, opt, "latest", progress)
+        if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
+            print(f"saving the model at the end of epoch {epoch} (images {total_iters})")
+            model.save_networks(epoch)
+        visualizer.save_loss_plot()
+        print(f"end of epoch {epoch} / {last_epoch} \t time taken: {time.time() - epoch_start:.1f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: train(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Utilities: device selection, image conversion, image pool, checkpoints, HTML and visdom display."""

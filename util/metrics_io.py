@@ -1,0 +1,305 @@
+"""Collecting, summarising and writing per-image metrics; reading 8/16-bit images for evaluation.
+
+`MetricsTable` accumulates ``metrics`` dicts (from `util.metrics.paper_metrics` / `field_metrics`)
+keyed by (stem, comparison, protocol) and writes:
+
+``metrics_per_image.csv``  one row per (image stem, comparison), columns
+    ``stem, comparison, reference, <protocol>_<metric>...`` e.g. ``paper_psnr, paper_ssim, paper_rmse,
+    field_rmse, field_psnr, field_mae, field_sam, field_ssim``.  Floats are written with full precision,
+    ``inf`` for the PSNR of identical images, an empty cell where a protocol was not computed.
+    In pandas: ``df = pd.read_csv(p); df.groupby("comparison").mean(numeric_only=True)`` reproduces the
+    summary means, ``df.pivot(index="stem", columns="comparison", values="paper_psnr")`` compares per image.
+
+``metrics_summary.json``  ``{"reference", "comparisons", "protocols", "std", "nonfinite", "results"}``
+    with ``results[protocol][comparison][metric] = {"mean", "std", "count", "n_inf", "mean_finite",
+    "std_finite"}`` (std is the population std over images, ddof=0).  JSON has no infinity: every
+    non-finite statistic (e.g. the mean PSNR when some image pair is identical) is written as ``null``;
+    ``n_inf`` says how many per-image values were infinite and ``mean_finite`` / ``std_finite`` are taken
+    over the finite ones only.  `MetricsTable.summary` returns the same dict with real ``inf``/``nan``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["PROTOCOL_DESCRIPTIONS", "MetricsTable", "read_image", "to_uint8"]
+
+PROTOCOL_DESCRIPTIONS: dict[str, str] = {
+    "paper": "paper protocol: 8-bit RGB (H,W,3) uint8; PSNR with data range 255; SSIM Gaussian 11x11 "
+    "sigma 1.5 per RGB channel then mean (C1=(0.01*255)^2, C2=(0.03*255)^2, 5-px border excluded); "
+    "RMSE on the 0-255 scale; mean over images",
+    "field": "field protocol (UnCRtainTS): reflectance in [0,1], all bands (C,H,W); rmse=sqrt(mean((t-p)^2)); "
+    "psnr=20 log10(1/rmse); mae=mean(|t-p|); sam=mean spectral angle in degrees; SSIM Gaussian 11x11 "
+    "sigma 1.5 per band then mean (C1=0.01^2, C2=0.03^2, 5-px border excluded); mean over images. "
+    "8-bit PNGs are scaled to uint8/255",
+}
+DEFAULT_NOTES: dict[str, str] = {"real_A": "cloudy input"}
+NONFINITE_NOTE = (
+    "JSON cannot hold infinity: non-finite statistics are written as null. n_inf counts per-image values "
+    "that are infinite (PSNR of an output identical to the reference); mean_finite/std_finite exclude them."
+)
+
+
+def _mean_std(v: np.ndarray) -> tuple[float, float]:
+    if v.size == 0:
+        return float("nan"), float("nan")
+    if np.all(np.isfinite(v)):
+        return float(v.mean()), float(v.std())
+    with np.errstate(invalid="ignore"):
+        mean = float(v.mean())
+    return mean, float("nan")
+
+
+def _json_safe(obj: object) -> object:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return "n/a" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return f"{v:.4g}" if abs(v) < 1 else f"{v:.3f}"
+
+
+class MetricsTable:
+    """Accumulates per-image metrics for several comparisons (e.g. ``fake_B``, ``real_A``) against one
+    reference (``real_B``) under several protocols (``paper``, ``field``).
+
+    Usage (test.py)::
+
+        table = MetricsTable(reference="real_B")
+        table.add(stem, "fake_B", "paper", paper_metrics(fake_u8, real_u8))
+        table.add(stem, "real_A", "paper", paper_metrics(cloudy_u8, real_u8))
+        table.add(stem, "fake_B", "field", field_metrics(fake_01, real_01))
+        ...
+        print(table.format_table())
+        table.write_csv(results_dir / "metrics_per_image.csv")
+        table.write_summary_json(results_dir / "metrics_summary.json")
+    """
+
+    def __init__(self, reference: str = "real_B", notes: Mapping[str, str] | None = None) -> None:
+        """``reference``: name of the ground truth; ``notes``: comparison -> remark shown in labels."""
+        self.reference = reference
+        self.notes = dict(DEFAULT_NOTES if notes is None else notes)
+        self._rows: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
+        self._columns: dict[str, list[str]] = {}  # protocol -> metric names, in first-seen order
+        self._comparisons: list[str] = []
+
+    def add(self, stem: str, comparison: str, protocol: str, metrics: Mapping[str, float]) -> None:
+        """Record the metrics of one image (``stem``) for one comparison under one protocol."""
+        if not metrics:
+            raise ValueError(f"MetricsTable.add: empty metrics for {stem!r} {comparison!r} {protocol!r}")
+        row = self._rows.setdefault((str(stem), str(comparison)), {})
+        if protocol in row:
+            raise ValueError(
+                f"MetricsTable.add: duplicate entry for stem {stem!r}, {comparison!r}, {protocol!r}"
+            )
+        row[protocol] = {str(k): float(v) for k, v in metrics.items()}
+        cols = self._columns.setdefault(protocol, [])
+        cols.extend(k for k in row[protocol] if k not in cols)
+        if comparison not in self._comparisons:
+            self._comparisons.append(comparison)
+
+    def __len__(self) -> int:
+        """Number of distinct image stems."""
+        return len({stem for stem, _ in self._rows})
+
+    @property
+    def comparisons(self) -> list[str]:
+        return list(self._comparisons)
+
+    @property
+    def protocols(self) -> list[str]:
+        return list(self._columns)
+
+    def label(self, comparison: str) -> str:
+        """E.g. ``"real_A vs real_B (cloudy input)"``."""
+        note = self.notes.get(comparison)
+        return f"{comparison} vs {self.reference}" + (f" ({note})" if note else "")
+
+    def values(self, protocol: str, comparison: str, metric: str) -> np.ndarray:
+        """Per-image values (float64, in insertion order) of one metric."""
+        out = [
+            r[protocol][metric]
+            for (_, c), r in self._rows.items()
+            if c == comparison and protocol in r and metric in r[protocol]
+        ]
+        return np.asarray(out, dtype=np.float64)
+
+    def summary(self) -> dict:
+        """Mean / std / count per protocol, comparison and metric (floats may be inf or nan here)."""
+        results: dict[str, dict] = {}
+        for protocol, metrics in self._columns.items():
+            for comparison in self._comparisons:
+                stats: dict[str, dict] = {}
+                for metric in metrics:
+                    v = self.values(protocol, comparison, metric)
+                    if v.size == 0:
+                        continue
+                    finite = v[np.isfinite(v)]
+                    mean, std = _mean_std(v)
+                    mean_f, std_f = _mean_std(finite)
+                    stats[metric] = {
+                        "mean": mean,
+                        "std": std,
+                        "count": int(v.size),
+                        "n_inf": int(np.isinf(v).sum()),
+                        "mean_finite": mean_f,
+                        "std_finite": std_f,
+                    }
+                if stats:
+                    results.setdefault(protocol, {})[comparison] = stats
+        return {
+            "reference": self.reference,
+            "comparisons": {c: self.label(c) for c in self._comparisons},
+            "protocols": {p: PROTOCOL_DESCRIPTIONS.get(p, "") for p in self._columns},
+            "std": "population standard deviation over images (ddof=0)",
+            "nonfinite": NONFINITE_NOTE,
+            "results": results,
+        }
+
+    def csv_columns(self) -> list[str]:
+        """Header of the per-image CSV."""
+        cols = ["stem", "comparison", "reference"]
+        return cols + [f"{p}_{m}" for p, ms in self._columns.items() for m in ms]
+
+    def write_csv(self, path: str | os.PathLike) -> None:
+        """Write one row per (stem, comparison); see the module docstring for the format."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(self.csv_columns())
+        for (stem, comparison), row in self._rows.items():
+            cells = [stem, comparison, self.reference]
+            for p, ms in self._columns.items():
+                cells += [repr(row[p][m]) if p in row and m in row[p] else "" for m in ms]
+            writer.writerow(cells)
+        _atomic_write_text(path, buf.getvalue())
+
+    def write_summary_json(self, path: str | os.PathLike) -> None:
+        """Write `summary` as strict JSON (non-finite numbers become null, see ``nonfinite``)."""
+        text = json.dumps(_json_safe(self.summary()), indent=2, allow_nan=False)
+        _atomic_write_text(path, text + "\n")
+
+    def format_table(self) -> str:
+        """Plain-text table: one row per comparison, columns = metric means grouped by protocol."""
+        if not self._rows:
+            return "(no metrics)"
+        summ = self.summary()["results"]
+        titles = {"paper": "paper protocol (8-bit RGB)", "field": "field protocol (reflectance 0-1)"}
+        head = ["comparison", "n"]
+        groups: list[tuple[int, int, str]] = []  # (first column, n columns, title)
+        for p, ms in self._columns.items():
+            groups.append((len(head), len(ms), titles.get(p, f"{p} protocol")))
+            head += ms
+        body, notes = [], []
+        for c in self._comparisons:
+            n = sum(1 for (_, cc) in self._rows if cc == c)
+            cells = [self.label(c), str(n)]
+            for p, ms in self._columns.items():
+                for m in ms:
+                    s = summ.get(p, {}).get(c, {}).get(m)
+                    cells.append("" if s is None else _fmt(s["mean"]))
+                    if s is not None and s["n_inf"]:
+                        notes.append(
+                            f"  {p} {m}, {self.label(c)}: {s['n_inf']} of {s['count']} images identical to "
+                            f"the reference (inf); mean over the rest: {_fmt(s['mean_finite'])}"
+                        )
+            body.append(cells)
+        widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+        for start, k, title in groups:  # spread a long group title over the group's columns
+            extra = len(title) - (sum(widths[start : start + k]) + 2 * (k - 1))
+            for j in range(max(extra, 0)):
+                widths[start + j % k] += 1
+        starts = {g[0] for g in groups}
+
+        def line(cells: list[str]) -> str:
+            out = ""
+            for i, cell in enumerate(cells):
+                sep = "" if i == 0 else (" | " if i in starts else "  ")
+                out += sep + (cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]))
+            return out.rstrip()
+
+        top = " " * (widths[0] + 2 + widths[1])
+        for start, k, title in groups:
+            span = sum(widths[start : start + k]) + 2 * (k - 1)
+            top += " | " + title.center(span)
+        lines = [top.rstrip(), line(head), *(line(r) for r in body)]
+        lines.insert(2, "-" * max(len(s) for s in lines))
+        if notes:
+            lines += ["notes:", *notes]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- image reading
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` uint8 (returned as is) or uint16 (-> ``round(x / 257)``, i.e. x * 255 / 65535)."""
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return np.floor(img.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+    raise ValueError(f"to_uint8: expected uint8 or uint16, got dtype {img.dtype}")
+
+
+def _rawmode(im: object) -> str:
+    """Pillow's raw (on-disk) pixel layout of an opened image, e.g. ``"RGB;16B"``; "" if unknown."""
+    tile = getattr(im, "tile", None)
+    if not tile:
+        return ""
+    args = tile[0].args
+    return str(args[0] if isinstance(args, tuple) else args)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an 8- or 16-bit image as ``(H, W, 3)`` RGB, dtype uint8 or uint16 (values not rescaled).
+
+    8-bit images of any Pillow mode (L, P, RGBA, ...) go through ``convert("RGB")`` (alpha dropped,
+    grey replicated), like the official code.  16-bit grey PNG/TIFF is replicated to 3 channels;
+    16-bit colour TIFF is read with tifffile.  Raises ``ValueError`` for float images and for 16-bit
+    colour PNG (Pillow would silently truncate it to 8 bits), ``OSError`` if the file cannot be decoded.
+    """
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in ("RGB", "RGBA", "RGBX") and ";16" in _rawmode(im):
+            if (im.format or "").upper() != "TIFF":
+                raise ValueError("16-bit colour PNG is not supported (Pillow truncates it to 8 bits)")
+            import tifffile
+
+            arr = np.asarray(tifffile.imread(path))
+            if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+                raise ValueError(f"unsupported 16-bit TIFF layout {arr.shape} {arr.dtype}")
+            return np.ascontiguousarray(arr[:, :, :3])
+        if im.mode.startswith("I"):
+            arr = np.asarray(im)
+            if arr.min() < 0 or arr.max() > 65535:
+                raise ValueError(f"integer image with values outside 0..65535 (mode {im.mode})")
+            return np.repeat(arr.astype(np.uint16)[:, :, None], 3, axis=2)
+        if im.mode == "F":
+            raise ValueError("floating-point images are not supported (use 8- or 16-bit images)")
+        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
