@@ -1,6 +1,7 @@
 """Models: ``--model X`` finds ``models/X_model.py`` and its ``XModel`` class (a ``BaseModel``).
 
-To add a model, copy ``template_model.py`` to ``<name>_model.py``; nothing else needs editing.
+To add a model, copy ``template_model.py`` (itself a working ``--model template``) to
+``<name>_model.py``; nothing else needs editing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .base_model import BaseModel
 def _discover() -> tuple[str, ...]:
     here = Path(__file__).parent
     names = (m.name[: -len("_model")] for m in pkgutil.iter_modules([str(here)]) if m.name.endswith("_model"))
-    return tuple(sorted(n for n in names if n not in ("base", "template")))
+    return tuple(sorted(n for n in names if n != "base"))
 
 
 MODEL_NAMES = _discover()

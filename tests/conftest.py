@@ -1,0 +1,36 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def visdom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A real visdom server on a free loopback port, started offline (no asset download).
+
+    Yields ``(host, port)``; the server's env files live in a temporary folder
+    and the process is stopped at the end of the session. Tests using it are
+    skipped when visdom is not installed.
+    """
+    if importlib.util.find_spec("visdom") is None:
+        pytest.skip(
+            "visdom is not installed (pip install 'setuptools<81' && pip install --no-build-isolation visdom)"
+        )
+    from util.visdom_display import find_free_port, start_visdom_server, stop_visdom_server
+
+    host = "127.0.0.1"
+    port = find_free_port(host)
+    root = tmp_path_factory.mktemp("visdom_server")
+    try:
+        proc = start_visdom_server(port, str(root / "env"), host=host, log_path=str(root / "server.log"))
+    except RuntimeError as exc:
+        log = (root / "server.log").read_text(errors="replace")[-2000:]
+        pytest.fail(f"{exc}\n--- server log ---\n{log}")
+    try:
+        yield host, port
+    finally:
+        stop_visdom_server(proc)

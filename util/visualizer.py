@@ -1,0 +1,271 @@
+"""Training visualiser: visdom plots/images, an HTML results page, a loss log and a loss-curve PNG.
+
+Layout under ``<checkpoints_dir>/<name>/``::
+
+    loss_log.txt                      one line per print_current_losses call
+    web/index.html                    results page (newest epoch first, link to the loss curves)
+    web/images/epoch003_fake_B.png    images saved by display_current_results(save_result=True)
+    web/loss_curves.png               written by save_loss_plot()
+
+Visdom is optional: with ``display_id > 0`` a client is created lazily on the
+first display call; an unreachable server gives one warning and training goes
+on (see ``util.visdom_display.VisdomDisplay``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from util.html import HTML
+from util.visdom_display import VisdomDisplay, make_image_grid, to_rgb_uint8
+
+_LOSS_LINE = re.compile(r"^\(epoch: (\d+), iters: (\d+), time: ([^,]+), data: ([^)]+)\)(.*)$")
+_LOSS_ITEM = re.compile(r"([^\s:]+): (\S+)")
+_IMAGE_FILE = re.compile(r"^epoch(\d+)_(.+)\.png$")
+
+
+@dataclass
+class LossRecord:
+    """One parsed line of ``loss_log.txt``."""
+
+    epoch: int
+    iters: int
+    time: float
+    data: float
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+def parse_loss_log(path: str, latest_run: bool = True) -> list[LossRecord]:
+    """Parse the loss lines of a ``loss_log.txt`` (headers and junk lines are skipped).
+
+    With ``latest_run`` (default), when the log goes back in (epoch, iters) -
+    a resumed or restarted run appended to the same file - the older entries
+    from that point on are dropped, so the result is one monotonic history.
+    """
+    records: list[LossRecord] = []
+    if not os.path.isfile(path):
+        return records
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = _LOSS_LINE.match(line.strip())
+            if not m:
+                continue
+            try:
+                rec = LossRecord(int(m[1]), int(m[2]), float(m[3]), float(m[4]))
+                rec.losses = {k: float(v) for k, v in _LOSS_ITEM.findall(m[5])}
+            except ValueError:
+                continue
+            if latest_run:
+                while records and (records[-1].epoch, records[-1].iters) >= (rec.epoch, rec.iters):
+                    records.pop()
+            records.append(rec)
+    return records
+
+
+def _safe_label(label: str) -> str:
+    """Make a visual's label usable inside a file name (no path separators or NULs)."""
+    return re.sub(r"[/\\\x00]", "_", label) or "_"
+
+
+class Visualizer:
+    """Display/save images and losses during training (visdom + HTML + text log)."""
+
+    def __init__(
+        self,
+        name: str,
+        checkpoints_dir: str,
+        display_id: int = 1,
+        display_server: str = "http://localhost",
+        display_port: int = 8097,
+        display_env: str = "main",
+        display_ncols: int = 4,
+        display_winsize: int = 256,
+        use_html: bool = True,
+        is_train: bool = True,
+        retry_interval: float = 60.0,
+        timeout: float = 5.0,
+    ) -> None:
+        """Set up paths (and the loss-log header in training mode); visdom connects lazily.
+
+        Args:
+            name: experiment name (folder under ``checkpoints_dir``).
+            checkpoints_dir: root folder of experiments.
+            display_id: visdom window id base; <= 0 disables visdom.
+            display_server, display_port, display_env: where to send plots/images.
+            display_ncols: images per row in the visdom panel and the HTML page (<= 0: one row).
+            display_winsize: image width on the HTML page.
+            use_html: save images and build ``web/index.html``.
+            is_train: training mode (writes a dated header to ``loss_log.txt``).
+            retry_interval: seconds between reconnection attempts to an unreachable server.
+            timeout: seconds allowed for each request to the visdom server.
+        """
+        self.name = name
+        self.display_id = display_id
+        self.ncols = display_ncols
+        self.win_size = display_winsize
+        self.use_html = use_html
+        self.is_train = is_train
+        self.expr_dir = os.path.join(checkpoints_dir, name)
+        self.web_dir = os.path.join(self.expr_dir, "web")
+        self.img_dir = os.path.join(self.web_dir, "images")
+        self.log_name = os.path.join(self.expr_dir, "loss_log.txt")
+        self.loss_plot_path = os.path.join(self.web_dir, "loss_curves.png")
+        self.loss_win = f"losses_{display_id}"
+        self.images_win = f"images_{display_id}"
+        self.saved = False
+        self._label_order: list[str] = []
+        self._plot_x: list[float] = []
+        self._plot_y: dict[str, list[float]] = {}
+        self.display: VisdomDisplay | None = None
+        if display_id > 0:
+            self.display = VisdomDisplay(
+                display_server, display_port, display_env, retry_interval=retry_interval, timeout=timeout
+            )
+        os.makedirs(self.expr_dir, exist_ok=True)
+        if is_train:
+            with open(self.log_name, "a", encoding="utf-8") as f:
+                f.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
+
+    def reset(self) -> None:
+        """Start of an epoch: forget that results were saved."""
+        self.saved = False
+
+    # ------------------------------------------------------------------ images
+
+    def display_current_results(self, visuals: dict[str, np.ndarray], epoch: int, save_result: bool) -> None:
+        """Show ``visuals`` (label -> uint8 (H, W, 3) array) in visdom and optionally save them to HTML."""
+        if not visuals:
+            return
+        labels = list(visuals)
+        images = [to_rgb_uint8(visuals[k]) for k in labels]
+        if self.display is not None:
+            grid = make_image_grid(images, self.ncols)
+            opts = {"title": f"{self.name} epoch {epoch}", "caption": " | ".join(labels)}
+            self.display.send(lambda vis: vis.image(grid.transpose(2, 0, 1), win=self.images_win, opts=opts))
+        if self.use_html and save_result:
+            os.makedirs(self.img_dir, exist_ok=True)
+            for label, im in zip(labels, images):
+                Image.fromarray(im).save(
+                    os.path.join(self.img_dir, f"epoch{epoch:03d}_{_safe_label(label)}.png")
+                )
+            self._label_order = [_safe_label(k) for k in labels]
+            self.saved = True
+            self.write_html()
+
+    def write_html(self) -> str:
+        """Rebuild ``web/index.html`` from the images on disk (newest epoch first); return its path."""
+        by_epoch: dict[int, list[tuple[str, str]]] = {}  # epoch -> [(label, file name)]
+        if os.path.isdir(self.img_dir):
+            for fname in os.listdir(self.img_dir):
+                m = _IMAGE_FILE.match(fname)
+                if m:
+                    by_epoch.setdefault(int(m[1]), []).append((m[2], fname))
+        order = {label: i for i, label in enumerate(self._label_order)}
+        page = HTML(self.web_dir, f"Experiment name = {self.name}", refresh=60 if self.is_train else 0)
+        if os.path.isfile(self.loss_plot_path):
+            plot_name = os.path.basename(self.loss_plot_path)
+            page.add_header("Loss curves")
+            page.add_link("loss curves (PNG)", plot_name, image=plot_name, width=640)
+        for epoch in sorted(by_epoch, reverse=True):
+            items = sorted(by_epoch[epoch], key=lambda it: (order.get(it[0], len(order)), it[0]))
+            files = [fname for _, fname in items]
+            page.add_header(f"epoch [{epoch}]")
+            page.add_images(
+                files, [label for label, _ in items], files, width=self.win_size, ncols=self.ncols
+            )
+        return page.save()
+
+    # ------------------------------------------------------------------ losses
+
+    def plot_current_losses(self, epoch: int, counter_ratio: float, losses: dict[str, float]) -> None:
+        """Add a point (x = epoch + counter_ratio) to the history and redraw the visdom loss plot.
+
+        Loss names that appear later are back-filled with NaN (gaps); names that
+        disappear get NaN from then on, so every line keeps its own history.
+        """
+        n = len(self._plot_x)
+        for key in losses:
+            self._plot_y.setdefault(key, [math.nan] * n)
+        self._plot_x.append(float(epoch) + float(counter_ratio))
+        for key, ys in self._plot_y.items():
+            ys.append(float(losses[key]) if key in losses else math.nan)
+        if self.display is not None and self._plot_y:
+            self.display.send(self._send_loss_plot)
+
+    def _send_loss_plot(self, vis: Any) -> None:
+        """Send the complete loss history as one multi-line plot."""
+        names = list(self._plot_y)
+        y = np.column_stack([self._plot_y[k] for k in names])
+        x = np.tile(np.asarray(self._plot_x)[:, None], (1, len(names)))
+        opts = {"title": f"{self.name} loss over time", "legend": names, "xlabel": "epoch", "ylabel": "loss"}
+        vis.line(X=x, Y=y, win=self.loss_win, opts=opts)
+
+    def print_current_losses(
+        self, epoch: int, iters: int, losses: dict[str, float], t_comp: float, t_data: float
+    ) -> str:
+        """Print the losses and append the same line to ``loss_log.txt``; return the line."""
+        message = f"(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
+        message += "".join(f"{k}: {float(v):.3f} " for k, v in losses.items())
+        message = message.rstrip()
+        print(message)
+        with open(self.log_name, "a", encoding="utf-8") as f:
+            f.write(message + "\n")
+        return message
+
+    def loss_history(self) -> dict[str, tuple[list[float], list[float]]]:
+        """Loss curves as ``name -> (x, y)``: from ``loss_log.txt`` (survives resume) or, if empty, memory.
+
+        For the log, x = epoch + iters / max(iters) (an estimate of epoch + counter_ratio).
+        """
+        curves: dict[str, tuple[list[float], list[float]]] = {}
+        records = parse_loss_log(self.log_name)
+        if records:
+            per_epoch = max(r.iters for r in records) or 1
+            for r in records:
+                for k, v in r.losses.items():
+                    xs, ys = curves.setdefault(k, ([], []))
+                    xs.append(r.epoch + r.iters / per_epoch)
+                    ys.append(v)
+            return curves
+        for k, ys in self._plot_y.items():
+            pts = [(x, y) for x, y in zip(self._plot_x, ys) if not math.isnan(y)]
+            curves[k] = ([p[0] for p in pts], [p[1] for p in pts])
+        return curves
+
+    def save_loss_plot(self) -> str | None:
+        """Write ``web/loss_curves.png`` (all losses vs epoch) and relink the HTML page.
+
+        Returns the PNG path, or None when there is nothing to plot.
+        """
+        curves = self.loss_history()
+        if not any(xs for xs, _ in curves.values()):
+            return None
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: no global backend state
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(8, 4.5), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        for k, (xs, ys) in curves.items():
+            ax.plot(xs, ys, label=k, linewidth=1)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.set_title(f"{self.name}: training losses")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize="small")
+        fig.tight_layout()
+        os.makedirs(self.web_dir, exist_ok=True)
+        tmp = self.loss_plot_path + ".tmp.png"
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, self.loss_plot_path)
+        if self.use_html:
+            self.write_html()
+        return self.loss_plot_path
