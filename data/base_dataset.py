@@ -81,7 +81,7 @@ def apply_params(img: Image.Image, opt: argparse.Namespace, params: dict, method
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """8-bit PIL image -> (C, H, W) float32 in [-1, 1]."""
-    arr = np.asarray(img, dtype=np.uint8)
+    arr = np.array(img, dtype=np.uint8)  # a writable copy: torch warns on read-only arrays
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)

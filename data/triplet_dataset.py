@@ -37,7 +37,7 @@ def pair_by_stem(folders: dict[str, Path]) -> list[dict[str, Path]]:
             if lacking:
                 examples = ", ".join(lacking[:3]) + (", ..." if len(lacking) > 3 else "")
                 gaps.append(f"{folders[role]} lacks {len(lacking)} ({examples})")
-        raise UserError(f"the triplet folders do not pair up by file name: {'; '.join(gaps)}")
+        raise UserError(f"the image folders do not pair up by file name: {'; '.join(gaps)}")
     return [{role: listing[role][stem] for role in listing} for stem in sorted(common)]
 
 

@@ -36,7 +36,7 @@ class BaseOptions:
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         g = parser.add_argument_group("experiment")
-        g.add_argument("--dataroot", required=True, help="folder holding <phase>A, <phase>B, <phase>C (e.g. data/train)")
+        g.add_argument("--dataroot", help="(required) folder holding <phase>A, <phase>B, <phase>C, e.g. data/train")
         g.add_argument("--name", default="experiment_name", help="experiment name: checkpoints/<name>/, results/<name>/")
         g.add_argument("--gpu_ids", default="auto", help="'auto' (first GPU if any), -1 for the CPU, or e.g. 0 or 0,1")
         g.add_argument("--checkpoints_dir", default="./checkpoints", help="where experiments are saved")
@@ -67,7 +67,8 @@ class BaseOptions:
 
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", default="triplet", choices=data.DATASET_CHOICES,
-                       help="dataset: 'triplet' (alias 'unaligned_sar', the official name) reads PNG triplets")
+                       help="dataset: 'triplet' (alias 'unaligned_sar', the official name) reads PNG triplets, "
+                            "'simcloud' adds simulated clouds to cloud-free images on the fly")
         g.add_argument("--serial_batches", action="store_true", help="take images in order, do not shuffle")
         g.add_argument("--num_threads", "--nThreads", dest="num_threads", type=non_negative_int, default=4,
                        help="data-loading worker processes (0: load in the main process)")
@@ -93,14 +94,17 @@ class BaseOptions:
     # ------------------------------------------------------------------ parsing
     def build_parser(self, argv: list[str] | None) -> OneLineParser:
         """The full parser: base options, then those of the chosen model and dataset."""
-        parser = OneLineParser(prog=self.prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        # --help is added last, so that it lists the model's and the dataset's options too.
+        parser = OneLineParser(prog=self.prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False)
         parser = self.initialize(parser)
         known, _ = parser.parse_known_args(argv)
         model_setter = models.get_option_setter(known.model)
         parser = model_setter(parser, self.is_train)
         known, _ = parser.parse_known_args(argv)
         dataset_setter = data.get_option_setter(known.dataset_mode)
-        return dataset_setter(parser, self.is_train)
+        parser = dataset_setter(parser, self.is_train)
+        parser.add_argument("-h", "--help", action="help", help="show this message and exit")
+        return parser
 
     prog = "cloud-removal"
 
@@ -124,7 +128,9 @@ class BaseOptions:
         opt.dataset_mode = data.canonical_name(opt.dataset_mode)
 
     def validate(self, opt: argparse.Namespace) -> None:
-        """Reject contradictory options with one clear message each."""
+        """Reject missing or contradictory options with one clear message each."""
+        if not opt.dataroot:
+            raise UserError("--dataroot is required: the folder holding the image folders (e.g. data/train)")
         side = unet_min_size(opt.netG)
         crops = opt.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
         if opt.preprocess in ("resize_and_crop", "scale_width_and_crop") and opt.crop_size > opt.load_size:
