@@ -28,12 +28,21 @@ from util.util import batch_item, save_image, to_unit, visuals_to_images
 PAGE_ORDER = ("real_C", "real_A", "att_A", "att_overlay", "fake_C", "g_B", "fake_B", "real_B")
 
 
-def measure(table: MetricsTable, stem: str, visuals: dict[str, torch.Tensor], images: dict) -> None:
-    """Output and cloudy input against the ground truth, under both protocols (SPEC section 3)."""
+def measure(table: MetricsTable, stem: str, visuals: dict[str, torch.Tensor], images: dict,
+            rgb_bands: tuple[int, ...] | None = None) -> None:
+    """Output and cloudy input against the ground truth, under both protocols (SPEC section 3).
+
+    ``rgb_bands`` (positions of B4, B3, B2 in multispectral data) adds the field protocol on them
+    alone ('field_rgb'); the paper protocol is measured on the 8-bit previews in ``images``.
+    """
     truth_u8, truth_unit = images["real_B"], to_unit(visuals["real_B"])
     for name in ("fake_B", "real_A"):
+        pred_unit = to_unit(visuals[name])
         table.add(stem, name, "paper", paper_metrics(images[name], truth_u8))
-        table.add(stem, name, "field", field_metrics(to_unit(visuals[name]), truth_unit))
+        table.add(stem, name, "field", field_metrics(pred_unit, truth_unit))
+        if rgb_bands is not None:
+            rgb = list(rgb_bands)
+            table.add(stem, name, "field_rgb", field_metrics(pred_unit[rgb], truth_unit[rgb]))
 
 
 def add_metrics_tables(page: HTML, table: MetricsTable) -> None:
@@ -53,6 +62,10 @@ def run_test(argv: list[str] | None = None) -> int:
     if not ckpt_dir.is_dir():
         raise UserError(f"no experiment {ckpt_dir}; check --name and --checkpoints_dir")
     loader = create_dataloader(opt)
+    # GeoTIFF datasets (sen12mscr) render previews, name their RGB bands and write georeferenced outputs.
+    previewer = getattr(loader.dataset, "preview", None)
+    rgb_bands = getattr(loader.dataset, "rgb_bands", None)
+    save_geotiff = getattr(loader.dataset, "save_geotiff", None)
     model = create_model(opt)
     model.setup()
     if opt.eval:
@@ -78,11 +91,13 @@ def run_test(argv: list[str] | None = None) -> int:
             for i in range(min(batch["A"].shape[0], total - done)):
                 stem = batch["stem"][i]
                 sample = batch_item(visuals, i)
-                images = visuals_to_images(sample)
+                images = visuals_to_images(sample, previewer=previewer)
                 names = [n for n in PAGE_ORDER if n in images]
                 for name in names:
                     save_image(images[name], image_dir / f"{stem}_{name}.png", opt.aspect_ratio)
-                measure(table, stem, sample, images)
+                measure(table, stem, sample, images, rgb_bands)
+                if save_geotiff is not None:
+                    save_geotiff(image_dir / f"{stem}_fake_B.tif", sample["fake_B"], batch, i)
                 page.add_header(stem)
                 files = [f"{stem}_{n}.png" for n in names]
                 page.add_images(files, names, files, width=opt.display_winsize)

@@ -66,6 +66,7 @@ def save(model, opt, label: str, progress: dict) -> None:
 def train(argv: list[str] | None = None) -> int:
     opt = TrainOptions().parse(argv)
     loader = create_dataloader(opt)
+    previewer = getattr(loader.dataset, "preview", None)  # e.g. natural colour for Sentinel-2 data
     model = create_model(opt)
     model.setup()
     progress = resume(model, opt)
@@ -94,7 +95,8 @@ def train(argv: list[str] | None = None) -> int:
 
             if crossed(total_iters, step, opt.display_freq):
                 save_result = crossed(total_iters, step, opt.update_html_freq)
-                visualizer.display_current_results(visuals_to_images(model.get_current_visuals()), epoch, save_result)
+                images = visuals_to_images(model.get_current_visuals(), previewer=previewer)
+                visualizer.display_current_results(images, epoch, save_result)
             if crossed(total_iters, step, opt.print_freq):
                 values = model.get_current_losses()
                 t_comp = (time.time() - iter_start) / step

@@ -85,3 +85,22 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
+
+
+def apply_params_array(arr: np.ndarray, opt: argparse.Namespace, params: dict) -> np.ndarray:
+    """:func:`apply_params` for a ``(C, H, W)`` float array of any band count (e.g. reflectance).
+
+    Scaling is bicubic (antialiased when shrinking) and clipped to the input's value range, so
+    reflectance stays in [0, 1]; the crop and the flip are exact.
+    """
+    w, h = params["size"]
+    if (arr.shape[2], arr.shape[1]) != (w, h):
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None]
+        t = torch.nn.functional.interpolate(t, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
+        arr = np.clip(t[0].numpy(), float(arr.min()), float(arr.max()))
+    if params["crop"] is not None:
+        x, y = params["crop"]
+        arr = arr[:, y : y + opt.crop_size, x : x + opt.crop_size]
+    if params["flip"]:
+        arr = arr[:, :, ::-1]
+    return np.ascontiguousarray(arr, dtype=np.float32)

@@ -23,6 +23,15 @@ from . import networks
 from .base_model import BaseModel
 
 
+class _LambdaA(argparse.Action):
+    """``--lambda_A x`` (official) means an L1 weight of 100 x; set it at parse time so that the
+    saved options show the weight actually used."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.lambda_L1 = 100.0 * values
+
+
 class Pix2PixAttnModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -32,7 +41,7 @@ class Pix2PixAttnModel(BaseModel):
             g = parser.add_argument_group("pix2pix_attn losses")
             g.add_argument("--lambda_L1", type=float, default=1000.0,
                            help="weight of L1(fake_B, real_B); the official code used 100 x lambda_A = 1000")
-            g.add_argument("--lambda_A", type=float, default=None,
+            g.add_argument("--lambda_A", type=float, default=None, action=_LambdaA,
                            help="official spelling: sets --lambda_L1 to 100 x lambda_A")
             g.add_argument("--lambda_ssim", type=float, default=10.0, help="weight of 1 - SSIM(fake_B, real_B)")
             g.add_argument("--lambda_attn", "--loss_attn_A", dest="lambda_attn", type=float, default=1.0,
@@ -41,8 +50,6 @@ class Pix2PixAttnModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
-        if self.is_train and opt.lambda_A is not None:
-            opt.lambda_L1 = 100.0 * opt.lambda_A
         self.unet_side = networks.unet_min_size(opt.netG)
         unet = dict(ngf=opt.ngf, netG=opt.netG, norm=opt.norm, use_dropout=not opt.no_dropout,
                     use_bias=opt.conv_bias, init_type=opt.init_type, init_gain=opt.init_gain)

@@ -68,7 +68,8 @@ class BaseOptions:
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", default="triplet", choices=data.DATASET_CHOICES,
                        help="dataset: 'triplet' (alias 'unaligned_sar', the official name) reads PNG triplets, "
-                            "'simcloud' adds simulated clouds to cloud-free images on the fly")
+                            "'simcloud' adds simulated clouds to cloud-free images on the fly, "
+                            "'sen12mscr' reads the native SEN12MS-CR GeoTIFF tree (multispectral)")
         g.add_argument("--serial_batches", action="store_true", help="take images in order, do not shuffle")
         g.add_argument("--num_threads", "--nThreads", dest="num_threads", type=non_negative_int, default=4,
                        help="data-loading worker processes (0: load in the main process)")
@@ -126,6 +127,10 @@ class BaseOptions:
     def finalize(self, opt: argparse.Namespace) -> None:
         """Derived values (subclasses and models may extend)."""
         opt.dataset_mode = data.canonical_name(opt.dataset_mode)
+        # A dataset may derive options from its own (e.g. sen12mscr: --input_nc from --s2_bands).
+        hook = getattr(data.find_dataset_using_name(opt.dataset_mode), "finalize_options", None)
+        if hook is not None:
+            hook(opt)
 
     def validate(self, opt: argparse.Namespace) -> None:
         """Reject missing or contradictory options with one clear message each."""

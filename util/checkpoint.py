@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +66,7 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
         raise UserError(
             f"checkpoint {path} was refused: it holds objects other than tensors and plain data ({first})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+    except Exception as err:  # the unpickler fails on arbitrary bytes with any error type (KeyError...)
         raise UserError(f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(err).__name__})") from None
 
 

@@ -19,8 +19,23 @@ def run_cli(main: Callable[[], int]) -> int:
     try:
         return main()
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(err: UserError) -> str:
+    """The message of ``err``, also when a DataLoader worker raised it.
+
+    torch re-raises a worker's exception with the worker's traceback in its message
+    ("Caught UserError in DataLoader worker process 0. Original Traceback ..."); the user's
+    message is the traceback's last line, after the exception's name.
+    """
+    text = str(err)
+    if "Original Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    name = f"{UserError.__module__}.{UserError.__qualname__}: "
+    return last[len(name):] if last.startswith(name) else last

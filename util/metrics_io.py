@@ -40,6 +40,8 @@ PROTOCOL_DESCRIPTIONS: dict[str, str] = {
     "psnr=20 log10(1/rmse); mae=mean(|t-p|); sam=mean spectral angle in degrees; SSIM Gaussian 11x11 "
     "sigma 1.5 per band then mean (C1=0.01^2, C2=0.03^2, 5-px border excluded); mean over images. "
     "8-bit PNGs are scaled to uint8/255",
+    "field_rgb": "field protocol on the natural-colour bands B4, B3, B2 of multispectral reflectance only "
+    "(same formulas as 'field'); for comparison with RGB-only results",
 }
 DEFAULT_NOTES: dict[str, str] = {"real_A": "cloudy input"}
 NONFINITE_NOTE = (
@@ -209,7 +211,8 @@ class MetricsTable:
         if not self._rows:
             return "(no metrics)"
         summ = self.summary()["results"]
-        titles = {"paper": "paper protocol (8-bit RGB)", "field": "field protocol (reflectance 0-1)"}
+        titles = {"paper": "paper protocol (8-bit RGB)", "field": "field protocol (reflectance 0-1)",
+                  "field_rgb": "field protocol, B4 B3 B2 only"}
         head = ["comparison", "n"]
         groups: list[tuple[int, int, str]] = []  # (first column, n columns, title)
         for p, ms in self._columns.items():

@@ -56,6 +56,7 @@ def restore_rng(state: dict) -> None:
 def save_training_state(model, label: str, progress: dict, options: dict) -> Path:
     """Write ``<label>_train_state.pth`` beside the weights; returns its path."""
     path = state_path(model.save_dir, label)
+    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format_version": FORMAT_VERSION,
         "progress": dict(progress),

@@ -83,12 +83,16 @@ def attention_heatmap(att: torch.Tensor) -> np.ndarray:
     return HEAT_LUT[np.rint(a * 255).astype(np.uint8)]
 
 
-def attention_overlay(att: torch.Tensor, image: torch.Tensor, rgb_bands=None, alpha: float = 0.6) -> np.ndarray:
-    """Heat map blended over ``image`` (the cloudy input) in proportion to the attention."""
+def attention_overlay(att: torch.Tensor, image: torch.Tensor, rgb_bands=None, alpha: float = 0.6,
+                      base: np.ndarray | None = None) -> np.ndarray:
+    """Heat map blended over ``image`` (the cloudy input) in proportion to the attention.
+
+    ``base``: the (H, W, 3) uint8 rendering of ``image`` to draw on (default: ``tensor2im``).
+    """
     if att.dim() == 4:
         att = att[0]
     a = att[0].detach().float().cpu().numpy().clip(0.0, 1.0)[:, :, None] * alpha
-    base = tensor2im(image, rgb_bands).astype(np.float64)
+    base = (tensor2im(image, rgb_bands) if base is None else base).astype(np.float64)
     heat = attention_heatmap(att).astype(np.float64)
     return np.clip(np.rint(base * (1 - a) + heat * a), 0, 255).astype(np.uint8)
 
@@ -112,22 +116,26 @@ def mkdirs(*paths: str | os.PathLike) -> None:
         Path(p).mkdir(parents=True, exist_ok=True)
 
 
-def visuals_to_images(visuals: dict[str, torch.Tensor], rgb_bands=None) -> dict[str, np.ndarray]:
+def visuals_to_images(visuals: dict[str, torch.Tensor], rgb_bands=None, previewer=None) -> dict[str, np.ndarray]:
     """Model visuals (tensors) -> uint8 RGB images of the first sample of the batch.
 
     Attention maps (names starting with ``att``) become heat maps, and an ``att_overlay``
     (heat map over the cloudy input ``real_A``) is added when both are present.
+    ``previewer(name, tensor)`` (e.g. the ``preview`` method of a GeoTIFF dataset) renders a visual
+    as an (H, W, 3) uint8 image, such as a natural-colour composite, or returns None for the default.
     """
     images = {}
     for name, tensor in visuals.items():
         if name.startswith("att"):
             images[name] = attention_heatmap(tensor)
-        elif name == "real_C":
-            images[name] = tensor2im(tensor)
-        else:
-            images[name] = tensor2im(tensor, rgb_bands)
+            continue
+        image = previewer(name, tensor) if previewer is not None else None
+        if image is None:
+            image = tensor2im(tensor) if name == "real_C" else tensor2im(tensor, rgb_bands)
+        images[name] = image
     if "att_A" in visuals and "real_A" in visuals:
-        images["att_overlay"] = attention_overlay(visuals["att_A"], visuals["real_A"], rgb_bands)
+        images["att_overlay"] = attention_overlay(visuals["att_A"], visuals["real_A"], rgb_bands,
+                                                  base=images["real_A"])
     return images
 
 
