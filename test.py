@@ -56,6 +56,15 @@ def add_metrics_tables(page: HTML, table: MetricsTable) -> None:
         page.add_table(rows, header=["comparison", *metrics])
 
 
+def image_caption(table: MetricsTable, stem: str) -> str:
+    """One line per image on the page: paper-protocol PSNR / SSIM of the output and of the cloudy input."""
+    parts = []
+    for name, label in (("fake_B", "output"), ("real_A", "cloudy input")):
+        m = table.get(stem, name, "paper")
+        parts.append(f"{label}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}")
+    return "paper protocol vs real_B - " + "; ".join(parts)
+
+
 def run_test(argv: list[str] | None = None) -> int:
     opt = TestOptions().parse(argv, save=False)
     ckpt_dir = Path(opt.checkpoints_dir) / opt.name
@@ -81,7 +90,7 @@ def run_test(argv: list[str] | None = None) -> int:
     page = HTML(str(web_dir), f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
     table = MetricsTable(reference="real_B")
     total = int(min(opt.num_test, len(loader.dataset)))
-    done = 0
+    done, sections = 0, []
     with tqdm(total=total, desc="testing", unit="img", file=sys.stdout) as bar:
         for batch in loader:
             if done >= total:
@@ -98,15 +107,18 @@ def run_test(argv: list[str] | None = None) -> int:
                 measure(table, stem, sample, images, rgb_bands)
                 if save_geotiff is not None:
                     save_geotiff(image_dir / f"{stem}_fake_B.tif", sample["fake_B"], batch, i)
-                page.add_header(stem)
-                files = [f"{stem}_{n}.png" for n in names]
-                page.add_images(files, names, files, width=opt.display_winsize)
+                sections.append((stem, names))
                 done += 1
                 bar.update(1)
 
     table.write_csv(web_dir / "metrics_per_image.csv")
     table.write_summary_json(web_dir / "metrics_summary.json")
     add_metrics_tables(page, table)
+    for stem, names in sections:
+        page.add_header(stem)
+        page.add_text(image_caption(table, stem))
+        files = [f"{stem}_{n}.png" for n in names]
+        page.add_images(files, names, files, width=opt.display_winsize, ncols=4)
     page.save()
     print(table.format_table())
     print(f"{done} images tested; results page: {(web_dir / 'index.html').resolve()}")

@@ -10,16 +10,17 @@ Checkpoints, options, the loss log and a training web page go to ``checkpoints/<
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 
 import torch
+from tqdm import tqdm
 
 from data import create_dataloader
 from models import create_model
 from options.base_options import saved_options
 from options.train_options import TrainOptions
+from util.checkpoint import saved_together
 from util.errors import UserError, run_cli
 from util.train_state import load_training_state, save_training_state, state_path
 from util.util import visuals_to_images
@@ -34,12 +35,28 @@ def crossed(total: int, step: int, freq: int) -> bool:
     return total // freq > (total - step) // freq
 
 
-def check_finite(losses: dict[str, torch.Tensor], epoch: int, total_iters: int) -> None:
-    values = torch.stack([v.detach().float() for v in losses.values()])
-    if not bool(torch.isfinite(values).all()):
-        bad = [name for name, v in losses.items() if not math.isfinite(float(v))]
-        raise UserError(f"loss {', '.join(bad)} became non-finite at epoch {epoch}, image {total_iters}; "
-                        "training stopped, the last saved checkpoint is intact (try a lower --lr)")
+def check_finite(model, losses: dict[str, torch.Tensor], opt, epoch: int, step_no: int, total_iters: int,
+                 skipped: int) -> int:
+    """Apply ``--nonfinite`` to this iteration's losses; return the updated count of skipped steps.
+
+    'stop' raises a :class:`UserError` (the last saved checkpoint is intact: nothing is saved after
+    a non-finite loss); 'skip' prints one warning per skipped iteration. The model has stepped no
+    optimiser when it reports ``skipped_step`` (see ``BaseModel.optimize_parameters``).
+    """
+    bad = model.skipped_step or model.nonfinite_losses(losses)
+    if not bad:
+        return skipped
+    where = f"epoch {epoch}, iteration {step_no} ({total_iters} images seen)"
+    if opt.nonfinite == "stop":
+        raise UserError(f"loss {', '.join(bad)} became non-finite at {where}; training stopped, the last saved "
+                        "checkpoint is intact (try a lower --lr, or --nonfinite skip)")
+    if not model.skipped_step:
+        raise UserError(f"loss {', '.join(bad)} became non-finite at {where}, and model {opt.model} has already "
+                        "stepped its optimisers (it cannot skip steps); training stopped")
+    skipped += 1
+    print(f"warning: loss {', '.join(bad)} non-finite at {where}: optimiser steps skipped "
+          f"({skipped} skipped so far)", file=sys.stderr)
+    return skipped
 
 
 def resume(model, opt) -> dict:
@@ -59,8 +76,9 @@ def resume(model, opt) -> dict:
 
 
 def save(model, opt, label: str, progress: dict) -> None:
-    model.save_networks(label)
-    save_training_state(model, label, progress, saved_options(opt))
+    with saved_together():  # all files of the checkpoint, or (if a write fails) none of them
+        model.save_networks(label)
+        save_training_state(model, label, progress, saved_options(opt))
 
 
 def train(argv: list[str] | None = None) -> int:
@@ -74,30 +92,36 @@ def train(argv: list[str] | None = None) -> int:
         name=opt.name, checkpoints_dir=opt.checkpoints_dir, display_id=opt.display_id,
         display_server=opt.display_server, display_port=opt.display_port, display_env=opt.display_env,
         display_ncols=opt.display_ncols, display_winsize=opt.display_winsize, use_html=not opt.no_html,
-        is_train=True,
+        is_train=True, retry_interval=opt.display_retry_interval,
     )
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     total_iters = progress["total_iters"]
+    skipped = 0
     for epoch in range(progress["epoch"] + 1, last_epoch + 1):
         epoch_start = iter_data_time = time.time()
-        epoch_iter = 0
+        epoch_iter = step_no = 0
         visualizer.reset()
         model.train()
-        for batch in loader:
+        # A progress bar on terminals only (disable=None): logs of batch jobs stay clean.
+        bar = tqdm(loader, desc=f"epoch {epoch}/{last_epoch}", unit="batch", leave=False, disable=None)
+        for batch in bar:
             iter_start = time.time()
             t_data = iter_start - iter_data_time
             step = batch["A"].shape[0]
             total_iters += step
             epoch_iter += step
+            step_no += 1
             model.set_input(batch)
             losses = model.optimize_parameters()
-            check_finite(losses, epoch, total_iters)
+            skipped_before = skipped
+            skipped = check_finite(model, losses, opt, epoch, step_no, total_iters, skipped)
+            finite = skipped == skipped_before  # a skipped iteration has nothing to show
 
-            if crossed(total_iters, step, opt.display_freq):
+            if finite and crossed(total_iters, step, opt.display_freq):
                 save_result = crossed(total_iters, step, opt.update_html_freq)
                 images = visuals_to_images(model.get_current_visuals(), previewer=previewer)
                 visualizer.display_current_results(images, epoch, save_result)
-            if crossed(total_iters, step, opt.print_freq):
+            if finite and crossed(total_iters, step, opt.print_freq):
                 values = model.get_current_losses()
                 t_comp = (time.time() - iter_start) / step
                 visualizer.print_current_losses(epoch, epoch_iter, values, t_comp, t_data)
@@ -115,9 +139,13 @@ def train(argv: list[str] | None = None) -> int:
         save(model, opt, "latest", progress)
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
             print(f"saving the model at the end of epoch {epoch} (images {total_iters})")
-            model.save_networks(epoch)
+            with saved_together():
+                model.save_networks(epoch)
         visualizer.save_loss_plot()
         print(f"end of epoch {epoch} / {last_epoch} \t time taken: {time.time() - epoch_start:.1f} s")
+    if skipped:
+        print(f"warning: {skipped} iteration(s) had non-finite losses and were skipped (--nonfinite skip)",
+              file=sys.stderr)
     return 0
 
 

@@ -154,7 +154,7 @@ class BaseOptions:
         lines = ["----------------- Options ---------------"]
         for key, value in sorted(saved_options(opt).items()):
             default = parser.get_default(key)
-            note = f"\t[default: {default}]" if value != default and default is not None else ""
+            note = f"\t[default: {default}]" if value != default else ""
             lines.append(f"{key:>25}: {value!s:<30}{note}")
         lines.append("----------------- End -------------------")
         return "\n".join(lines)

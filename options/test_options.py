@@ -26,11 +26,14 @@ class TestOptions(BaseOptions):
         g.add_argument("--display_id", type=int, default=0,
                        help="accepted for the official command line; testing shows nothing on visdom")
         # Tests see whole images in order, once each, with no augmentation.
-        parser.set_defaults(load_size=parser.get_default("crop_size"), serial_batches=True, no_flip=True)
+        # --load_size defaults to --crop_size (whole images, no rescaling): see finalize().
+        parser.set_defaults(load_size=None, serial_batches=True, no_flip=True)
         return parser
 
     def finalize(self, opt: argparse.Namespace) -> None:
         super().finalize(opt)
+        if opt.load_size is None:
+            opt.load_size = opt.crop_size
         opt.serial_batches = True
         opt.no_flip = True
         opt.display_id = -1

@@ -6,6 +6,11 @@ import importlib.util
 from collections.abc import Iterator
 
 import pytest
+import torch
+
+# Tests run tiny tensors: with several intra-op threads on a busy 2-core machine, OpenMP spinning
+# makes a 32-px training step ~100x slower. One thread keeps the suite fast and deterministic.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

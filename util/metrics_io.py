@@ -143,6 +143,10 @@ class MetricsTable:
         note = self.notes.get(comparison)
         return f"{comparison} vs {self.reference}" + (f" ({note})" if note else "")
 
+    def get(self, stem: str, comparison: str, protocol: str) -> dict[str, float]:
+        """The metrics recorded for one image, comparison and protocol (KeyError if absent)."""
+        return dict(self._rows[(str(stem), str(comparison))][protocol])
+
     def values(self, protocol: str, comparison: str, metric: str) -> np.ndarray:
         """Per-image values (float64, in insertion order) of one metric."""
         out = [

@@ -76,8 +76,9 @@ class UnetSkipBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.outermost:
             return self.model(x)
-        # The in-place LeakyReLU at the head of self.model would overwrite x, which the skip
-        # connection still needs; the official code relies on the same ordering.
+        # The in-place LeakyReLU at the head of self.model also rewrites x, so the skip carries
+        # LeakyReLU(x). The parent level applies ReLU right after the concatenation, and
+        # ReLU(LeakyReLU(x)) == ReLU(x), so the result is the official network's either way.
         return torch.cat([x, self.model(x)], 1)
 
 
