@@ -38,6 +38,9 @@ class BaseModel(ABC):
         self.losses: dict[str, torch.Tensor] = {}
         self.visuals: dict[str, torch.Tensor] = {}
         self.image_paths: list[str] = []
+        # Names of the non-finite losses of the last iteration, whose optimiser steps were then
+        # skipped; empty when every optimiser stepped (see optimize_parameters).
+        self.skipped_step: list[str] = []
         # Mixed precision is off for the faithful model; the hook is here so that it can be
         # switched on without restructuring the training step.
         self.amp_dtype: torch.dtype | None = None
@@ -57,7 +60,19 @@ class BaseModel(ABC):
 
     @abstractmethod
     def optimize_parameters(self) -> dict[str, torch.Tensor]:
-        """One training iteration; return (and keep in ``self.losses``) the named losses."""
+        """One training iteration; return (and keep in ``self.losses``) the named losses.
+
+        A model that checks :meth:`nonfinite_losses` before stepping sets ``self.skipped_step``
+        and steps nothing; ``train.py --nonfinite skip`` needs that.
+        """
+
+    @staticmethod
+    def nonfinite_losses(losses: dict[str, torch.Tensor]) -> list[str]:
+        """Names of the losses that are NaN or infinite (one device sync when all are finite)."""
+        values = torch.cat([v.detach().float().reshape(-1) for v in losses.values()])
+        if bool(torch.isfinite(values).all()):
+            return []
+        return [name for name, v in losses.items() if not bool(torch.isfinite(v.detach()).all())]
 
     def extra_state(self) -> dict:
         """Training state beyond networks and optimisers (e.g. an image pool)."""

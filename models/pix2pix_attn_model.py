@@ -125,9 +125,14 @@ class Pix2PixAttnModel(BaseModel):
             "G_L1": opt.lambda_L1 * F.l1_loss(fake_B, real_B),
         }
 
-    def discriminator_losses(self) -> dict[str, torch.Tensor]:
-        """LSGAN loss of D on a pooled fake and on the real pair, each halved (step 5)."""
-        fake_pair = self.fake_pool.query(torch.cat([self.real_C, self.fake_B], 1))
+    def discriminator_losses(self, pool: bool = True) -> dict[str, torch.Tensor]:
+        """LSGAN loss of D on a pooled fake and on the real pair, each halved (step 5).
+
+        ``pool=False`` uses this iteration's fake and leaves the image pool untouched.
+        """
+        fake_pair = torch.cat([self.real_C, self.fake_B], 1)
+        if pool:
+            fake_pair = self.fake_pool.query(fake_pair)
         real_pair = torch.cat([self.real_C, self.real_B], 1)
         with self.autocast():
             pred_fake, pred_real = self.nets["D"](fake_pair.detach()), self.nets["D"](real_pair)
@@ -137,13 +142,33 @@ class Pix2PixAttnModel(BaseModel):
         }
 
     def optimize_parameters(self) -> dict[str, torch.Tensor]:
-        """One iteration in the official order: G2's loss, then G+A's (through G2 too), step, then D."""
+        """One iteration in the official order: G2's loss, then G+A's (through G2 too), step, then D.
+
+        Every loss is computed before any optimiser steps (D's values do not depend on the
+        generators' step: D sees this pass's detached fake), so a non-finite loss skips all the
+        steps of the iteration and ``self.skipped_step`` names it; the image pool then receives
+        no non-finite fake. Otherwise the updates are exactly the official ones.
+        """
         self.forward()
-        for name in ("G", "G2", "A"):
-            self.optimizers[name].zero_grad(set_to_none=True)
         # D's gradients from the generator loss would be discarded anyway; skip computing them.
         self.set_requires_grad(self.nets["D"], False)
         g_losses = self.generator_losses()
+        self.set_requires_grad(self.nets["D"], True)
+        if self.nonfinite_losses(g_losses):
+            with torch.no_grad():
+                d_losses = self.discriminator_losses(pool=False)
+        else:
+            d_losses = self.discriminator_losses()
+        self.losses = {**g_losses, **d_losses}
+        self.skipped_step = self.nonfinite_losses(self.losses)
+        if self.skipped_step:
+            for optimizer in self.optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            self.losses = {k: v.detach() for k, v in self.losses.items()}
+            return self.losses
+
+        for name in ("G", "G2", "A"):
+            self.optimizers[name].zero_grad(set_to_none=True)
         loss_G2 = g_losses["G2_L1"] + g_losses["G2_SSIM"]
         loss_G = g_losses["G_GAN"] + g_losses["G_SSIM"] + g_losses["G_attn"] + g_losses["G_L1"]
         loss_G2.backward(retain_graph=True)
@@ -151,12 +176,9 @@ class Pix2PixAttnModel(BaseModel):
         for name in ("G", "G2", "A"):
             self.optimizers[name].step()
 
-        self.set_requires_grad(self.nets["D"], True)
         self.optimizers["D"].zero_grad(set_to_none=True)
-        d_losses = self.discriminator_losses()
         (d_losses["D_fake"] + d_losses["D_real"]).backward()
         self.optimizers["D"].step()
-        self.losses = {**g_losses, **d_losses}
         return self.losses
 
     # ------------------------------------------------------------------ state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from models.networks import GAN_MODES, LR_POLICIES
 from util.errors import UserError
@@ -29,6 +30,8 @@ class TrainOptions(BaseOptions):
         g.add_argument("--update_html_freq", type=positive_int, default=1000, help="save images to HTML every N images")
         g.add_argument("--print_freq", type=positive_int, default=100, help="print losses every N images")
         g.add_argument("--no_html", action="store_true", help="do not write checkpoints/<name>/web/")
+        g.add_argument("--display_retry_interval", type=float, default=60.0,
+                       help="seconds between attempts to reach an unreachable visdom server")
 
         g = parser.add_argument_group("saving")
         g.add_argument("--save_latest_freq", type=positive_int, default=5000, help="save 'latest' every N images")
@@ -51,6 +54,9 @@ class TrainOptions(BaseOptions):
         g.add_argument("--lr_policy", default="linear", choices=LR_POLICIES,
                        help="learning-rate policy ('lambda' is the old name of 'linear')")
         g.add_argument("--lr_decay_iters", type=positive_int, default=50, help="'step' policy: x0.1 every N epochs")
+        g.add_argument("--nonfinite", default="stop", choices=("stop", "skip"),
+                       help="on a NaN/infinite loss: 'stop' training (exit 2, the last checkpoint kept) or "
+                            "'skip' that iteration's optimiser steps with a warning and go on")
         return parser
 
     def validate(self, opt: argparse.Namespace) -> None:
@@ -59,6 +65,8 @@ class TrainOptions(BaseOptions):
             raise UserError("--n_epochs plus --n_epochs_decay must be at least 1")
         if opt.lr <= 0:
             raise UserError(f"--lr must be positive, got {opt.lr}")
+        if not opt.display_retry_interval >= 0:
+            raise UserError(f"--display_retry_interval must be 0 or more seconds, got {opt.display_retry_interval}")
 
     def save_options(self, opt: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         """Refuse before anything is written if this run would clobber or misread an earlier one."""
@@ -67,6 +75,9 @@ class TrainOptions(BaseOptions):
         if existing and not opt.continue_train:
             raise UserError(f"{folder} already holds a trained model ({existing[0].name}, ...); "
                             "add --continue_train to resume it, or choose another --name")
+        if opt.continue_train and not self.has_checkpoint(folder, opt):
+            raise UserError(f"--continue_train: no checkpoint '{self.label(opt)}' to resume in {folder}; "
+                            "check --name, --checkpoints_dir and --epoch, or drop --continue_train to start afresh")
         saved = folder / "train_opt.json"
         if opt.continue_train and saved.is_file():
             try:
@@ -75,3 +86,13 @@ class TrainOptions(BaseOptions):
                 previous = {}
             check_compatible(previous, opt, str(saved))
         super().save_options(opt, parser)
+
+    @staticmethod
+    def label(opt: argparse.Namespace) -> str:
+        """The checkpoint label that --continue_train loads (as BaseModel.checkpoint_label)."""
+        return f"iter_{opt.load_iter}" if opt.load_iter > 0 else str(opt.epoch)
+
+    @staticmethod
+    def has_checkpoint(folder: Path, opt: argparse.Namespace) -> bool:
+        label = TrainOptions.label(opt)
+        return (folder / f"{label}_train_state.pth").is_file() or any(folder.glob(f"{label}_net_*.pth"))

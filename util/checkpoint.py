@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +24,96 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 
     A crash at any instant leaves either the old file or the new one, never a torn file.
     A failed write (disk full, permission) removes the temporary file and raises
-    :class:`UserError` naming the path; the previous file is untouched.
+    :class:`UserError` naming the path; the previous file is untouched. Temporary files are
+    hidden (``.<name>.tmp<pid>``), so nothing mistakes them for checkpoints; those left by a
+    killed process are removed by the next successful save of the same file.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f"{_TMP_PREFIX.format(name=path.name)}{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        if _group is not None:  # inside saved_together(): renamed when the group is complete
+            _group[path] = tmp
+            return
         os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
+    except BaseException as err:  # also Ctrl-C: leave no temporary file behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if not isinstance(err, OSError):
+            raise
         raise UserError(f"could not write checkpoint {path}: {err.strerror or err}; the previous file is kept") from err
     _fsync_dir(path.parent)
+    _remove_stale_temporaries(path)
+
+
+_TMP_PREFIX = ".{name}.tmp"
+_group: dict[Path, Path] | None = None  # target -> temporary file, while saved_together() runs
+
+
+@contextlib.contextmanager
+def saved_together() -> Iterator[None]:
+    """Make the :func:`atomic_save` calls of a block replace their files together, at its end.
+
+    Every file is written to its temporary first; only when all succeeded are they renamed
+    (a rename needs no space), so a save that fails part-way (disk full) or raises keeps every
+    previous file of the group, e.g. all of a checkpoint's weights and its training state.
+    """
+    global _group
+    if _group is not None:  # nested: the outer block renames
+        yield
+        return
+    _group = {}
+    try:
+        yield
+        group = _group
+    except BaseException:
+        for tmp in _group.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        pending, _group = _group, None
+    for path, tmp in group.items():
+        try:
+            os.replace(tmp, path)
+        except OSError as err:
+            for rest in pending.values():
+                with contextlib.suppress(OSError):
+                    rest.unlink(missing_ok=True)
+            raise UserError(f"could not write checkpoint {path}: {err.strerror or err}") from err
+    for folder in {path.parent for path in group}:
+        _fsync_dir(folder)
+    for path in group:
+        _remove_stale_temporaries(path)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.<name>.tmp<pid>`` files of ``path`` whose writer is gone (or is this process)."""
+    prefix = _TMP_PREFIX.format(name=path.name)
+    try:
+        leftovers = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return
+    for tmp in leftovers:
+        pid = tmp.name[len(prefix):]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _process_alive(int(pid))):
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill would terminate it there; keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

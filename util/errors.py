@@ -6,8 +6,12 @@ line with exit status 2, without a traceback; anything else is a bug and keeps i
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
+
+# A full disk or a folder one may not write: the user's to fix, reported in one line too.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class UserError(Exception):
@@ -20,6 +24,13 @@ def run_cli(main: Callable[[], int]) -> int:
         return main()
     except UserError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: {err.strerror or err}{where} (free some space or fix the permissions, or choose "
+              "another --checkpoints_dir/--results_dir)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
