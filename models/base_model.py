@@ -19,7 +19,7 @@ from torch import nn
 from util.checkpoint import atomic_save, load_weights, safe_load
 from util.errors import UserError
 
-from .networks import get_scheduler
+from .networks import get_scheduler, lr_factor
 
 
 class BaseModel(ABC):
@@ -204,16 +204,41 @@ class BaseModel(ABC):
             "extra": self.extra_state(),
         }
 
-    def load_training_state(self, state: dict, source: str) -> None:
+    def load_training_state(self, state: dict, source: str, *, restore_schedule: bool = True) -> None:
+        """Restore weights, optimisers, schedulers and extra state from :meth:`training_state`.
+
+        ``restore_schedule=False`` keeps the schedulers built from the current options and sets
+        the learning rates by their closed form (see :meth:`reschedule`): used when the schedule
+        options changed, e.g. a finished run extended with more epochs.
+        """
         for name, net in self.nets.items():
             if name not in state["nets"]:
                 raise UserError(f"{source} has no weights for network {name}")
             load_weights(unwrap(net), state["nets"][name], f"{source} [{name}]")
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
-        for scheduler, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
-            scheduler.load_state_dict(sched_state)
+        if restore_schedule:
+            for scheduler, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
+                scheduler.load_state_dict(sched_state)
         self.load_extra_state(state.get("extra", {}))
+
+    def reschedule(self, epochs_done: int) -> None:
+        """Put every scheduler at ``epochs_done`` steps of the current options' schedule.
+
+        ``plateau`` keeps the restored learning rates (its factor depends on the metric history).
+        """
+        opt = self.opt
+        factor = lr_factor(epochs_done, lr_policy=opt.lr_policy, epoch_count=opt.epoch_count, n_epochs=opt.n_epochs,
+                           n_epochs_decay=opt.n_epochs_decay, lr_decay_iters=opt.lr_decay_iters)
+        for scheduler, optimizer in zip(self.schedulers, self.optimizers.values(), strict=True):
+            if factor is None:
+                continue
+            for group in optimizer.param_groups:
+                group["initial_lr"] = opt.lr
+                group["lr"] = opt.lr * factor
+            scheduler.base_lrs = [opt.lr for _ in optimizer.param_groups]
+            scheduler.last_epoch = epochs_done
+            scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def unwrap(net: nn.Module) -> nn.Module:

@@ -146,3 +146,18 @@ def test_frequencies_fire_with_batch_size_3(tmp_path, capsys):
         assert (exp / f"iter_{n}_net_G.pth").is_file() and (exp / f"iter_{n}_train_state.pth").is_file()
     assert not (exp / "iter_3_net_G.pth").exists()
     assert (exp / "web" / "index.html").is_file()
+
+
+def test_extending_a_finished_run_follows_the_new_schedule(tmp_path, capsys):
+    # One epoch of 'linear' with no decay ends at lr 0; asking for 2 epochs must train epoch 2 at
+    # the new schedule's lr, not at the finished run's 0.
+    make_triplets(tmp_path / "data", "train", n=2)
+    assert train.main(train_argv(tmp_path / "data", tmp_path / "ckpt", "e")) == 0
+    first = torch.load(tmp_path / "ckpt" / "e" / "latest_net_G.pth", weights_only=True)
+    capsys.readouterr()
+    argv = train_argv(tmp_path / "data", tmp_path / "ckpt", "e", "--n_epochs", "2", "--continue_train")
+    assert train.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "schedule changed on resume (--n_epochs 1 -> 2): learning rate now 0.0002000" in out
+    second = torch.load(tmp_path / "ckpt" / "e" / "latest_net_G.pth", weights_only=True)
+    assert any(not torch.equal(first[k], second[k]) for k in first)

@@ -22,6 +22,9 @@ FORMAT_VERSION = 1
 # would not fit the saved state (or would silently train another model).
 ARCHITECTURE_OPTIONS = ("model", "input_nc", "output_nc", "sar_nc", "ngf", "ndf", "netG", "netD",
                         "n_layers_D", "norm", "no_dropout", "conv_bias")
+# Options of the learning-rate schedule: these may change on resume (e.g. more epochs); the
+# learning rate then follows the new schedule from the epoch reached.
+SCHEDULE_OPTIONS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters", "epoch_count")
 
 
 def state_path(save_dir: Path, label: str) -> Path:
@@ -83,7 +86,15 @@ def load_training_state(model, label: str, opt: argparse.Namespace) -> dict:
     state = safe_load(path, map_location="cpu")
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path} is not a training-state file of this version")
-    check_compatible(state.get("options", {}), opt, str(path))
-    model.load_training_state(state, str(path))
+    saved = state.get("options", {})
+    check_compatible(saved, opt, str(path))
+    changed = [f"--{k} {saved[k]} -> {getattr(opt, k)}" for k in SCHEDULE_OPTIONS
+               if k in saved and saved[k] != getattr(opt, k, saved[k])]
+    model.load_training_state(state, str(path), restore_schedule=not changed)
+    progress = state["progress"]
+    if changed:
+        model.reschedule(int(progress["epoch"]) - opt.epoch_count + 1)
+        lr = next(iter(model.current_lrs().values()), None)
+        print(f"schedule changed on resume ({'; '.join(changed)}): learning rate now {lr:.7f}")
     restore_rng(state["rng"])
-    return state["progress"]
+    return progress

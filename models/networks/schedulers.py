@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from torch.optim import Optimizer, lr_scheduler
 
 LR_POLICIES = ("lambda", "linear", "step", "plateau", "cosine")
@@ -37,3 +39,26 @@ def get_scheduler(
     if lr_policy == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs + n_epochs_decay, eta_min=0)
     raise ValueError(f"unknown lr_policy {lr_policy!r}; choose one of {', '.join(LR_POLICIES)}")
+
+
+def lr_factor(
+    epochs_done: int,
+    *,
+    lr_policy: str,
+    epoch_count: int = 1,
+    n_epochs: int = 100,
+    n_epochs_decay: int = 100,
+    lr_decay_iters: int = 50,
+) -> float | None:
+    """Closed form of the schedule: the lr multiplier after ``epochs_done`` scheduler steps.
+
+    ``None`` for ``plateau``, whose factor depends on the metric history, not on the epoch.
+    """
+    if lr_policy in ("lambda", "linear"):
+        return 1.0 - max(0, epochs_done + epoch_count - n_epochs) / float(n_epochs_decay + 1)
+    if lr_policy == "step":
+        return 0.1 ** (epochs_done // lr_decay_iters)
+    if lr_policy == "cosine":
+        total = n_epochs + n_epochs_decay
+        return 0.5 * (1.0 + math.cos(math.pi * min(epochs_done, total) / total))
+    return None
