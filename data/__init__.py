@@ -5,29 +5,20 @@ Official names stay accepted as aliases (``unaligned_sar`` -> ``triplet``).
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from argparse import Namespace
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from util.errors import UserError
+from util.registry import discover, find_class
 
 from .base_dataset import BaseDataset
 
 ALIASES = {"unaligned_sar": "triplet"}
 
 
-def _discover() -> tuple[str, ...]:
-    here = Path(__file__).parent
-    return tuple(
-        sorted(m.name[: -len("_dataset")] for m in pkgutil.iter_modules([str(here)]) if m.name.endswith("_dataset"))
-    )
-
-
-DATASET_NAMES = tuple(n for n in _discover() if n != "base")
+DATASET_NAMES = discover(Path(__file__).parent, "dataset")
 DATASET_CHOICES = DATASET_NAMES + tuple(ALIASES)
 
 
@@ -37,15 +28,7 @@ def canonical_name(name: str) -> str:
 
 def find_dataset_using_name(name: str) -> type[BaseDataset]:
     """The ``BaseDataset`` subclass for ``--dataset_mode name`` (aliases accepted)."""
-    name = canonical_name(name)
-    if name not in DATASET_NAMES:
-        raise UserError(f"unknown --dataset_mode {name!r}; choose one of {', '.join(DATASET_CHOICES)}")
-    module = importlib.import_module(f"data.{name}_dataset")
-    target = name.replace("_", "") + "dataset"
-    for attr, cls in vars(module).items():
-        if attr.lower() == target and isinstance(cls, type) and issubclass(cls, BaseDataset):
-            return cls
-    raise UserError(f"data/{name}_dataset.py defines no BaseDataset subclass named like {target!r}")
+    return find_class("data", canonical_name(name), "dataset", BaseDataset, "--dataset_mode", DATASET_CHOICES)
 
 
 def get_option_setter(name: str):

@@ -30,7 +30,6 @@ path of the cloud-free B image the clouds were drawn on: there is no cloudy file
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,7 +40,7 @@ from util.errors import UserError
 from .base_dataset import BaseDataset, apply_params, draw_params, pil_to_tensor
 from .image_folder import load_image
 from .synthetic_clouds import add_clouds
-from .triplet_dataset import pair_by_stem
+from .triplet_dataset import paired_files
 
 ROLES = ("B", "C")
 
@@ -101,16 +100,7 @@ class SimcloudDataset(BaseDataset):
         # Options may come from elsewhere than the parser (scripts, saved runs): check them again.
         check_cover(*(float(v) for v in opt.cloud_cover))
         check_thickness(float(opt.cloud_thickness))
-        root = Path(opt.dataroot)
-        if not root.is_dir():
-            raise UserError(f"--dataroot {root} does not exist")
-        folders = {role: root / f"{opt.phase}{role}" for role in ROLES}
-        absent = [str(f) for f in folders.values() if not f.is_dir()]
-        if absent:
-            raise UserError(f"--dataroot {root} lacks {', '.join(absent)}; --dataset_mode simcloud needs "
-                            f"{opt.phase}B (cloud-free optical) and {opt.phase}C (SAR)")
-        pairs = pair_by_stem(folders)
-        self.pairs = pairs[: int(min(opt.max_dataset_size, len(pairs)))]
+        self.pairs = paired_files(opt, ROLES)
         self.cloud_kwargs = {
             "cover": (float(opt.cloud_cover[0]), float(opt.cloud_cover[1])),
             "thickness": float(opt.cloud_thickness),

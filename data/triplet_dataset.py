@@ -41,6 +41,27 @@ def pair_by_stem(folders: dict[str, Path]) -> list[dict[str, Path]]:
     return [{role: listing[role][stem] for role in listing} for stem in sorted(common)]
 
 
+ROLE_NAMES = {"A": "cloudy", "B": "cloud-free", "C": "SAR"}
+
+
+def paired_files(opt: argparse.Namespace, roles: tuple[str, ...] = ROLES) -> list[dict[str, Path]]:
+    """The files of ``DATAROOT/<phase><role>`` for each role, paired by stem, cut to --max_dataset_size.
+
+    Raises :class:`UserError` naming the missing root or folders, or the unpaired files.
+    """
+    root = Path(opt.dataroot)
+    if not root.is_dir():
+        raise UserError(f"--dataroot {root} does not exist")
+    folders = {role: root / f"{opt.phase}{role}" for role in roles}
+    absent = [str(f) for f in folders.values() if not f.is_dir()]
+    if absent:
+        needed = ", ".join(f"{opt.phase}{r} ({ROLE_NAMES[r]})" for r in roles)
+        raise UserError(f"--dataroot {root} lacks {', '.join(absent)}; --dataset_mode {opt.dataset_mode} "
+                        f"needs {needed}")
+    pairs = pair_by_stem(folders)
+    return pairs[: int(min(opt.max_dataset_size, len(pairs)))]
+
+
 class TripletDataset(BaseDataset):
     """Aligned cloudy / cloud-free / SAR PNG triplets."""
 
@@ -50,16 +71,7 @@ class TripletDataset(BaseDataset):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
-        root = Path(opt.dataroot)
-        if not root.is_dir():
-            raise UserError(f"--dataroot {root} does not exist")
-        folders = {role: root / f"{opt.phase}{role}" for role in ROLES}
-        absent = [str(f) for f in folders.values() if not f.is_dir()]
-        if absent:
-            raise UserError(f"--dataroot {root} lacks {', '.join(absent)}; it must hold "
-                            f"{opt.phase}A (cloudy), {opt.phase}B (cloud-free) and {opt.phase}C (SAR)")
-        triplets = pair_by_stem(folders)
-        self.triplets = triplets[: int(min(opt.max_dataset_size, len(triplets)))]
+        self.triplets = paired_files(opt)
         self.channels = {"A": opt.input_nc, "B": opt.output_nc, "C": opt.sar_nc}
 
     def __len__(self) -> int:
