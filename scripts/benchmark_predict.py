@@ -1,0 +1,250 @@
+"""Throughput of whole-scene inference (predict.py) against the bare network on the same windows.
+
+    python scripts/benchmark_predict.py                         # CPU, small defaults (a few minutes)
+    python scripts/benchmark_predict.py --device cuda --ngf 64 --size 4096
+
+Both rates are in scene megapixels per second, for the same synthetic scene (``--size`` squared,
+``--bands`` Sentinel-2 bands, 2 SAR bands), the same random-weight model, device, window,
+overlap and batch size:
+
+* network: ``len(grid)`` windows (the overlapping windows predict.py runs for this scene) pushed
+  through the model in batches of ``--batch_size`` random inputs already on the device; no
+  reading, scaling, transfer, blending or writing. Seconds from the first batch to the device
+  having finished the last.
+* predict: predict.py's scene pipeline from opening the output to closing it (reading both
+  GeoTIFFs, scaling, host->device, network, blending, carrying, normalising, writing the
+  compressed GeoTIFF, renaming it); the model is built and loaded beforehand.
+
+The ratio network / predict - 1 is the overhead of everything around the network (target: at
+most 25%). Each is measured ``--repeat`` times, interleaved, and the fastest run kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import rasterio  # noqa: E402
+import torch  # noqa: E402
+from affine import Affine  # noqa: E402
+
+import predict  # noqa: E402
+from util.scene_io import WindowGrid  # noqa: E402
+
+SAR_BANDS = 2
+
+
+def make_experiment(root: Path, name: str, bands: int, ngf: int, netG: str) -> None:
+    """A random-weight experiment as train.py leaves it (weights + train_opt.json)."""
+    from models import create_model
+    from options.train_options import TrainOptions
+
+    argv = ["--dataroot", "unused", "--name", name, "--checkpoints_dir", str(root), "--netG", netG,
+            "--ngf", str(ngf), "--ndf", str(ngf), "--input_nc", str(bands), "--output_nc", str(bands),
+            "--sar_nc", str(SAR_BANDS), "--gpu_ids", "-1"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        create_model(TrainOptions().parse(argv)).save_networks("latest")
+
+
+def write_scene(folder: Path, size: int, bands: int, seed: int = 0) -> tuple[Path, Path]:
+    """Synthetic S2 (uint16 DN) and S1 (float32 dB) GeoTIFFs, tiled, written strip by strip."""
+    rng = np.random.default_rng(seed)
+    common = {"driver": "GTiff", "width": size, "height": size, "crs": "EPSG:32632", "tiled": True,
+              "blockxsize": 256, "blockysize": 256,
+              "transform": Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5100000.0)}
+    s2, s1 = folder / f"s2_{size}.tif", folder / f"s1_{size}.tif"
+    with rasterio.open(s2, "w", count=bands, dtype="uint16", nodata=0, **common) as a, \
+            rasterio.open(s1, "w", count=SAR_BANDS, dtype="float32", **common) as c:
+        for row in range(0, size, 256):
+            h = min(256, size - row)
+            window = rasterio.windows.Window(0, row, size, h)
+            a.write(rng.integers(300, 6000, (bands, h, size), dtype=np.uint16), window=window)
+            c.write(rng.uniform(-25, 0, (SAR_BANDS, h, size)).astype(np.float32), window=window)
+    return s2, s1
+
+
+def gpu_ids(device: str) -> str:
+    return "-1" if device == "cpu" else "0"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_network(forward, grid: WindowGrid, batch_size: int, bands: int, device: torch.device) -> float:
+    """Seconds to run ``len(grid)`` windows through ``forward`` in batches, inputs on the device."""
+    w, n = grid.window, len(grid)
+    a = torch.rand(batch_size, bands, w, w, device=device)
+    c = torch.rand(batch_size, SAR_BANDS, w, w, device=device)
+    sync(device)
+    start = time.perf_counter()
+    for first in range(0, n, batch_size):
+        m = min(batch_size, n - first)
+        forward(a[:m], c[:m])
+    sync(device)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--size", type=int, default=1024, help="scene side in pixels")
+    p.add_argument("--bands", type=int, default=13, help="Sentinel-2 bands of the scene and the model")
+    p.add_argument("--ngf", type=int, default=64, help="U-Net width (the paper: 64; e.g. 8 for a quick run)")
+    p.add_argument("--netG", default="unet_256")
+    p.add_argument("--window", type=int, default=256)
+    p.add_argument("--overlap", type=int, default=64)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--compress", default="none", choices=("none", "zstd", "deflate", "lzw"))
+    p.add_argument("--repeat", type=int, default=2, help="measurements of each, the fastest kept")
+    p.add_argument("--stages", action="store_true", help="also time reading, scaling, writing on their own")
+    p.add_argument("--num_threads", type=int, default=None, help="predict.py --num_threads (default: its own)")
+    p.add_argument("--profile", action="store_true", help="also print where predict.py's main thread spends time")
+    args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but no CUDA device is available", file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
+        tmp = Path(tmp)
+        make_experiment(tmp, "bench", args.bands, args.ngf, args.netG)
+        s2, s1 = write_scene(tmp, args.size, args.bands)
+        cli = ["--cloudy", str(s2), "--sar", str(s1), "--out", str(tmp / "out.tif"), "--name", "bench",
+               "--checkpoints_dir", str(tmp), "--gpu_ids", gpu_ids(args.device), "--window", str(args.window),
+               "--overlap", str(args.overlap), "--batch_size", str(args.batch_size), "--compress", args.compress]
+        if args.num_threads is not None:
+            cli += ["--num_threads", str(args.num_threads)]
+        pargs = predict.build_parser().parse_args(cli)
+        predict.keep_heap_flat()
+        opt = predict.load_options(str(tmp), "bench")
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = predict.load_model(opt, str(tmp), "latest", pargs.gpu_ids)
+        device, forward = model.device, predict.model_forward(model)
+        grid = WindowGrid(args.size, args.size, args.window, args.overlap)
+        # Warm-up: cuDNN picks its kernels per input shape (a full batch and the last, partial one).
+        warm = grid if device.type == "cuda" else WindowGrid(args.window, args.window, args.window, 0)
+        time_network(forward, warm, args.batch_size, args.bands, device)
+        net_s, pipe_s = [], []
+        with rasterio.Env(GDAL_CACHEMAX=predict.GDAL_CACHE_MB):
+            for _ in range(args.repeat):
+                net_s.append(time_network(forward, grid, args.batch_size, args.bands, device))
+                pipe_s.append(time_predict(pargs, opt, model))
+            out_mb = (tmp / "out.tif").stat().st_size / 2**20
+            stages = time_stages(pargs, opt, model) if args.stages else {}
+            if args.profile:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                profiler.runcall(time_predict, pargs, opt, model)
+                report = io.StringIO()
+                pstats.Stats(profiler, stream=report).sort_stats("tottime").print_stats(14)
+
+    mpx = args.size**2 / 1e6
+    net, pipe = min(net_s), min(pipe_s)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {name}; model {args.netG} ngf {args.ngf}, {args.bands} bands; scene {args.size}x{args.size} "
+          f"({mpx:.2f} Mpx), window {args.window}, overlap {args.overlap}, batch {args.batch_size}, "
+          f"{len(grid)} windows; output {args.compress} {out_mb:.0f} MiB; reading threads "
+          f"{'auto' if args.num_threads is None else args.num_threads}; {os.cpu_count()} CPUs")
+    print(f"network only: {mpx / net:8.3f} Mpx/s  ({net:.2f} s for {len(grid)} windows; runs {fmt(net_s)})")
+    print(f"predict.py:   {mpx / pipe:8.3f} Mpx/s  ({pipe:.2f} s; runs {fmt(pipe_s)})")
+    print(f"ratio predict/network throughput: {net / pipe:.3f}  -> overhead {100 * (pipe / net - 1):+.1f}% "
+          f"(target <= +25%)")
+    for stage, seconds in stages.items():
+        print(f"  stage alone, {stage:<58} {mpx / seconds:8.3f} Mpx/s  ({seconds:.2f} s)")
+    if args.profile:
+        print("main thread of predict.py (cProfile, by own time):")
+        print("\n".join(line for line in report.getvalue().splitlines()[6:] if line.strip()))
+    return 0
+
+
+def time_predict(pargs: argparse.Namespace, opt: argparse.Namespace, model, forward=None) -> float:
+    """Seconds of predict.py's scene pipeline (optionally with another forward function).
+
+    The previous output is removed first: renaming a new file over an existing one makes ext4
+    write the new file's data to disk at once (its ``auto_da_alloc`` safeguard), which would time
+    the disk rather than predict.py (0.7 s for 832 MiB on the H100 machine).
+    """
+    Path(pargs.out).unlink(missing_ok=True)
+    scene = predict.open_scene(pargs, opt)
+    original = predict.model_forward
+    try:
+        if forward is not None:
+            predict.model_forward = lambda _: forward
+        return predict.write_prediction(pargs, opt, model, scene, progress=False)[2]
+    finally:
+        predict.model_forward = original
+        scene.close()
+
+
+def time_stages(pargs: argparse.Namespace, opt: argparse.Namespace, model) -> dict[str, float]:
+    """Where the time around the network goes: each stage of the pipeline on its own."""
+    from functools import partial
+
+    from util.scene_io import AtomicOutput, output_profile
+
+    device, cuda = model.device, model.device.type == "cuda"
+    scene = predict.open_scene(pargs, opt)
+    grid = WindowGrid(scene.cloudy.height, scene.cloudy.width, pargs.window, pargs.overlap)
+    reader = scene.batch_reader(grid, pargs.batch_size, pin=cuda)
+    workers = pargs.num_threads
+    if workers is None:
+        workers = max(1, min(6, (os.cpu_count() or 2) - 2)) if cuda else 0
+    windows = grid.windows()
+    chunks = [windows[i:i + pargs.batch_size] for i in range(0, len(windows), pargs.batch_size)]
+    out = {}
+    start = time.perf_counter()
+    batches = 0
+    for _ in predict._ordered_map(partial(predict._read, reader), chunks, workers):
+        batches += 1
+    out[f"reading ({max(workers, 1)} thread(s))"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for batch, tensors in predict._ordered_map(partial(predict._read, reader), chunks, workers):
+        predict._inputs(batch, tensors, grid, reader.nodata, scene.sar_scaling, device)
+    sync(device)
+    out["reading + scaling on the device"] = time.perf_counter() - start
+    reader.close()
+    piece = torch.rand(opt.output_nc, grid.stride, grid.stride * pargs.batch_size).numpy()
+    profile = output_profile(scene.cloudy, opt.output_nc, float("nan"), pargs.compress, grid.stride)
+    start = time.perf_counter()
+    with AtomicOutput(Path(pargs.out).with_name("stage.tif"), profile) as dst:
+        for k, y in enumerate(grid.rows):
+            rows = grid.final_rows(k)
+            for x in range(0, grid.width, piece.shape[2]):
+                cols = min(piece.shape[2], grid.width - x)
+                dst.write(piece[:, :rows, :cols], window=rasterio.windows.Window(x, y, cols, rows))
+    out[f"writing ({pargs.compress})"] = time.perf_counter() - start
+    raw = Path(pargs.out).with_name("stage.raw")
+    start = time.perf_counter()
+    with open(raw, "wb") as fh:
+        for _ in range(math.ceil(opt.output_nc * grid.height * grid.width * 4 / piece.nbytes)):
+            piece.tofile(fh)
+    out["writing the same bytes to a plain file (the disk's pace)"] = time.perf_counter() - start
+    raw.unlink()
+    scene.close()
+    bands = opt.output_nc
+    out["whole pipeline with the network replaced by a copy"] = time_predict(
+        pargs, opt, model, forward=lambda a, c: a[:, :bands].clone())
+    return out
+
+
+def fmt(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

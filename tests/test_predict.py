@@ -1,0 +1,376 @@
+"""predict.py: whole-scene inference on tiny GeoTIFF scenes with a tiny random-weight experiment (CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+
+import predict
+from data.sentinel import s1_to_unit, s2_to_unit
+from tests.helpers import run_main
+from util.scene_io import AtomicOutput, WindowGrid, output_profile, read_box
+
+CRS = "EPSG:32632"
+TRANSFORM = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5100000.0)
+# unet_32 needs window sides divisible by 32; 4 filters keep the networks tiny.
+TINY_MODEL = ["--netG", "unet_32", "--ngf", "4", "--ndf", "4", "--sar_nc", "2", "--gpu_ids", "-1"]
+
+
+def smooth_field(rng: np.random.Generator, h: int, w: int, bands: int) -> np.ndarray:
+    """(bands, h, w) float in [0, 1]: random planes plus a few long-wave sinusoids (no edges)."""
+    yy, xx = np.mgrid[0:h, 0:w] / 64.0
+    out = []
+    for _ in range(bands):
+        a, b, c, d = rng.uniform(-1, 1, 4)
+        out.append(0.5 + 0.15 * (a * yy + b * xx) / max(1.0, (h + w) / 64) + 0.1 * np.sin(c * 3 * yy + d * 3 * xx))
+    return np.clip(np.stack(out), 0, 1)
+
+
+def write_scene(folder: Path, h: int, w: int, *, seed: int = 0, s2_bands: int = 13, s2_dtype: str = "uint16",
+                sar_bands: int = 2, transform=TRANSFORM, sar_transform=None, sar_crs: str = CRS,
+                sar_size: tuple[int, int] | None = None, s2_nodata: float | None = 0,
+                smooth: bool = False) -> tuple[Path, Path]:
+    """A Sentinel-2-like uint16 scene and a Sentinel-1-like float32 dB scene (same grid unless told)."""
+    rng = np.random.default_rng(seed)
+    s2 = smooth_field(rng, h, w, s2_bands) * 6000 + 500 if smooth else rng.uniform(500, 6000, (s2_bands, h, w))
+    sh, sw = sar_size or (h, w)
+    s1 = smooth_field(rng, sh, sw, sar_bands) * -20 - 3 if smooth else rng.uniform(-24, -3, (sar_bands, sh, sw))
+    common = {"driver": "GTiff", "crs": CRS}
+    s2_path, s1_path = folder / "s2.tif", folder / "s1.tif"
+    with rasterio.open(s2_path, "w", width=w, height=h, count=s2_bands, dtype=s2_dtype, transform=transform,
+                       nodata=s2_nodata, **common) as dst:
+        dst.write(s2.astype(s2_dtype))
+    with rasterio.open(s1_path, "w", driver="GTiff", width=sw, height=sh, count=sar_bands, dtype="float32",
+                       crs=sar_crs, transform=sar_transform or transform) as dst:
+        dst.write(s1.astype("float32"))
+    return s2_path, s1_path
+
+
+def make_experiment(root: Path, name: str, *extra: str, saved: dict | None = None) -> Path:
+    """A random-weight experiment as train.py leaves it: latest_net_{G,G2,A,D}.pth and train_opt.json."""
+    from models import create_model
+    from options.train_options import TrainOptions
+
+    opt = TrainOptions().parse(["--dataroot", "unused", "--name", name, "--checkpoints_dir", str(root),
+                                *TINY_MODEL, *extra])
+    create_model(opt).save_networks("latest")
+    if saved:
+        path = root / name / "train_opt.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **saved}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("checkpoints")
+    make_experiment(root, "ms13", "--input_nc", "13", "--output_nc", "13")
+    make_experiment(root, "rgb", "--input_nc", "3", "--output_nc", "3", saved={"s2_bands": "rgb"})
+    return root
+
+
+def argv(ckpt: Path, s2: Path, s1: Path, out: Path, *extra: str, name: str = "ms13") -> list[str]:
+    return ["--cloudy", str(s2), "--sar", str(s1), "--out", str(out), "--name", name,
+            "--checkpoints_dir", str(ckpt), "--gpu_ids", "-1", "--window", "32", "--overlap", "8", *extra]
+
+
+def read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read()
+
+
+def run_scene(s2: Path, s1: Path, forward, *, window: int = 32, overlap: int = 8, batch_size: int = 4,
+              bands: int = 13, out: Path, workers: int | None = None) -> tuple[np.ndarray, int]:
+    """predict_scene with a given forward function; returns the output array and the windows run."""
+    args = predict.build_parser().parse_args(["--cloudy", str(s2), "--sar", str(s1), "--out", str(out),
+                                              "--name", "x"])
+    opt = type("Opt", (), {"input_nc": bands, "sar_nc": 2})()
+    scene = predict.open_scene(args, opt)
+    grid = WindowGrid(scene.cloudy.height, scene.cloudy.width, window, overlap)
+    reader = scene.batch_reader(grid, batch_size)
+    with AtomicOutput(out, output_profile(scene.cloudy, bands, float("nan"), "none", grid.stride)) as dst:
+        ran = predict.predict_scene(reader, forward, bands, dst, torch.device("cpu"), batch_size, progress=False,
+                                    workers=workers)
+    reader.close()
+    scene.close()
+    return read(out), ran
+
+
+def identity(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    return a
+
+
+def numpy_unit(raw: np.ndarray, kind: str, nodata: float | None = None) -> np.ndarray:
+    """data.sentinel's scaling, missing values (NaN, nodata) set to 0: what predict.py must match."""
+    unit = s2_to_unit(raw) if kind == "s2" else s1_to_unit(raw)
+    bad = ~np.isfinite(raw) if raw.dtype.kind == "f" else np.zeros(raw.shape, bool)
+    if nodata is not None:
+        bad |= raw == nodata
+    unit[bad] = 0
+    return unit
+
+
+def unit_of(s2: Path) -> np.ndarray:
+    with rasterio.open(s2) as src:
+        return numpy_unit(src.read(), "s2", src.nodata)
+
+
+# ---------------------------------------------------------------------------- scaling
+@pytest.mark.parametrize("dtype", ["uint16", "int16", "uint32"])
+def test_device_scaling_equals_data_sentinel(dtype):
+    """predict.py scales on the device; it must give data.sentinel's numbers exactly."""
+    rng = np.random.default_rng(0)
+    low = -500 if dtype == "int16" else 0
+    raw = rng.integers(low, 32767 if dtype == "int16" else 65535, (3, 17, 19)).astype(dtype)
+    raw[:, 0, 0] = 0
+    unsigned = raw.dtype.kind == "u"
+    tensor = torch.from_numpy(raw.view(raw.dtype.str.replace("u", "i")) if unsigned else raw)
+    unit, missing = predict.s2_unit(predict._as_float(tensor, unsigned), 0)
+    np.testing.assert_array_equal(unit.numpy(), numpy_unit(raw, "s2", 0))
+    assert missing.numpy().sum() == 1 and missing[0, 0]
+
+
+@pytest.mark.parametrize("variant", ["standard", "dsen2cr"])
+def test_device_sar_scaling_equals_data_sentinel(variant):
+    rng = np.random.default_rng(1)
+    db = rng.uniform(-40, 5, (2, 13, 11)).astype("float32")
+    db[0, 0, 0], db[1, 0, 0], db[0, 1, 1] = np.nan, np.inf, -np.inf
+    unit, missing = predict.s1_unit(torch.from_numpy(db), None, variant)
+    expected = s1_to_unit(db, variant)
+    expected[~np.isfinite(db)] = 0
+    np.testing.assert_array_equal(unit.numpy(), expected)
+    assert missing.numpy().sum() == 1 and missing[0, 0]
+
+
+# ---------------------------------------------------------------------------- the output file
+def test_georeference_and_format_kept_for_a_scene_not_a_multiple_of_the_window(ckpt, tmp_path, capsys):
+    s2, s1 = write_scene(tmp_path, 70, 90)
+    out = tmp_path / "clear.tif"
+    assert run_main(predict.main, argv(ckpt, s2, s1, out, "--batch_size", "3")) == 0
+    assert "wrote" in capsys.readouterr().out
+    with rasterio.open(out) as dst, rasterio.open(s2) as src:
+        assert (dst.crs, dst.transform, dst.width, dst.height) == (src.crs, src.transform, 90, 70)
+        assert dst.count == 13 and dst.dtypes == ("float32",) * 13
+        assert np.isnan(dst.nodata)
+        assert dst.descriptions[:4] == ("B1", "B2", "B3", "B4")
+        data = dst.read()
+    assert np.isfinite(data).all() and data.min() >= 0 and data.max() <= 1
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_bands_named_in_the_training_options_are_selected(ckpt, tmp_path, monkeypatch):
+    monkeypatch.setattr(predict, "model_forward", lambda model: identity)
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    out = tmp_path / "rgb.tif"
+    assert run_main(predict.main, argv(ckpt, s2, s1, out, name="rgb")) == 0
+    with rasterio.open(out) as dst:
+        assert dst.count == 3 and dst.descriptions == ("B4", "B3", "B2")
+        np.testing.assert_allclose(dst.read(), unit_of(s2)[[3, 2, 1]], atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- blending
+@pytest.mark.parametrize(("h", "w", "window", "overlap"), [(70, 90, 32, 8), (64, 64, 32, 0), (20, 45, 32, 16),
+                                                            (97, 33, 64, 40)])
+def test_blending_reconstructs_an_identity_model_exactly(tmp_path, h, w, window, overlap):
+    """Weights are normalised everywhere (borders, corners, overhanging windows, small scenes)."""
+    s2, s1 = write_scene(tmp_path, h, w, s2_nodata=None)
+    out, _ = run_scene(s2, s1, identity, window=window, overlap=overlap, out=tmp_path / "o.tif")
+    np.testing.assert_allclose(out, unit_of(s2), atol=2e-6)
+
+
+def reference(s2: Path, s1: Path, forward, grid: WindowGrid, bands: int = 13) -> np.ndarray:
+    """The same windows and weights accumulated over the whole scene in memory, one window at a time."""
+    w = grid.window
+    total = np.zeros((bands + 1, grid.rows[-1] + w, grid.padded_width))
+    with rasterio.open(s2) as a_src, rasterio.open(s1) as c_src:
+        for k, j in grid.windows():
+            y, x = grid.rows[k], grid.cols[j]
+            a = numpy_unit(read_box(a_src, list(range(1, bands + 1)), y, x, w, w)[0], "s2", a_src.nodata)
+            c = numpy_unit(read_box(c_src, [1, 2], y, x, w, w)[0], "s1")
+            pred = forward(torch.from_numpy(a)[None], torch.from_numpy(c)[None])[0].numpy()
+            weight = np.outer(grid.ramp(k, len(grid.rows)), grid.ramp(j, len(grid.cols)))
+            total[:bands, y:y + w, x:x + w] += pred * weight
+            total[bands, y:y + w, x:x + w] += weight
+    return (total[:bands] / total[bands])[:, :grid.height, :grid.width]
+
+
+@pytest.mark.parametrize(("batch_size", "workers"), [(1, None), (3, None), (64, None), (3, 2)])
+def test_streaming_strips_equal_whole_scene_accumulation_for_any_batch_size(ckpt, tmp_path, batch_size, workers):
+    """Strips, carried rows, emitted column pieces, batches spanning strips and the reader and
+    writer threads (used on GPUs) change nothing."""
+    opt = predict.load_options(str(ckpt), "ms13")
+    forward = predict.model_forward(predict.load_model(opt, str(ckpt), "latest", "-1"))
+    s2, s1 = write_scene(tmp_path, 75, 100, smooth=True)
+    out, ran = run_scene(s2, s1, forward, batch_size=batch_size, out=tmp_path / "o.tif", workers=workers)
+    expected = reference(s2, s1, forward, WindowGrid(75, 100, 32, 8))
+    assert ran == len(WindowGrid(75, 100, 32, 8)) == 3 * 4
+    np.testing.assert_allclose(out, expected, atol=2e-5)
+
+
+def seam_ratio(img: np.ndarray, grid: WindowGrid) -> float:
+    """Mean |step| between neighbouring pixels across window borders / the same away from them.
+
+    Borders: the hard cuts a naive tiling would show (middle of each overlap, or the window edge).
+    """
+    cuts = [x + grid.window - grid.overlap // 2 for x in grid.cols[:-1]]
+    dx = np.abs(np.diff(img, axis=-1)).mean(axis=(0, 1))  # step between column i and i+1
+    dy = np.abs(np.diff(img, axis=-2)).mean(axis=(0, 2))
+    at = np.concatenate([dx[[c - 1 for c in cuts]], dy[[c - 1 for c in cuts]]])
+    away = np.concatenate([np.delete(dx, [c - 1 + d for c in cuts for d in range(-3, 4)]),
+                           np.delete(dy, [c - 1 + d for c in cuts for d in range(-3, 4)])])
+    return float(at.mean() / away.mean())
+
+
+def test_no_seams_across_window_borders(tmp_path):
+    """A model whose output shifts with each window's content (as instance norm does) shows hard
+    seams without overlap; with the cross-fade, steps across borders are like those inside.
+
+    (A random-weight U-Net is no probe for seams: its output is as rough inside a window as across
+    a hard cut. That the real network's windows are blended as designed is checked against the
+    whole-scene reference above.)"""
+
+    def per_window_offset(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return a + 0.5 * (a.mean(dim=(1, 2, 3), keepdim=True) - 0.5) + 0.05 * c.mean(dim=(1, 2, 3), keepdim=True)
+
+    s2, s1 = write_scene(tmp_path, 96, 96, smooth=True, seed=0)
+    hard, _ = run_scene(s2, s1, per_window_offset, window=32, overlap=0, out=tmp_path / "hard.tif")
+    soft, _ = run_scene(s2, s1, per_window_offset, window=32, overlap=16, out=tmp_path / "soft.tif")
+    assert seam_ratio(hard, WindowGrid(96, 96, 32, 0)) > 4  # the criterion does see seams (5.4 here)
+    assert seam_ratio(soft, WindowGrid(96, 96, 32, 16)) < 1.25  # 1.08 here
+
+
+# ---------------------------------------------------------------------------- nodata
+def test_nodata_where_both_inputs_are_nodata(tmp_path):
+    s2, s1 = write_scene(tmp_path, 96, 96, s2_nodata=0)
+    with rasterio.open(s2, "r+") as dst:
+        a = dst.read()
+        a[:, :40, :] = 0  # optical missing in the top 40 rows
+        dst.write(a)
+    with rasterio.open(s1, "r+") as dst:
+        c = dst.read()
+        c[:, :, :50] = np.nan  # SAR missing in the left 50 columns
+        dst.write(c)
+    out, ran = run_scene(s2, s1, identity, window=32, overlap=8, out=tmp_path / "o.tif")
+    both = np.zeros((96, 96), bool)
+    both[:40, :50] = True
+    assert np.isnan(out[:, both]).all()
+    assert np.isfinite(out[:, ~both]).all()
+    assert ran < len(WindowGrid(96, 96, 32, 8))  # windows with no data at all are skipped
+    with rasterio.open(tmp_path / "o.tif") as dst:
+        assert np.isnan(dst.nodata)
+
+
+def test_nodata_value_can_be_a_number(ckpt, tmp_path):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    with rasterio.open(s2, "r+") as dst:
+        dst.write(np.zeros((13, 40, 40), "uint16"))
+    with rasterio.open(s1, "r+") as dst:
+        dst.nodata = -9999
+        dst.write(np.full((2, 40, 40), -9999, "float32"))
+    out = tmp_path / "o.tif"
+    assert run_main(predict.main, argv(ckpt, s2, s1, out, "--nodata", "-1")) == 0
+    with rasterio.open(out) as dst:
+        assert dst.nodata == -1 and (dst.read() == -1).all()
+
+
+# ---------------------------------------------------------------------------- errors
+def expect_error(capsys, argv_: list[str], *words: str) -> str:
+    assert run_main(predict.main, argv_) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: "), err
+    for word in words:
+        assert word in err[-1], err[-1]
+    return err[-1]
+
+
+@pytest.mark.parametrize("what", ["size", "transform", "crs"])
+def test_different_grids_are_refused(ckpt, tmp_path, capsys, what):
+    kwargs = {"size": {"sar_size": (40, 41)},
+              "transform": {"sar_transform": Affine(10.0, 0.0, 600010.0, 0.0, -10.0, 5100000.0)},
+              "crs": {"sar_crs": "EPSG:32633"}}[what]
+    s2, s1 = write_scene(tmp_path, 40, 40, **kwargs)
+    expect_error(capsys, argv(ckpt, s2, s1, tmp_path / "o.tif"), "not on the same grid", "gdalwarp")
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"s2_bands": 4}, ("4 band(s)", "takes 13")),
+    ({"sar_bands": 3}, ("3 band(s)", "2 SAR")),
+    ({"s2_dtype": "float32"}, ("float32", "digital numbers")),
+])
+def test_wrong_bands_and_dtypes_are_refused(ckpt, tmp_path, capsys, kwargs, words):
+    s2, s1 = write_scene(tmp_path, 40, 40, **kwargs)
+    expect_error(capsys, argv(ckpt, s2, s1, tmp_path / "o.tif"), *words)
+
+
+def test_a_13_band_scene_for_a_3_band_model_without_band_choice_says_how(tmp_path, capsys):
+    root = make_experiment(tmp_path / "ck", "plain3", "--input_nc", "3", "--output_nc", "3")
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    expect_error(capsys, argv(root, s2, s1, tmp_path / "o.tif", name="plain3"), "--s2_bands")
+    assert run_main(predict.main, argv(root, s2, s1, tmp_path / "o.tif", "--s2_bands", "B4,B3,B2",
+                                       name="plain3")) == 0
+
+
+def test_missing_experiment_unreadable_file_and_bad_window(ckpt, tmp_path, capsys):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    out = tmp_path / "o.tif"
+    expect_error(capsys, argv(ckpt, s2, s1, out, name="nope"), "no experiment")
+    (ckpt / "empty").mkdir(exist_ok=True)
+    expect_error(capsys, argv(ckpt, s2, s1, out, name="empty"), "train_opt.json")
+    garbage = tmp_path / "garbage.tif"
+    garbage.write_bytes(b"not a tiff at all" * 10)
+    expect_error(capsys, argv(ckpt, garbage, s1, out), "cannot read cloudy image")
+    expect_error(capsys, argv(ckpt, s2, tmp_path / "missing.tif", out), "does not exist")
+    expect_error(capsys, argv(ckpt, s2, s1, out, "--window", "48"), "multiple of 32")
+    expect_error(capsys, argv(ckpt, s2, s1, out, "--overlap", "32"), "--overlap")
+    expect_error(capsys, argv(ckpt, s2, s1, out, "--epoch", "7"), "7_net_")
+    assert not out.exists()
+
+
+def test_an_existing_output_is_untouched_when_the_run_fails(ckpt, tmp_path, capsys, monkeypatch):
+    s2, s1 = write_scene(tmp_path, 96, 96)
+    out = tmp_path / "o.tif"
+    out.write_bytes(b"previous result")
+    calls = []
+
+    def failing_forward(model):
+        def forward(a, c):
+            calls.append(1)
+            if len(calls) == 2:
+                raise predict.UserError("simulated failure in the middle of the scene")
+            return a
+        return forward
+
+    monkeypatch.setattr(predict, "model_forward", failing_forward)
+    expect_error(capsys, argv(ckpt, s2, s1, out, "--batch_size", "2"), "simulated failure")
+    (tmp_path / "bad").mkdir()
+    s2_bad, _ = write_scene(tmp_path / "bad", 96, 96, s2_bands=5)
+    expect_error(capsys, argv(ckpt, s2_bad, s1, out), "band(s)")
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_pipeline_matches_the_cpu(ckpt, tmp_path):
+    """Pinned copies, the reader/writer threads and device blending give the CPU's result."""
+    s2, s1 = write_scene(tmp_path, 300, 200, smooth=True)
+    with rasterio.open(s1, "r+") as dst:
+        c = dst.read()
+        c[:, :100, :70] = np.nan
+        dst.write(c)
+    with rasterio.open(s2, "r+") as dst:
+        a = dst.read()
+        a[:, :130, :] = 0
+        dst.write(a)
+    outs = []
+    for gpu, batch in (("-1", "4"), ("0", "3")):
+        out = tmp_path / f"o{gpu}.tif"
+        assert run_main(predict.main, argv(ckpt, s2, s1, out, "--gpu_ids", gpu, "--batch_size", batch)) == 0
+        outs.append(read(out))
+    assert (np.isnan(outs[0]) == np.isnan(outs[1])).all() and np.isnan(outs[0]).any()
+    np.testing.assert_allclose(outs[1], outs[0], atol=2e-3)  # TF32 convolutions on the GPU
