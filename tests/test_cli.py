@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +165,25 @@ def test_extending_a_finished_run_follows_the_new_schedule(tmp_path, capsys):
     assert "schedule changed on resume (--n_epochs 1 -> 2): learning rate now 0.0002000" in out
     second = torch.load(tmp_path / "ckpt" / "e" / "latest_net_G.pth", weights_only=True)
     assert any(not torch.equal(first[k], second[k]) for k in first)
+
+
+def test_official_shell_scripts(tmp_path):
+    # scripts/{train,test}.sh run the official command lines; extra options are passed on (last wins).
+    root = Path(__file__).resolve().parents[1]
+    make_triplets(tmp_path / "DATA" / "train", "train", n=2, size=256)
+    make_triplets(tmp_path / "DATA" / "test", "test", n=1, size=256)
+    small = ["--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--checkpoints_dir", str(tmp_path / "ckpt"),
+             "--num_threads", "0"]
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    train_cmd = ["sh", str(root / "scripts" / "train.sh"), str(tmp_path / "DATA" / "train"), "exp",
+                 "--niter", "1", "--niter_decay", "0", *small]
+    done = subprocess.run(train_cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "ckpt" / "exp" / "1_net_G.pth").is_file()
+    saved = json.loads((tmp_path / "ckpt" / "exp" / "train_opt.json").read_text())
+    assert saved["lr_policy"] == "step" and saved["pool_size"] == 50 and saved["save_epoch_freq"] == 40
+    test_cmd = ["sh", str(root / "scripts" / "test.sh"), str(tmp_path / "DATA" / "test"), "exp", *small,
+                "--results_dir", str(tmp_path / "results")]
+    done = subprocess.run(test_cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "results" / "exp" / "test_latest" / "index.html").is_file()
