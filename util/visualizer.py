@@ -251,16 +251,20 @@ class Visualizer:
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: no global backend state
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(8, 4.5), dpi=100)
+        # One small panel per loss: the weighted terms differ by orders of magnitude
+        # (G_L1 ~ 100, D ~ 0.2), so a shared axis would flatten all but the largest.
+        ncols = min(4, len(curves))
+        nrows = -(-len(curves) // ncols)
+        fig = Figure(figsize=(3.2 * ncols, 2.4 * nrows), dpi=100)
         FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
-        for k, (xs, ys) in curves.items():
-            ax.plot(xs, ys, label=k, linewidth=1)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
-        ax.set_title(f"{self.name}: training losses")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper right", fontsize="small")
+        for i, (k, (xs, ys)) in enumerate(curves.items()):
+            ax = fig.add_subplot(nrows, ncols, i + 1)
+            ax.plot(xs, ys, linewidth=1, color=f"C{i % 10}")
+            ax.set_title(k, fontsize="medium")
+            ax.grid(True, alpha=0.3)
+            if i >= len(curves) - ncols:
+                ax.set_xlabel("epoch")
+        fig.suptitle(f"{self.name}: training losses")
         fig.tight_layout()
         os.makedirs(self.web_dir, exist_ok=True)
         tmp = self.loss_plot_path + ".tmp.png"
