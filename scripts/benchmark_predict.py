@@ -41,6 +41,7 @@ import torch  # noqa: E402
 from affine import Affine  # noqa: E402
 
 import predict  # noqa: E402
+from util import scene_predict  # noqa: E402
 from util.scene_io import WindowGrid  # noqa: E402
 
 SAR_BANDS = 2
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.num_threads is not None:
             cli += ["--num_threads", str(args.num_threads)]
         pargs = predict.build_parser().parse_args(cli)
-        predict.keep_heap_flat()
+        scene_predict.keep_heap_flat()
         opt = predict.load_options(str(tmp), "bench")
         with contextlib.redirect_stdout(io.StringIO()):
             model = predict.load_model(opt, str(tmp), "latest", pargs.gpu_ids)
@@ -209,12 +210,12 @@ def time_stages(pargs: argparse.Namespace, opt: argparse.Namespace, model) -> di
     out = {}
     start = time.perf_counter()
     batches = 0
-    for _ in predict._ordered_map(partial(predict._read, reader), chunks, workers):
+    for _ in scene_predict._ordered_map(partial(scene_predict._read, reader), chunks, workers):
         batches += 1
     out[f"reading ({max(workers, 1)} thread(s))"] = time.perf_counter() - start
     start = time.perf_counter()
-    for batch, tensors in predict._ordered_map(partial(predict._read, reader), chunks, workers):
-        predict._inputs(batch, tensors, grid, reader.nodata, scene.sar_scaling, device)
+    for batch, tensors in scene_predict._ordered_map(partial(scene_predict._read, reader), chunks, workers):
+        scene_predict._inputs(batch, tensors, grid, reader.nodata, scene.sar_scaling, device)
     sync(device)
     out["reading + scaling on the device"] = time.perf_counter() - start
     reader.close()

@@ -14,7 +14,9 @@ from affine import Affine
 import predict
 from data.sentinel import s1_to_unit, s2_to_unit
 from tests.helpers import run_main
+from util.errors import UserError
 from util.scene_io import AtomicOutput, WindowGrid, output_profile, read_box
+from util.scene_predict import _as_float, predict_scene, s1_unit, s2_unit
 
 CRS = "EPSG:32632"
 TRANSFORM = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5100000.0)
@@ -94,8 +96,8 @@ def run_scene(s2: Path, s1: Path, forward, *, window: int = 32, overlap: int = 8
     grid = WindowGrid(scene.cloudy.height, scene.cloudy.width, window, overlap)
     reader = scene.batch_reader(grid, batch_size)
     with AtomicOutput(out, output_profile(scene.cloudy, bands, float("nan"), "none", grid.stride)) as dst:
-        ran = predict.predict_scene(reader, forward, bands, dst, torch.device("cpu"), batch_size, progress=False,
-                                    workers=workers)
+        ran = predict_scene(reader, forward, bands, dst, torch.device("cpu"), batch_size, progress=False,
+                            workers=workers)
     reader.close()
     scene.close()
     return read(out), ran
@@ -130,7 +132,7 @@ def test_device_scaling_equals_data_sentinel(dtype):
     raw[:, 0, 0] = 0
     unsigned = raw.dtype.kind == "u"
     tensor = torch.from_numpy(raw.view(raw.dtype.str.replace("u", "i")) if unsigned else raw)
-    unit, missing = predict.s2_unit(predict._as_float(tensor, unsigned), 0)
+    unit, missing = s2_unit(_as_float(tensor, unsigned), 0)
     np.testing.assert_array_equal(unit.numpy(), numpy_unit(raw, "s2", 0))
     assert missing.numpy().sum() == 1 and missing[0, 0]
 
@@ -140,7 +142,7 @@ def test_device_sar_scaling_equals_data_sentinel(variant):
     rng = np.random.default_rng(1)
     db = rng.uniform(-40, 5, (2, 13, 11)).astype("float32")
     db[0, 0, 0], db[1, 0, 0], db[0, 1, 1] = np.nan, np.inf, -np.inf
-    unit, missing = predict.s1_unit(torch.from_numpy(db), None, variant)
+    unit, missing = s1_unit(torch.from_numpy(db), None, variant)
     expected = s1_to_unit(db, variant)
     expected[~np.isfinite(db)] = 0
     np.testing.assert_array_equal(unit.numpy(), expected)
@@ -341,7 +343,7 @@ def test_an_existing_output_is_untouched_when_the_run_fails(ckpt, tmp_path, caps
         def forward(a, c):
             calls.append(1)
             if len(calls) == 2:
-                raise predict.UserError("simulated failure in the middle of the scene")
+                raise UserError("simulated failure in the middle of the scene")
             return a
         return forward
 

@@ -10,7 +10,7 @@ ramps sum to exactly 1, so the blend is a smooth cross-fade, and the accumulated
 divided out in any case.
 
 Windows are processed in raster order, strip by strip, and read in batches (:class:`BatchReader`);
-``predict.py`` blends them on the device and writes each strip's first ``stride`` rows as soon as
+``util/scene_predict.py`` blends them on the device and writes each strip's first ``stride`` rows as soon as
 no later window touches them, carrying only the last ``overlap`` rows to the next strip, so memory
 does not grow with the scene height.
 """
