@@ -97,3 +97,14 @@ def snapshot(folder: str | os.PathLike) -> dict[str, bytes]:
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"))
+
+
+def expect_error(capfd, main: Callable[[list[str]], int], argv: list[str], *fragments: str) -> str:
+    """Exit status 2 and exactly one line on stderr, 'error: ...' with every fragment, no traceback."""
+    capfd.readouterr()
+    assert run_main(main, argv) == 2
+    err = capfd.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err

@@ -10,17 +10,7 @@ import torch
 
 import test as test_script
 import train
-from tests.helpers import make_triplets, run_main, test_argv, train_argv
-
-
-def expect_error(capfd, main, argv: list[str], *fragments: str) -> str:
-    capfd.readouterr()
-    assert run_main(main, argv) == 2
-    err = capfd.readouterr().err
-    assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
+from tests.helpers import expect_error, make_triplets, test_argv, train_argv
 
 
 @pytest.fixture(scope="module")

@@ -18,23 +18,12 @@ import test as test_script
 import train
 from models.pix2pix_attn_model import Pix2PixAttnModel
 from models.template_model import TemplateModel
-from tests.helpers import make_triplets, run_main, snapshot, test_argv, train_argv
+from tests.helpers import expect_error, make_triplets, snapshot, test_argv, train_argv
 from util.checkpoint import atomic_save, safe_load
 from util.visualizer import Visualizer
 
 ROOT = Path(__file__).resolve().parents[1]
 NETS = ("G", "G2", "A", "D")
-
-
-def expect_error(capfd, main, argv: list[str], *fragments: str) -> str:
-    """Exit status 2 and exactly one line on stderr, 'error: ...' with every fragment, no traceback."""
-    capfd.readouterr()
-    assert run_main(main, argv) == 2
-    err = capfd.readouterr().err
-    assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
 
 
 def checkpoint_files(folder: Path) -> dict[str, bytes]:
