@@ -128,10 +128,11 @@ def train(argv: list[str] | None = None) -> int:
                 visualizer.plot_current_losses(epoch, epoch_iter / max(1, len(loader.dataset)), values)
             if crossed(total_iters, step, opt.save_latest_freq):
                 print(f"saving the latest model (epoch {epoch}, images {total_iters})")
-                # A mid-epoch checkpoint resumes at the start of this epoch.
-                save(model, opt, "latest", {"epoch": epoch - 1, "total_iters": total_iters})
+                # A mid-epoch checkpoint resumes at the start of this epoch, counting from there.
+                at_epoch_start = {"epoch": epoch - 1, "total_iters": total_iters - epoch_iter}
+                save(model, opt, "latest", at_epoch_start)
                 if opt.save_by_iter:
-                    save(model, opt, f"iter_{total_iters}", {"epoch": epoch - 1, "total_iters": total_iters})
+                    save(model, opt, f"iter_{total_iters}", at_epoch_start)
             iter_data_time = time.time()
 
         model.update_learning_rate()
