@@ -67,7 +67,9 @@ def resume(model, opt) -> dict:
     label = model.checkpoint_label()
     if state_path(model.save_dir, label).is_file():
         progress = load_training_state(model, label, opt)
-        print(f"resuming after epoch {progress['epoch']} ({progress['total_iters']} images seen)")
+        within = f", {progress['epoch_iter']} images into epoch {progress['epoch'] + 1}" \
+            if progress.get("epoch_iter") else ""
+        print(f"resuming after epoch {progress['epoch']}{within} ({progress['total_iters']} images seen)")
     else:
         model.load_networks(label)
         print(f"no training state for '{label}' in {model.save_dir}: loaded the weights only; optimisers "
@@ -97,9 +99,13 @@ def train(argv: list[str] | None = None) -> int:
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     total_iters = progress["total_iters"]
     skipped = 0
-    for epoch in range(progress["epoch"] + 1, last_epoch + 1):
+    first_epoch = progress["epoch"] + 1
+    for epoch in range(first_epoch, last_epoch + 1):
         epoch_start = iter_data_time = time.time()
-        epoch_iter = step_no = 0
+        # A mid-epoch checkpoint continues with the very samples the interrupted run would have seen.
+        epoch_iter = progress.get("epoch_iter", 0) if epoch == first_epoch else 0
+        loader.sampler.set_epoch(epoch, epoch_iter)
+        step_no = 0
         visualizer.reset()
         model.train()
         # A progress bar on terminals only (disable=None): logs of batch jobs stay clean.
@@ -128,11 +134,10 @@ def train(argv: list[str] | None = None) -> int:
                 visualizer.plot_current_losses(epoch, epoch_iter / max(1, len(loader.dataset)), values)
             if crossed(total_iters, step, opt.save_latest_freq):
                 print(f"saving the latest model (epoch {epoch}, images {total_iters})")
-                # A mid-epoch checkpoint resumes at the start of this epoch, counting from there.
-                at_epoch_start = {"epoch": epoch - 1, "total_iters": total_iters - epoch_iter}
-                save(model, opt, "latest", at_epoch_start)
+                here = {"epoch": epoch - 1, "epoch_iter": epoch_iter, "total_iters": total_iters}
+                save(model, opt, "latest", here)
                 if opt.save_by_iter:
-                    save(model, opt, f"iter_{total_iters}", at_epoch_start)
+                    save(model, opt, f"iter_{total_iters}", here)
             iter_data_time = time.time()
 
         model.update_learning_rate()

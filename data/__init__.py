@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from util.registry import discover, find_class
 
 from .base_dataset import BaseDataset
+from .sampler import EpochSampler, SeededDataset
 
 ALIASES = {"unaligned_sar": "triplet"}
 
@@ -47,16 +48,24 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def create_dataloader(opt: Namespace, *, shuffle: bool | None = None, drop_last: bool = False) -> DataLoader:
-    """The dataset named by ``opt.dataset_mode`` wrapped in a seeded ``DataLoader``."""
+    """The dataset named by ``opt.dataset_mode`` in a ``DataLoader`` whose order and augmentations
+    depend only on (``--seed``, epoch, sample): see :mod:`data.sampler`.
+
+    Call ``loader.sampler.set_epoch(epoch, start)`` before each epoch. ``loader.dataset`` is a
+    :class:`~data.sampler.SeededDataset` that forwards attributes to the dataset itself.
+    """
     dataset = find_dataset_using_name(opt.dataset_mode)(opt)
     print(f"dataset [{type(dataset).__name__}] was created: {len(dataset)} samples from {opt.dataroot}")
     shuffle = (not opt.serial_batches) if shuffle is None else shuffle
     return DataLoader(
-        dataset,
+        SeededDataset(dataset),
         batch_size=opt.batch_size,
-        shuffle=shuffle,
+        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=getattr(opt, "seed", 0)),
         num_workers=int(opt.num_threads),
         worker_init_fn=_seed_worker,
+        # Its own generator: creating an iterator draws the workers' base seed from it, not from
+        # the global generator that the model uses (image pool), so resuming stays exact.
+        generator=torch.Generator().manual_seed(getattr(opt, "seed", 0)),
         pin_memory=str(getattr(opt, "device", "cpu")).startswith("cuda"),
         drop_last=drop_last,
         persistent_workers=False,

@@ -141,14 +141,22 @@ def test_hidden_and_other_files_are_ignored(tmp_path):
     assert len(TripletDataset(options(tmp_path))) == 2
 
 
-def test_worker_loading_is_seeded(tmp_path):
+def test_loading_depends_on_seed_epoch_and_sample_only(tmp_path):
+    # Order, crops and flips are functions of (--seed, epoch, sample): not of the worker count,
+    # nor of the global generator, and an epoch can start in the middle (exact mid-epoch resume).
     make_triplets(tmp_path, n=6, size=40)
-    opt = options(tmp_path, load_size=40, serial_batches=False, no_flip=False, num_threads=2, batch_size=2)
 
-    def epoch(seed: int) -> list[torch.Tensor]:
-        seed_everything(seed)
-        return [b["A"] for b in create_dataloader(opt)]
+    def epoch(seed: int, threads: int, number: int = 1, start: int = 0) -> list[torch.Tensor]:
+        opt = options(tmp_path, load_size=40, serial_batches=False, no_flip=False, num_threads=threads,
+                      batch_size=2, seed=seed)
+        loader = create_dataloader(opt)
+        loader.sampler.set_epoch(number, start)
+        torch.manual_seed(12345 + threads)  # whatever the global generator holds
+        return [b["A"] for b in loader]
 
-    a, b, c = epoch(1), epoch(1), epoch(2)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    a, b, c = epoch(1, threads=2), epoch(1, threads=0), epoch(2, threads=2)
+    assert len(a) == 3 and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
+    assert not all(torch.equal(x, y) for x, y in zip(a, epoch(1, threads=0, number=2)))
+    tail = epoch(1, threads=2, start=2)
+    assert len(tail) == 2 and all(torch.equal(x, y) for x, y in zip(a[1:], tail, strict=True))

@@ -34,37 +34,45 @@ def _weights(folder: Path, label: str = "latest") -> dict[str, dict[str, torch.T
     return {n: safe_load(folder / f"{label}_net_{n}.pth") for n in NETS}
 
 
-def _progress(folder: Path) -> int | None:
+def _progress(folder: Path) -> dict | None:
     path = folder / "latest_train_state.pth"
     if not path.is_file():
         return None
     try:
-        return int(safe_load(path)["progress"]["epoch"])
+        return safe_load(path)["progress"]
     except Exception:  # noqa: BLE001 - a file being replaced is not an error here
         return None
 
 
 @pytest.mark.slow
-def test_sigkill_after_an_epoch_then_resume_gives_identical_weights(tmp_path):
+@pytest.mark.parametrize("where", ["after an epoch", "mid-epoch"])
+def test_sigkill_then_resume_gives_identical_weights(tmp_path, where):
     data = tmp_path / "data"
     make_triplets(data, "train", n=24, size=32, seed=3)
     ckpt = tmp_path / "ckpt"
+    # Mid-epoch: a checkpoint every 2 batches (saving draws no random numbers, so the reference
+    # run with the same option is the uninterrupted version of the killed one).
+    extra = ["--save_latest_freq", "4"] if where == "mid-epoch" else []
 
-    ref = subprocess.run(_train_cmd(data, ckpt, "ref"), env=_env(), capture_output=True, text=True, timeout=300)
+    ref = subprocess.run(_train_cmd(data, ckpt, "ref", *extra), env=_env(), capture_output=True, text=True,
+                         timeout=300)
     assert ref.returncode == 0, ref.stderr
 
-    proc = subprocess.Popen(_train_cmd(data, ckpt, "killed"), env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_train_cmd(data, ckpt, "killed", *extra), env=_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and _progress(ckpt / "killed") is None:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = _progress(ckpt / "killed")
-    if killed_at is None or killed_at >= 3:
-        pytest.fail(f"could not kill the run between epochs (progress: {killed_at})")
+    progress = _progress(ckpt / "killed")
+    if progress is None or progress["epoch"] >= 3:
+        pytest.fail(f"could not kill the run before its end (progress: {progress})")
+    if where == "mid-epoch" and not progress.get("epoch_iter"):
+        pytest.fail(f"the kill did not land after a mid-epoch checkpoint (progress: {progress})")
+    killed_at = progress["epoch"]
 
-    resumed = subprocess.run(_train_cmd(data, ckpt, "killed", "--continue_train"), env=_env(),
+    resumed = subprocess.run(_train_cmd(data, ckpt, "killed", "--continue_train", *extra), env=_env(),
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming after epoch {killed_at}" in resumed.stdout
