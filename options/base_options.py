@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 from pathlib import Path
 
@@ -71,8 +72,10 @@ class BaseOptions:
                             "'simcloud' adds simulated clouds to cloud-free images on the fly, "
                             "'sen12mscr' reads the native SEN12MS-CR GeoTIFF tree (multispectral)")
         g.add_argument("--serial_batches", action="store_true", help="take images in order, do not shuffle")
-        g.add_argument("--num_threads", "--nThreads", dest="num_threads", type=non_negative_int, default=4,
-                       help="data-loading worker processes (0: load in the main process)")
+        g.add_argument("--num_threads", "--nThreads", dest="num_threads", type=non_negative_int,
+                       default=min(4, os.cpu_count() or 1),
+                       help="data-loading worker processes (0: load in the main process); default: 4, "
+                            "or the number of CPU cores if fewer")
         g.add_argument("--batch_size", "--batchSize", dest="batch_size", type=positive_int, default=1)
         g.add_argument("--load_size", "--loadSize", dest="load_size", type=positive_int, default=286,
                        help="scale images to this size first")
