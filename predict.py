@@ -240,7 +240,9 @@ def run(argv: list[str] | None = None) -> int:
     if args.window % side:
         raise UserError(f"--window {args.window} does not fit --netG {opt.netG} of the model: the side must be a "
                         f"multiple of {side}, e.g. {max(side, args.window // side * side)}")
-    with rasterio.Env(GDAL_CACHEMAX=os.environ.get("GDAL_CACHEMAX", GDAL_CACHE_MB)):
+    # GDAL reads a GDAL_CACHEMAX set in the environment itself (it may carry a unit, e.g. '128MB').
+    cache = {} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    with rasterio.Env(**cache):
         scene = open_scene(args, opt)  # input errors before the model is built
         try:
             model = load_model(opt, args.checkpoints_dir, args.epoch, args.gpu_ids)

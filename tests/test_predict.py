@@ -376,3 +376,12 @@ def test_gpu_pipeline_matches_the_cpu(ckpt, tmp_path):
         outs.append(read(out))
     assert (np.isnan(outs[0]) == np.isnan(outs[1])).all() and np.isnan(outs[0]).any()
     np.testing.assert_allclose(outs[1], outs[0], atol=2e-3)  # TF32 convolutions on the GPU
+
+
+@pytest.mark.parametrize("value", ["16", "32MB"])
+def test_gdal_cachemax_from_the_environment_is_honoured(ckpt, tmp_path, monkeypatch, value):
+    # A GDAL_CACHEMAX set by the user (GDAL's own variable, possibly with a unit) must not crash.
+    monkeypatch.setenv("GDAL_CACHEMAX", value)
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    assert run_main(predict.main, argv(ckpt, s2, s1, tmp_path / "out.tif")) == 0
+    assert (tmp_path / "out.tif").is_file()
