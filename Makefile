@@ -9,11 +9,11 @@ VISDOM := visdom==0.2.4
 
 .PHONY: install test test-fast lint demo clean-venv
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt constraints-build.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q 'setuptools<81' wheel
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
-	$(BIN)/python -m pip install -q --no-build-isolation $(VISDOM)
+	# visdom's sdist needs pkg_resources to build: see constraints-build.txt
+	PIP_CONSTRAINT="$(CURDIR)/constraints-build.txt" $(BIN)/python -m pip install -q $(VISDOM)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +26,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py

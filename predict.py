@@ -58,26 +58,61 @@ def build_parser() -> OneLineParser:
     p.add_argument("--sar", required=True, help="Sentinel-1 GeoTIFF on the same grid (float dB: VV, VH)")
     p.add_argument("--out", required=True, help="output GeoTIFF (float32 reflectance)")
     p.add_argument("--name", required=True, help="experiment: <checkpoints_dir>/<name>/ with train_opt.json")
-    p.add_argument("--checkpoints_dir", default="./checkpoints", help="where experiments are saved (%(default)s)")
-    p.add_argument("--epoch", "--which_epoch", dest="epoch", default="latest",
-                   help="'latest' (the default) or an epoch number")
-    p.add_argument("--gpu_ids", default="auto", help="'auto' (the default: first GPU if any), -1 for the CPU, or e.g. 0")
-    p.add_argument("--window", type=positive_int, default=256,
-                   help="window side in pixels (%(default)s); a multiple of the U-Net's 2**depth (256 for unet_256)")
-    p.add_argument("--overlap", type=int, default=64,
-                   help="pixels shared by neighbouring windows, cross-faded (%(default)s)")
-    p.add_argument("--batch_size", type=positive_int, default=8, help="windows per forward pass (%(default)s)")
-    p.add_argument("--num_threads", type=int, default=None,
-                   help="threads reading the inputs while a GPU runs (default: up to 6; on the CPU 0: reading, "
-                        "the network and writing take turns)")
-    p.add_argument("--s2_bands", default=None,
-                   help="bands of a 13-band scene to use ('all', 'rgb', names or numbers; default: the training's)")
-    p.add_argument("--cloudy_nodata", default=None,
-                   help="nodata value of the cloudy image (a number, 'nan' or 'none'; default: the file's)")
+    p.add_argument(
+        "--checkpoints_dir", default="./checkpoints", help="where experiments are saved (%(default)s)"
+    )
+    p.add_argument(
+        "--epoch",
+        "--which_epoch",
+        dest="epoch",
+        default="latest",
+        help="'latest' (the default) or an epoch number",
+    )
+    p.add_argument(
+        "--gpu_ids", default="auto", help="'auto' (the default: first GPU if any), -1 for the CPU, or e.g. 0"
+    )
+    p.add_argument(
+        "--window",
+        type=positive_int,
+        default=256,
+        help="window side in pixels (%(default)s); a multiple of the U-Net's 2**depth (256 for unet_256)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=int,
+        default=64,
+        help="pixels shared by neighbouring windows, cross-faded (%(default)s)",
+    )
+    p.add_argument(
+        "--batch_size", type=positive_int, default=8, help="windows per forward pass (%(default)s)"
+    )
+    p.add_argument(
+        "--num_threads",
+        type=int,
+        default=None,
+        help="threads reading the inputs while a GPU runs (default: up to 6; on the CPU 0: reading, "
+        "the network and writing take turns)",
+    )
+    p.add_argument(
+        "--s2_bands",
+        default=None,
+        help="bands of a 13-band scene to use ('all', 'rgb', names or numbers; default: the training's)",
+    )
+    p.add_argument(
+        "--cloudy_nodata",
+        default=None,
+        help="nodata value of the cloudy image (a number, 'nan' or 'none'; default: the file's)",
+    )
     p.add_argument("--sar_nodata", default=None, help="nodata value of the SAR image (default: the file's)")
-    p.add_argument("--nodata", default="nan", help="nodata value written to the output (a number or 'nan': %(default)s)")
-    p.add_argument("--compress", default="none", choices=("none", "zstd", "deflate", "lzw"),
-                   help="output compression (%(default)s; float reflectance shrinks by only 10-25%%)")
+    p.add_argument(
+        "--nodata", default="nan", help="nodata value written to the output (a number or 'nan': %(default)s)"
+    )
+    p.add_argument(
+        "--compress",
+        default="none",
+        choices=("none", "zstd", "deflate", "lzw"),
+        help="output compression (%(default)s; float reflectance shrinks by only 10-25%%)",
+    )
     return p
 
 
@@ -91,8 +126,9 @@ def load_options(checkpoints_dir: str, name: str) -> argparse.Namespace:
     try:
         saved = json.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"{path} is missing: predict.py reads the model's configuration from it "
-                        "(train.py writes it)") from None
+        raise UserError(
+            f"{path} is missing: predict.py reads the model's configuration from it (train.py writes it)"
+        ) from None
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read {path}: {err}") from None
     if not isinstance(saved, dict):
@@ -103,7 +139,9 @@ def load_options(checkpoints_dir: str, name: str) -> argparse.Namespace:
     try:
         defaults = vars(TestOptions().build_parser(argv).parse_args(argv))
     except SystemExit:
-        raise UserError(f"{path} names a model or dataset this code does not have ({' '.join(argv)})") from None
+        raise UserError(
+            f"{path} names a model or dataset this code does not have ({' '.join(argv)})"
+        ) from None
     return argparse.Namespace(**{**defaults, **saved})
 
 
@@ -164,8 +202,17 @@ class Scene:
 
     def batch_reader(self, grid: WindowGrid, batch_size: int = 1, pin: bool = False) -> BatchReader:
         """Reader of batches; ``pin``: into page-locked memory, for fast asynchronous copies to a GPU."""
-        return BatchReader(self.cloudy.name, self.sar.name, self.s2_indexes, self.s1_indexes, self.s2_nodata,
-                           self.s1_nodata, grid, batch_size, _pinned if pin else None)
+        return BatchReader(
+            self.cloudy.name,
+            self.sar.name,
+            self.s2_indexes,
+            self.s1_indexes,
+            self.s2_nodata,
+            self.s1_nodata,
+            grid,
+            batch_size,
+            _pinned if pin else None,
+        )
 
     def close(self) -> None:
         self.cloudy.close()
@@ -199,13 +246,20 @@ def open_scene(args: argparse.Namespace, opt: argparse.Namespace) -> Scene:
         raise UserError(f"--s2_bands {spec} selects {len(picked)} band(s) but the model takes {need}")
     if sar.count != opt.sar_nc:
         raise UserError(f"{args.sar} has {sar.count} band(s) but the model takes {opt.sar_nc} SAR band(s)")
-    names = tuple(S2_BANDS[i] for i in picked) if n == len(S2_BANDS) else tuple(
-        d or f"band_{i + 1}" for i, d in enumerate(cloudy.descriptions))
+    names = (
+        tuple(S2_BANDS[i] for i in picked)
+        if n == len(S2_BANDS)
+        else tuple(d or f"band_{i + 1}" for i, d in enumerate(cloudy.descriptions))
+    )
     return Scene(
-        cloudy, sar, [i + 1 for i in picked], list(range(1, sar.count + 1)),
+        cloudy,
+        sar,
+        [i + 1 for i in picked],
+        list(range(1, sar.count + 1)),
         parse_nodata(args.cloudy_nodata) if args.cloudy_nodata is not None else cloudy.nodata,
         parse_nodata(args.sar_nodata) if args.sar_nodata is not None else sar.nodata,
-        str(getattr(opt, "sar_scaling", None) or "standard"), names,
+        str(getattr(opt, "sar_scaling", None) or "standard"),
+        names,
     )
 
 
@@ -228,8 +282,11 @@ def run(argv: list[str] | None = None) -> int:
     keep_heap_flat()
     opt = load_options(args.checkpoints_dir, args.name)
     if getattr(opt, "dataset_mode", None) in PNG_DATASETS:
-        print(f"warning: experiment {args.name} was trained on 8-bit PNGs ({opt.dataset_mode}); its inputs were "
-              "not Sentinel reflectance / dB scaled as here", file=sys.stderr)
+        print(
+            f"warning: experiment {args.name} was trained on 8-bit PNGs ({opt.dataset_mode}); its inputs were "
+            "not Sentinel reflectance / dB scaled as here",
+            file=sys.stderr,
+        )
     if parse_nodata(args.nodata) is None:
         raise UserError("--nodata must be a number or 'nan'")
     if args.num_threads is not None and args.num_threads < 0:
@@ -238,8 +295,10 @@ def run(argv: list[str] | None = None) -> int:
         raise UserError(f"--overlap {args.overlap} must be at least 0 and less than --window {args.window}")
     side = window_multiple(opt)
     if args.window % side:
-        raise UserError(f"--window {args.window} does not fit --netG {opt.netG} of the model: the side must be a "
-                        f"multiple of {side}, e.g. {max(side, args.window // side * side)}")
+        raise UserError(
+            f"--window {args.window} does not fit --netG {opt.netG} of the model: the side must be a "
+            f"multiple of {side}, e.g. {max(side, args.window // side * side)}"
+        )
     # GDAL reads a GDAL_CACHEMAX set in the environment itself (it may carry a unit, e.g. '128MB').
     cache = {} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
     with rasterio.Env(**cache):
@@ -249,27 +308,48 @@ def run(argv: list[str] | None = None) -> int:
             ran, grid, seconds = write_prediction(args, opt, model, scene)
         finally:
             scene.close()
-    print(f"wrote {args.out}: {grid.width}x{grid.height} px, {opt.output_nc} band(s), {ran} of {len(grid)} windows "
-          f"run, {seconds:.1f} s ({grid.height * grid.width / 1e6 / seconds:.2f} Mpx/s)")
+    print(
+        f"wrote {args.out}: {grid.width}x{grid.height} px, {opt.output_nc} band(s), {ran} of {len(grid)} windows "
+        f"run, {seconds:.1f} s ({grid.height * grid.width / 1e6 / seconds:.2f} Mpx/s)"
+    )
     return 0
 
 
-def write_prediction(args: argparse.Namespace, opt: argparse.Namespace, model: models.BaseModel,
-                     scene: Scene, progress: bool = True) -> tuple[int, WindowGrid, float]:
+def write_prediction(
+    args: argparse.Namespace,
+    opt: argparse.Namespace,
+    model: models.BaseModel,
+    scene: Scene,
+    progress: bool = True,
+) -> tuple[int, WindowGrid, float]:
     """Predict ``scene`` into ``args.out`` (atomically): ``(windows run, grid, seconds)``."""
     nodata = parse_nodata(args.nodata)
     start = time.perf_counter()
     grid = WindowGrid(scene.cloudy.height, scene.cloudy.width, args.window, args.overlap)
     profile = output_profile(scene.cloudy, opt.output_nc, nodata, args.compress, grid.stride)
     with AtomicOutput(args.out, profile) as dst:
-        for i, band in enumerate(scene.band_names[:opt.output_nc], start=1):
+        for i, band in enumerate(scene.band_names[: opt.output_nc], start=1):
             dst.set_band_description(i, band)
-        dst.update_tags(experiment=args.name, epoch=str(args.epoch), model=opt.model,
-                        content="cloud-free reflectance in [0, 1]")
+        dst.update_tags(
+            experiment=args.name,
+            epoch=str(args.epoch),
+            model=opt.model,
+            content="cloud-free reflectance in [0, 1]",
+        )
         reader = scene.batch_reader(grid, args.batch_size, pin=model.device.type == "cuda")
         try:
-            ran = predict_scene(reader, model_forward(model), opt.output_nc, dst, model.device, args.batch_size,
-                                nodata, scene.sar_scaling, progress, args.num_threads)
+            ran = predict_scene(
+                reader,
+                model_forward(model),
+                opt.output_nc,
+                dst,
+                model.device,
+                args.batch_size,
+                nodata,
+                scene.sar_scaling,
+                progress,
+                args.num_threads,
+            )
         finally:
             reader.close()
     return ran, grid, time.perf_counter() - start

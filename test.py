@@ -28,8 +28,13 @@ from util.util import batch_item, save_image, to_unit, visuals_to_images
 PAGE_ORDER = ("real_C", "real_A", "att_A", "att_overlay", "fake_C", "g_B", "fake_B", "real_B")
 
 
-def measure(table: MetricsTable, stem: str, visuals: dict[str, torch.Tensor], images: dict,
-            rgb_bands: tuple[int, ...] | None = None) -> None:
+def measure(
+    table: MetricsTable,
+    stem: str,
+    visuals: dict[str, torch.Tensor],
+    images: dict,
+    rgb_bands: tuple[int, ...] | None = None,
+) -> None:
     """Output and cloudy input against the ground truth, under both protocols (SPEC section 3).
 
     ``rgb_bands`` (positions of B4, B3, B2 in multispectral data) adds the field protocol on them
@@ -85,7 +90,9 @@ def run_test(argv: list[str] | None = None) -> int:
     try:
         image_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UserError(f"cannot create {image_dir}: {err.strerror}; choose a writable --results_dir") from None
+        raise UserError(
+            f"cannot create {image_dir}: {err.strerror}; choose a writable --results_dir"
+        ) from None
     TestOptions().save_options(opt, TestOptions().build_parser(argv))
     page = HTML(str(web_dir), f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
     table = MetricsTable(reference="real_B")

@@ -35,8 +35,9 @@ def crossed(total: int, step: int, freq: int) -> bool:
     return total // freq > (total - step) // freq
 
 
-def check_finite(model, losses: dict[str, torch.Tensor], opt, epoch: int, step_no: int, total_iters: int,
-                 skipped: int) -> int:
+def check_finite(
+    model, losses: dict[str, torch.Tensor], opt, epoch: int, step_no: int, total_iters: int, skipped: int
+) -> int:
     """Apply ``--nonfinite`` to this iteration's losses; return the updated count of skipped steps.
 
     'stop' raises a :class:`UserError` (the last saved checkpoint is intact: nothing is saved after
@@ -48,14 +49,21 @@ def check_finite(model, losses: dict[str, torch.Tensor], opt, epoch: int, step_n
         return skipped
     where = f"epoch {epoch}, iteration {step_no} ({total_iters} images seen)"
     if opt.nonfinite == "stop":
-        raise UserError(f"loss {', '.join(bad)} became non-finite at {where}; training stopped, the last saved "
-                        "checkpoint is intact (try a lower --lr, or --nonfinite skip)")
+        raise UserError(
+            f"loss {', '.join(bad)} became non-finite at {where}; training stopped, the last saved "
+            "checkpoint is intact (try a lower --lr, or --nonfinite skip)"
+        )
     if not model.skipped_step:
-        raise UserError(f"loss {', '.join(bad)} became non-finite at {where}, and model {opt.model} has already "
-                        "stepped its optimisers (it cannot skip steps); training stopped")
+        raise UserError(
+            f"loss {', '.join(bad)} became non-finite at {where}, and model {opt.model} has already "
+            "stepped its optimisers (it cannot skip steps); training stopped"
+        )
     skipped += 1
-    print(f"warning: loss {', '.join(bad)} non-finite at {where}: optimiser steps skipped "
-          f"({skipped} skipped so far)", file=sys.stderr)
+    print(
+        f"warning: loss {', '.join(bad)} non-finite at {where}: optimiser steps skipped "
+        f"({skipped} skipped so far)",
+        file=sys.stderr,
+    )
     return skipped
 
 
@@ -67,13 +75,18 @@ def resume(model, opt) -> dict:
     label = model.checkpoint_label()
     if state_path(model.save_dir, label).is_file():
         progress = load_training_state(model, label, opt)
-        within = f", {progress['epoch_iter']} images into epoch {progress['epoch'] + 1}" \
-            if progress.get("epoch_iter") else ""
+        within = (
+            f", {progress['epoch_iter']} images into epoch {progress['epoch'] + 1}"
+            if progress.get("epoch_iter")
+            else ""
+        )
         print(f"resuming after epoch {progress['epoch']}{within} ({progress['total_iters']} images seen)")
     else:
         model.load_networks(label)
-        print(f"no training state for '{label}' in {model.save_dir}: loaded the weights only; optimisers "
-              f"start afresh at epoch {opt.epoch_count}")
+        print(
+            f"no training state for '{label}' in {model.save_dir}: loaded the weights only; optimisers "
+            f"start afresh at epoch {opt.epoch_count}"
+        )
     return progress
 
 
@@ -91,10 +104,17 @@ def train(argv: list[str] | None = None) -> int:
     model.setup()
     progress = resume(model, opt)
     visualizer = Visualizer(
-        name=opt.name, checkpoints_dir=opt.checkpoints_dir, display_id=opt.display_id,
-        display_server=opt.display_server, display_port=opt.display_port, display_env=opt.display_env,
-        display_ncols=opt.display_ncols, display_winsize=opt.display_winsize, use_html=not opt.no_html,
-        is_train=True, retry_interval=opt.display_retry_interval,
+        name=opt.name,
+        checkpoints_dir=opt.checkpoints_dir,
+        display_id=opt.display_id,
+        display_server=opt.display_server,
+        display_port=opt.display_port,
+        display_env=opt.display_env,
+        display_ncols=opt.display_ncols,
+        display_winsize=opt.display_winsize,
+        use_html=not opt.no_html,
+        is_train=True,
+        retry_interval=opt.display_retry_interval,
     )
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     total_iters = progress["total_iters"]
@@ -150,8 +170,10 @@ def train(argv: list[str] | None = None) -> int:
         visualizer.save_loss_plot()
         print(f"end of epoch {epoch} / {last_epoch} \t time taken: {time.time() - epoch_start:.1f} s")
     if skipped:
-        print(f"warning: {skipped} iteration(s) had non-finite losses and were skipped (--nonfinite skip)",
-              file=sys.stderr)
+        print(
+            f"warning: {skipped} iteration(s) had non-finite losses and were skipped (--nonfinite skip)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -24,7 +24,9 @@ class BaseDataset(Dataset, ABC):
         self.root = opt.dataroot
 
     @staticmethod
-    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+    def modify_commandline_options(
+        parser: argparse.ArgumentParser, is_train: bool
+    ) -> argparse.ArgumentParser:
         """Add dataset-specific options or change defaults; returns the parser."""
         return parser
 
@@ -67,7 +69,9 @@ def draw_params(opt: argparse.Namespace, size: tuple[int, int]) -> dict:
     return {"size": (w, h), "crop": (x, y) if crop else None, "flip": flip}
 
 
-def apply_params(img: Image.Image, opt: argparse.Namespace, params: dict, method=Image.BICUBIC) -> Image.Image:
+def apply_params(
+    img: Image.Image, opt: argparse.Namespace, params: dict, method=Image.BICUBIC
+) -> Image.Image:
     """Scale, crop and flip a PIL image as drawn by :func:`draw_params`."""
     if img.size != params["size"]:
         img = img.resize(params["size"], method)
@@ -96,7 +100,9 @@ def apply_params_array(arr: np.ndarray, opt: argparse.Namespace, params: dict) -
     w, h = params["size"]
     if (arr.shape[2], arr.shape[1]) != (w, h):
         t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None]
-        t = torch.nn.functional.interpolate(t, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
+        t = torch.nn.functional.interpolate(
+            t, size=(h, w), mode="bicubic", align_corners=False, antialias=True
+        )
         arr = np.clip(t[0].numpy(), float(arr.min()), float(arr.max()))
     if params["crop"] is not None:
         x, y = params["crop"]

@@ -58,8 +58,12 @@ def load_image(path: str | os.PathLike, channels: int = 3) -> Image.Image:
     except UserError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"cannot read image {path} ({type(err).__name__}: {err}); replace or remove it") from None
+        raise UserError(
+            f"cannot read image {path} ({type(err).__name__}: {err}); replace or remove it"
+        ) from None
     if channels not in (1, 3):
-        raise UserError(f"{path}: a PNG dataset gives 1 or 3 bands, but {channels} were asked for "
-                        "(--input_nc/--output_nc/--sar_nc); use a GeoTIFF dataset for other band counts")
+        raise UserError(
+            f"{path}: a PNG dataset gives 1 or 3 bands, but {channels} were asked for "
+            "(--input_nc/--output_nc/--sar_nc); use a GeoTIFF dataset for other band counts"
+        )
     return img

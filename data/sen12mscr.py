@@ -40,7 +40,11 @@ VAL_SCENES = {
     "ROIs1158_spring": ("17",),
 }
 # Modality -> (season folder suffix, scene folder prefix, file infix).
-MODALITIES = {"s1": ("_s1", "s1_", "_s1_"), "s2": ("_s2", "s2_", "_s2_"), "s2_cloudy": ("_s2_cloudy", "s2_cloudy_", "_s2_cloudy_")}
+MODALITIES = {
+    "s1": ("_s1", "s1_", "_s1_"),
+    "s2": ("_s2", "s2_", "_s2_"),
+    "s2_cloudy": ("_s2_cloudy", "s2_cloudy_", "_s2_cloudy_"),
+}
 _SCENE_DIR = {m: re.compile(rf"^{re.escape(p)}(\d+)$") for m, (_, p, _) in MODALITIES.items()}
 _PATCH = re.compile(r"_p(\d+)\.tif$")
 
@@ -63,8 +67,10 @@ def parse_seasons(spec: str) -> tuple[str, ...] | None:
         key = part.strip().lower()
         match = [s for s in SEASONS if key in (s.lower(), s.split("_")[1])]
         if not match:
-            raise UserError(f"unknown season {part.strip()!r} in --seasons {spec!r}; use 'all' or a comma list "
-                            f"of spring, summer, fall, winter (or {', '.join(SEASONS)})")
+            raise UserError(
+                f"unknown season {part.strip()!r} in --seasons {spec!r}; use 'all' or a comma list "
+                f"of spring, summer, fall, winter (or {', '.join(SEASONS)})"
+            )
         if match[0] not in out:
             out.append(match[0])
     return tuple(out)
@@ -108,12 +114,21 @@ def _patches(folder: Path | None, season: str, modality: str, scene: str) -> set
     if folder is None:
         return set()
     prefix = f"{season}{MODALITIES[modality][2]}{scene}_p"
-    return {m.group(1) for name in os.listdir(folder) if name.startswith(prefix) and (m := _PATCH.search(name))
-            and name == f"{prefix}{m.group(1)}.tif"}
+    return {
+        m.group(1)
+        for name in os.listdir(folder)
+        if name.startswith(prefix) and (m := _PATCH.search(name)) and name == f"{prefix}{m.group(1)}.tif"
+    }
 
 
-def list_triplets(root: str | os.PathLike, split: str, seasons: tuple[str, ...] | None = None,
-                  *, skip_incomplete: bool = False, option: str = "--dataroot") -> list[Triplet]:
+def list_triplets(
+    root: str | os.PathLike,
+    split: str,
+    seasons: tuple[str, ...] | None = None,
+    *,
+    skip_incomplete: bool = False,
+    option: str = "--dataroot",
+) -> list[Triplet]:
     """The complete triplets of ``split`` under ``root``, sorted by season, scene and patch number.
 
     ``seasons``: those to read (each must be present); None: every season present. ``option``
@@ -129,8 +144,10 @@ def list_triplets(root: str | os.PathLike, split: str, seasons: tuple[str, ...] 
         raise UserError(f"{option} {root} does not exist")
     present = [s for s in SEASONS if any((root / f"{s}{MODALITIES[m][0]}").is_dir() for m in MODALITIES)]
     if not present:
-        raise UserError(f"{option} {root} is not a SEN12MS-CR tree: no ROIs*_s1, ROIs*_s2 or ROIs*_s2_cloudy "
-                        f"folders (expected e.g. {root}/ROIs1158_spring_s1/s1_106/ROIs1158_spring_s1_106_p30.tif)")
+        raise UserError(
+            f"{option} {root} is not a SEN12MS-CR tree: no ROIs*_s1, ROIs*_s2 or ROIs*_s2_cloudy "
+            f"folders (expected e.g. {root}/ROIs1158_spring_s1/s1_106/ROIs1158_spring_s1_106_p30.tif)"
+        )
     seasons = tuple(present) if seasons is None else seasons
     absent = [s for s in seasons if s not in present]
     if absent:
@@ -146,17 +163,23 @@ def list_triplets(root: str | os.PathLike, split: str, seasons: tuple[str, ...] 
                 paths = {m: expected_path(root, m, season, scene, patch) for m in MODALITIES}
                 lacking = [m for m in MODALITIES if patch not in patches[m]]
                 if lacking:
-                    gaps.append(f"{season}_{scene}_p{patch} lacks {' and '.join(str(paths[m]) for m in lacking)}")
+                    gaps.append(
+                        f"{season}_{scene}_p{patch} lacks {' and '.join(str(paths[m]) for m in lacking)}"
+                    )
                 else:
                     found.append(Triplet(season, scene, patch, paths["s1"], paths["s2"], paths["s2_cloudy"]))
     if gaps:
         examples = "; ".join(gaps[:3]) + ("; ..." if len(gaps) > 3 else "")
         if not skip_incomplete:
-            raise UserError(f"{len(gaps)} {split} patch(es) under {root} lack a partner ({examples}); "
-                            "add --skip_incomplete to leave them out")
+            raise UserError(
+                f"{len(gaps)} {split} patch(es) under {root} lack a partner ({examples}); "
+                "add --skip_incomplete to leave them out"
+            )
         print(f"--skip_incomplete: left out {len(gaps)} incomplete {split} patch(es) ({examples})")
     if not found:
-        raise UserError(f"{option} {root} holds no complete {split} triplets for seasons {', '.join(seasons)}")
+        raise UserError(
+            f"{option} {root} holds no complete {split} triplets for seasons {', '.join(seasons)}"
+        )
     return found
 
 
@@ -170,10 +193,14 @@ def _check(path: Path, info: GeoInfo, what: str, bands: int, kinds: str, ref: Ge
     if ref is None:
         return
     if (info.width, info.height) != (ref.width, ref.height):
-        raise UserError(f"{path} is {info.width}x{info.height} px but its cloud-free S2 partner is "
-                        f"{ref.width}x{ref.height}")
+        raise UserError(
+            f"{path} is {info.width}x{info.height} px but its cloud-free S2 partner is "
+            f"{ref.width}x{ref.height}"
+        )
     if not same_crs(info.crs, ref.crs) or not same_transform(info.transform, ref.transform):
-        raise UserError(f"{path} is not georeferenced like its cloud-free S2 partner (CRS or transform differ)")
+        raise UserError(
+            f"{path} is not georeferenced like its cloud-free S2 partner (CRS or transform differ)"
+        )
 
 
 def _missing(arr: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -200,8 +227,11 @@ def read_triplet(t: Triplet, bands: tuple[int, ...], sar_scaling: str = "standar
     _check(t.s1, info_1, "S1", len(S1_BANDS), "f", ref)
     out: dict = {"info": ref, "nonfinite": 0}
     index = list(bands)
-    for key, raw, nodata in (("A", s2c[index], info_c.nodata), ("B", s2[index], ref.nodata),
-                             ("C", s1, info_1.nodata)):
+    for key, raw, nodata in (
+        ("A", s2c[index], info_c.nodata),
+        ("B", s2[index], ref.nodata),
+        ("C", s1, info_1.nodata),
+    ):
         bad = _missing(raw, nodata)
         unit = s1_to_unit(raw, sar_scaling) if key == "C" else s2_to_unit(raw)
         if bad.any():

@@ -45,15 +45,19 @@ SAR_VISUALS = ("real_C",)  # visuals that hold SAR; every other multi-band visua
 def finalize_options(opt: argparse.Namespace) -> None:
     """Derive ``--input_nc``/``--output_nc`` from ``--s2_bands`` and ``--sar_nc`` (2), or refuse a contradiction."""
     n = len(parse_bands(opt.s2_bands))
-    for key, want, why in (("input_nc", n, f"--s2_bands {opt.s2_bands}"),
-                           ("output_nc", n, f"--s2_bands {opt.s2_bands}"),
-                           ("sar_nc", len(S1_BANDS), "Sentinel-1 (VV, VH)")):
+    for key, want, why in (
+        ("input_nc", n, f"--s2_bands {opt.s2_bands}"),
+        ("output_nc", n, f"--s2_bands {opt.s2_bands}"),
+        ("sar_nc", len(S1_BANDS), "Sentinel-1 (VV, VH)"),
+    ):
         value = getattr(opt, key, None)
         if value is None:
             setattr(opt, key, want)
         elif int(value) != want:
-            raise UserError(f"--{key} {value} contradicts {why}, which gives {want} band(s); "
-                            f"leave --{key} out with --dataset_mode sen12mscr (it follows the data)")
+            raise UserError(
+                f"--{key} {value} contradicts {why}, which gives {want} band(s); "
+                f"leave --{key} out with --dataset_mode sen12mscr (it follows the data)"
+            )
     if opt.sar_scaling not in S1_CLIP:
         raise UserError(f"--sar_scaling {opt.sar_scaling!r}: choose one of {', '.join(S1_CLIP)}")
     parse_seasons(opt.seasons)
@@ -72,18 +76,33 @@ class SEN12MSCRDataset(BaseDataset):
     finalize_options = staticmethod(finalize_options)
 
     @staticmethod
-    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+    def modify_commandline_options(
+        parser: argparse.ArgumentParser, is_train: bool
+    ) -> argparse.ArgumentParser:
         g = parser.add_argument_group("SEN12MS-CR (--dataset_mode sen12mscr; --phase train|val|test)")
-        g.add_argument("--s2_bands", default="all",
-                       help="Sentinel-2 bands of A and B: 'all' (13), 'rgb' (B4,B3,B2) or a comma list of names "
-                            "(B1..B12, B8A) or 1-based numbers; --input_nc/--output_nc follow (leave them out)")
-        g.add_argument("--sar_scaling", default="standard", choices=tuple(S1_CLIP),
-                       help="S1 dB clip before mapping to [0, 1]: 'standard' VV and VH in [-25, 0]; "
-                            "'dsen2cr' VH in [-32.5, 0]")
-        g.add_argument("--seasons", default="all",
-                       help="'all' or a comma list of spring, summer, fall, winter (e.g. spring,winter)")
-        g.add_argument("--skip_incomplete", action="store_true",
-                       help="leave out patches that lack a partner file (printing how many) instead of stopping")
+        g.add_argument(
+            "--s2_bands",
+            default="all",
+            help="Sentinel-2 bands of A and B: 'all' (13), 'rgb' (B4,B3,B2) or a comma list of names "
+            "(B1..B12, B8A) or 1-based numbers; --input_nc/--output_nc follow (leave them out)",
+        )
+        g.add_argument(
+            "--sar_scaling",
+            default="standard",
+            choices=tuple(S1_CLIP),
+            help="S1 dB clip before mapping to [0, 1]: 'standard' VV and VH in [-25, 0]; "
+            "'dsen2cr' VH in [-32.5, 0]",
+        )
+        g.add_argument(
+            "--seasons",
+            default="all",
+            help="'all' or a comma list of spring, summer, fall, winter (e.g. spring,winter)",
+        )
+        g.add_argument(
+            "--skip_incomplete",
+            action="store_true",
+            help="leave out patches that lack a partner file (printing how many) instead of stopping",
+        )
         # None: set from the band choice by finalize_options; --preprocess crop: no resampling of the data.
         parser.set_defaults(input_nc=None, output_nc=None, sar_nc=None, preprocess="crop")
         return parser
@@ -100,8 +119,9 @@ class SEN12MSCRDataset(BaseDataset):
             self.preview_bands = (0, 1, 2)
         else:
             self.preview_bands = (0, 0, 0)
-        triplets = list_triplets(opt.dataroot, opt.phase, parse_seasons(opt.seasons),
-                                 skip_incomplete=opt.skip_incomplete)
+        triplets = list_triplets(
+            opt.dataroot, opt.phase, parse_seasons(opt.seasons), skip_incomplete=opt.skip_incomplete
+        )
         self.triplets = triplets[: int(min(opt.max_dataset_size, len(triplets)))]
 
     def __len__(self) -> int:
@@ -114,21 +134,31 @@ class SEN12MSCRDataset(BaseDataset):
         info = data["info"]
         w, h = info.width, info.height
         if opt.preprocess == "crop" and min(w, h) < opt.crop_size:
-            raise UserError(f"{t.s2} is {w}x{h}, smaller than --crop_size {opt.crop_size}; use a smaller crop")
+            raise UserError(
+                f"{t.s2} is {w}x{h}, smaller than --crop_size {opt.crop_size}; use a smaller crop"
+            )
         params = draw_params(opt, (w, h))
         tw, th = params["size"]
         x, y = params["crop"] if params["crop"] is not None else (0, 0)
         side = opt.crop_size if params["crop"] is not None else tw
-        transform = window_transform(info.transform, scale=(w / tw, h / th), offset=(x, y),
-                                     flip_width=side if params["flip"] else None)
+        transform = window_transform(
+            info.transform, scale=(w / tw, h / th), offset=(x, y), flip_width=side if params["flip"] else None
+        )
         item: dict = {
-            key: torch.from_numpy(apply_params_array(data[key], opt, params) * 2.0 - 1.0) for key in ("A", "B", "C")
+            key: torch.from_numpy(apply_params_array(data[key], opt, params) * 2.0 - 1.0)
+            for key in ("A", "B", "C")
         }
-        item.update({
-            "A_paths": str(t.s2_cloudy), "B_paths": str(t.s2), "C_paths": str(t.s1), "stem": t.stem,
-            "crs": info.crs, "transform": torch.tensor(transform, dtype=torch.float64),
-            "nonfinite": data["nonfinite"],
-        })
+        item.update(
+            {
+                "A_paths": str(t.s2_cloudy),
+                "B_paths": str(t.s2),
+                "C_paths": str(t.s1),
+                "stem": t.stem,
+                "crs": info.crs,
+                "transform": torch.tensor(transform, dtype=torch.float64),
+                "nonfinite": data["nonfinite"],
+            }
+        )
         return item
 
     # ------------------------------------------------------------------ outputs
@@ -143,5 +173,10 @@ class SEN12MSCRDataset(BaseDataset):
 
     def save_geotiff(self, path: str | os.PathLike, tensor: torch.Tensor, batch: dict, i: int) -> None:
         """Write a visual (first of ``tensor``) as float32 reflectance with the georeference of sample ``i``."""
-        write_geotiff(path, to_unit(tensor).astype(np.float32), batch["crs"][i],
-                      [float(v) for v in batch["transform"][i]], band_names=self.band_names)
+        write_geotiff(
+            path,
+            to_unit(tensor).astype(np.float32),
+            batch["crs"][i],
+            [float(v) for v in batch["transform"][i]],
+            band_names=self.band_names,
+        )

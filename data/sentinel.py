@@ -35,8 +35,10 @@ def parse_bands(spec: str, names: tuple[str, ...] = S2_BANDS) -> tuple[int, ...]
         elif part.isdigit() and 1 <= int(part) <= len(names):
             out.append(int(part) - 1)
         else:
-            raise UserError(f"band {part!r} in {spec!r} is unknown; use 'all', 'rgb', names "
-                            f"({', '.join(names)}) or numbers 1-{len(names)}")
+            raise UserError(
+                f"band {part!r} in {spec!r} is unknown; use 'all', 'rgb', names "
+                f"({', '.join(names)}) or numbers 1-{len(names)}"
+            )
     if len(set(out)) != len(out):
         raise UserError(f"band list {spec!r} names a band twice")
     return tuple(out)

@@ -52,7 +52,9 @@ def check_cover(low: float, high: float) -> None:
 
 def check_thickness(value: float) -> None:
     if not (np.isfinite(value) and 0.0 < value <= 1.0):
-        raise UserError(f"--cloud_thickness must be in (0, 1] (the opacity of the thickest clouds), got {value:g}")
+        raise UserError(
+            f"--cloud_thickness must be in (0, 1] (the opacity of the thickest clouds), got {value:g}"
+        )
 
 
 class _CoverAction(argparse.Action):
@@ -82,17 +84,34 @@ class SimcloudDataset(BaseDataset):
     """Cloud-free optical / SAR pairs with simulated clouds drawn over the optical image on the fly."""
 
     @staticmethod
-    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+    def modify_commandline_options(
+        parser: argparse.ArgumentParser, is_train: bool
+    ) -> argparse.ArgumentParser:
         g = parser.add_argument_group("simulated clouds (--dataset_mode simcloud)")
-        g.add_argument("--cloud_cover", nargs=2, type=float, metavar=("MIN", "MAX"), default=[0.2, 0.7],
-                       action=_CoverAction,
-                       help="fraction of the image under thick cloud, drawn uniformly in [MIN, MAX] per image")
-        g.add_argument("--cloud_thickness", type=float, default=1.0, action=_ThicknessAction,
-                       help="opacity of the thickest clouds, in (0, 1] (1: opaque cores)")
+        g.add_argument(
+            "--cloud_cover",
+            nargs=2,
+            type=float,
+            metavar=("MIN", "MAX"),
+            default=[0.2, 0.7],
+            action=_CoverAction,
+            help="fraction of the image under thick cloud, drawn uniformly in [MIN, MAX] per image",
+        )
+        g.add_argument(
+            "--cloud_thickness",
+            type=float,
+            default=1.0,
+            action=_ThicknessAction,
+            help="opacity of the thickest clouds, in (0, 1] (1: opaque cores)",
+        )
         g.add_argument("--no_haze", action="store_true", help="no thin haze layer over the whole image")
         g.add_argument("--no_shadows", action="store_true", help="no cloud shadows on the ground")
-        g.add_argument("--cloud_seed", type=int, default=None,
-                       help="seed of the test-phase clouds (default: --seed); training clouds follow --seed")
+        g.add_argument(
+            "--cloud_seed",
+            type=int,
+            default=None,
+            help="seed of the test-phase clouds (default: --seed); training clouds follow --seed",
+        )
         return parser
 
     def __init__(self, opt: argparse.Namespace) -> None:
@@ -117,13 +136,17 @@ class SimcloudDataset(BaseDataset):
         clear = load_image(paths["B"], opt.output_nc)
         sar = load_image(paths["C"], opt.sar_nc)
         if clear.size != sar.size:
-            raise UserError(f"pair {paths['B'].stem} has images of different sizes ({paths['B'].parent.name}/"
-                            f"{paths['B'].name} {clear.size[0]}x{clear.size[1]}, {paths['C'].parent.name}/"
-                            f"{paths['C'].name} {sar.size[0]}x{sar.size[1]})")
+            raise UserError(
+                f"pair {paths['B'].stem} has images of different sizes ({paths['B'].parent.name}/"
+                f"{paths['B'].name} {clear.size[0]}x{clear.size[1]}, {paths['C'].parent.name}/"
+                f"{paths['C'].name} {sar.size[0]}x{sar.size[1]})"
+            )
         w, h = clear.size
         if opt.preprocess == "crop" and min(w, h) < opt.crop_size:
-            raise UserError(f"{paths['B']} is {w}x{h}, smaller than --crop_size {opt.crop_size}; "
-                            "use --preprocess resize_and_crop or a smaller crop")
+            raise UserError(
+                f"{paths['B']} is {w}x{h}, smaller than --crop_size {opt.crop_size}; "
+                "use --preprocess resize_and_crop or a smaller crop"
+            )
         params = draw_params(opt, (w, h))
         clear = apply_params(clear, opt, params)
         sar = apply_params(sar, opt, params)

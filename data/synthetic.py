@@ -33,8 +33,16 @@ from data.synthetic_clouds import add_clouds, fractal_noise
 from data.synthetic_scene import SAR_RANGES_DB, Scene, generate_scene, make_sar, make_scene
 
 __all__ = [
-    "SAR_RANGES_DB", "Scene", "add_clouds", "fractal_noise", "generate_scene", "make_sar", "make_scene",
-    "make_triplet", "to_uint8", "write_dataset",
+    "SAR_RANGES_DB",
+    "Scene",
+    "add_clouds",
+    "fractal_noise",
+    "generate_scene",
+    "make_sar",
+    "make_scene",
+    "make_triplet",
+    "to_uint8",
+    "write_dataset",
 ]
 
 _SPLITS = ("train", "test")
@@ -81,7 +89,9 @@ def make_triplet(seed: int, index: int, size: int = 256, **cloud_kwargs: Any) ->
     scene = generate_scene(np.random.default_rng(s_scene), int(size))
     sar = make_sar(scene.labels, np.random.default_rng(s_sar), vigor=scene.vigor)
     clear = to_uint8(scene.rgb)
-    cloudy, mask = add_clouds(clear.astype(np.float32) / 255.0, np.random.default_rng(s_cloud), **cloud_kwargs)
+    cloudy, mask = add_clouds(
+        clear.astype(np.float32) / 255.0, np.random.default_rng(s_cloud), **cloud_kwargs
+    )
     return {"A": to_uint8(cloudy), "B": clear, "C": to_uint8(sar), "mask": mask, "labels": scene.labels}
 
 
@@ -139,7 +149,9 @@ def write_dataset(
         raise FileExistsError(f"output path {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"output folder {out} is not empty; pass overwrite=True (--overwrite) to replace it")
+            raise FileExistsError(
+                f"output folder {out} is not empty; pass overwrite=True (--overwrite) to replace it"
+            )
         for split in _SPLITS:
             if (out / split).exists():
                 shutil.rmtree(out / split)
@@ -147,8 +159,10 @@ def write_dataset(
     for split, start, count in (("train", 0, n_train), ("test", n_train, n_test)):
         for key in "ABC":
             (out / split / f"{split}{key}").mkdir(parents=True, exist_ok=True)
-        tasks += [(str(out), split, i, f"{prefix}_{i:05d}", int(size), int(seed), dict(cloud_kwargs))
-                  for i in range(start, start + count)]
+        tasks += [
+            (str(out), split, i, f"{prefix}_{i:05d}", int(size), int(seed), dict(cloud_kwargs))
+            for i in range(start, start + count)
+        ]
 
     bar = tqdm(total=len(tasks), desc=f"synthetic -> {out}", unit="triplet", disable=not progress)
     workers = min(workers, len(tasks))

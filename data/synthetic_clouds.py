@@ -158,7 +158,9 @@ def add_clouds(
         # field's slope towards the sun (opposite to the shadow offset).
         sy, sx = (dy / dist, dx / dist) if dist > 0 else (0.6, 0.8)
         sm = ndimage.uniform_filter(field[oy : oy + h + 3, ox : ox + w + 3], 5, mode="nearest")
-        slope = sy * (sm[3 : h + 3, 1 : w + 1] - sm[:h, 1 : w + 1]) + sx * (sm[1 : h + 1, 3 : w + 3] - sm[1 : h + 1, :w])
+        slope = sy * (sm[3 : h + 3, 1 : w + 1] - sm[:h, 1 : w + 1]) + sx * (
+            sm[1 : h + 1, 3 : w + 3] - sm[1 : h + 1, :w]
+        )
         cloud_bright = np.clip(0.85 + 0.04 * (crop - t) - 0.45 * slope, 0.6, 0.98).astype(np.float32)
         if shadows:
             sh = a_full[oy + dy : oy + dy + h, ox + dx : ox + dx + w]

@@ -31,42 +31,86 @@ from scipy.spatial import cKDTree
 from data.synthetic_clouds import fractal_noise
 
 __all__ = [
-    "CLASS_NAMES", "WATER", "FOREST", "GRASS", "URBAN", "ROAD", "CROP_GREEN", "CROP_DARK",
-    "CROP_YELLOW", "CROP_BARE", "CROP_STUBBLE", "SAR_RANGES_DB", "Scene", "generate_scene",
-    "make_scene", "make_sar",
+    "CLASS_NAMES",
+    "WATER",
+    "FOREST",
+    "GRASS",
+    "URBAN",
+    "ROAD",
+    "CROP_GREEN",
+    "CROP_DARK",
+    "CROP_YELLOW",
+    "CROP_BARE",
+    "CROP_STUBBLE",
+    "SAR_RANGES_DB",
+    "Scene",
+    "generate_scene",
+    "make_scene",
+    "make_sar",
 ]
 
 WATER, FOREST, GRASS, URBAN, ROAD, CROP_GREEN, CROP_DARK, CROP_YELLOW, CROP_BARE, CROP_STUBBLE = range(10)
-CLASS_NAMES = ("water", "forest", "grass", "urban", "road", "crop_green", "crop_dark",
-               "crop_yellow", "crop_bare", "crop_stubble")
+CLASS_NAMES = (
+    "water",
+    "forest",
+    "grass",
+    "urban",
+    "road",
+    "crop_green",
+    "crop_dark",
+    "crop_yellow",
+    "crop_bare",
+    "crop_stubble",
+)
 _FIELD_CLASSES = np.array([CROP_GREEN, CROP_DARK, CROP_YELLOW, CROP_BARE, CROP_STUBBLE, GRASS])
 _FIELD_PRIOR = np.array([0.26, 0.14, 0.14, 0.16, 0.12, 0.18])
 
 # Base true-colour appearance per class (rough Sentinel-2 TCI preview colours).
-_RGB = np.array([
-    [0.05, 0.08, 0.11],  # water
-    [0.12, 0.18, 0.10],  # forest (broadleaf; conifers darker)
-    [0.31, 0.38, 0.22],  # grass / meadow
-    [0.52, 0.50, 0.49],  # urban (overridden by roofs)
-    [0.60, 0.58, 0.56],  # road
-    [0.29, 0.37, 0.19],  # green crop (cereals)
-    [0.18, 0.27, 0.12],  # dense dark crop (maize, potato)
-    [0.60, 0.56, 0.31],  # yellow (rapeseed, ripe cereal)
-    [0.45, 0.38, 0.31],  # bare / ploughed soil
-    [0.56, 0.50, 0.41],  # stubble / harvested
-], dtype=np.float32)
+_RGB = np.array(
+    [
+        [0.05, 0.08, 0.11],  # water
+        [0.12, 0.18, 0.10],  # forest (broadleaf; conifers darker)
+        [0.31, 0.38, 0.22],  # grass / meadow
+        [0.52, 0.50, 0.49],  # urban (overridden by roofs)
+        [0.60, 0.58, 0.56],  # road
+        [0.29, 0.37, 0.19],  # green crop (cereals)
+        [0.18, 0.27, 0.12],  # dense dark crop (maize, potato)
+        [0.60, 0.56, 0.31],  # yellow (rapeseed, ripe cereal)
+        [0.45, 0.38, 0.31],  # bare / ploughed soil
+        [0.56, 0.50, 0.41],  # stubble / harvested
+    ],
+    dtype=np.float32,
+)
 _SOIL = np.float32([0.45, 0.39, 0.32])
 _ROW_AMP = np.array([0, 0, 0, 0, 0, 0.02, 0.015, 0.015, 0.045, 0.03], dtype=np.float32)
-_ROOFS = np.array([
-    [0.64, 0.33, 0.25], [0.55, 0.53, 0.52], [0.33, 0.32, 0.33], [0.82, 0.81, 0.79], [0.23, 0.31, 0.15],
-], dtype=np.float32)  # red, grey, dark, white, garden
+_ROOFS = np.array(
+    [
+        [0.64, 0.33, 0.25],
+        [0.55, 0.53, 0.52],
+        [0.33, 0.32, 0.33],
+        [0.82, 0.81, 0.79],
+        [0.23, 0.31, 0.15],
+    ],
+    dtype=np.float32,
+)  # red, grey, dark, white, garden
 _ROOF_P = np.array([0.34, 0.24, 0.12, 0.08, 0.22])
 
 # SAR: mean (VV, VH) dB per class and dB change per unit of vigour.
-_SAR_DB = np.array([
-    [-21.0, -28.0], [-7.5, -13.5], [-10.5, -17.5], [-1.0, -9.0], [-15.0, -23.0],
-    [-10.0, -16.0], [-8.0, -13.5], [-9.0, -15.5], [-11.0, -20.0], [-13.0, -21.0],
-], dtype=np.float32)
+_SAR_DB = np.array(
+    [
+        [-21.0, -28.0],
+        [-7.5, -13.5],
+        [-10.5, -17.5],
+        [-1.0, -9.0],
+        [-15.0, -23.0],
+        [-10.0, -16.0],
+        [-8.0, -13.5],
+        [-9.0, -15.5],
+        [-11.0, -20.0],
+        [-13.0, -21.0],
+    ],
+    dtype=np.float32,
+)
 _SAR_GAIN = np.array([1.5, 1.0, 1.0, 4.0, 0.5, 1.5, 1.5, 1.5, 1.5, 1.5], dtype=np.float32)
 SAR_RANGES_DB = {"vv": (-25.0, 0.0), "vh": (-31.0, -6.5), "ratio": (-4.0, 14.0)}
 
@@ -96,8 +140,11 @@ def _parcels(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, ang: floa
         edges = u0 - rng.uniform(0, s) + np.cumsum(rng.uniform(0.6 * s, 1.6 * s, n_str))
         strip = np.searchsorted(edges, u)
         n_cut = int(vlen / (0.8 * s)) + 3
-        cuts = v0 - rng.uniform(0, 3 * s, (n_str + 1, 1)) + np.cumsum(
-            rng.uniform(0.8 * s, 3.0 * s, (n_str + 1, n_cut)), axis=1)
+        cuts = (
+            v0
+            - rng.uniform(0, 3 * s, (n_str + 1, 1))
+            + np.cumsum(rng.uniform(0.8 * s, 3.0 * s, (n_str + 1, n_cut)), axis=1)
+        )
         seg = (v[..., None] > cuts[strip].astype(np.float32)).sum(-1)
         ids = strip * (n_cut + 1) + seg
     else:
@@ -110,8 +157,9 @@ def _parcels(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, ang: floa
     return np.unique(ids, return_inverse=True)[1].reshape(u.shape)
 
 
-def _curve_mask(shape: tuple[int, int], lines: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[
-        np.ndarray, np.ndarray]:
+def _curve_mask(
+    shape: tuple[int, int], lines: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
     """Rasterise polylines ``(y, x, width)`` and return (inside mask, distance to centreline)."""
     h, w = shape
     feat = np.zeros((h, w), bool)
@@ -127,15 +175,29 @@ def _curve_mask(shape: tuple[int, int], lines: list[tuple[np.ndarray, np.ndarray
     return dist <= 0.5 * wgrid[iy, ix], dist.astype(np.float32)
 
 
-def _meander(rng: np.random.Generator, h: int, w: int, ang: float, t0: float, amp: float,
-             width: float, through: tuple[float, float] | None = None) -> tuple[np.ndarray, ...]:
+def _meander(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    ang: float,
+    t0: float,
+    amp: float,
+    width: float,
+    through: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, ...]:
     """A curve crossing the frame at angle ``ang``: straight line + sum of sines across it."""
     half = 0.5 * float(np.hypot(h, w)) + 10.0
     s = np.arange(-half, half, 0.4, dtype=np.float32)
     t = np.full_like(s, t0)
     for _ in range(3):
         lam = rng.uniform(50.0, 240.0)
-        t += amp * lam / 240.0 * rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * s / lam + rng.uniform(0, 2 * np.pi))
+        t += (
+            amp
+            * lam
+            / 240.0
+            * rng.uniform(0.3, 1.0)
+            * np.sin(2 * np.pi * s / lam + rng.uniform(0, 2 * np.pi))
+        )
     cy, cx = through if through is not None else (0.5 * h, 0.5 * w)
     y = cy + s * np.sin(ang) + t * np.cos(ang)
     x = cx + s * np.cos(ang) - t * np.sin(ang)
@@ -186,7 +248,9 @@ def generate_scene(rng: np.random.Generator, size: int = 256) -> Scene:
     bu, bv = _rot(yy, xx, ang + (0.0 if rng.random() < 0.7 else rng.uniform(-0.4, 0.4)))
     block, hs = rng.uniform(9.0, 16.0), rng.uniform(2.8, 4.8)
     street = (np.mod(bu, block) < 1.6) | (np.mod(bv, block) < 1.6)
-    key = np.mod(np.floor(bu / hs).astype(np.int64) * 92821 + np.floor(bv / hs).astype(np.int64) * 68917, 4096)
+    key = np.mod(
+        np.floor(bu / hs).astype(np.int64) * 92821 + np.floor(bv / hs).astype(np.int64) * 68917, 4096
+    )
     roof = rng.choice(len(_ROOFS), size=4096, p=_ROOF_P)[key]
     gap = (np.mod(bu, hs) < 0.7) | (roof == len(_ROOFS) - 1)
     bvig = rng.normal(0.8, 0.8, 4096).astype(np.float32)[key]
@@ -200,8 +264,15 @@ def generate_scene(rng: np.random.Generator, size: int = 256) -> Scene:
         lake = np.hypot(yy - cy, xx - cx) / radius + 0.45 * noise(3.0, 3.0) < 1.0
     water = lake.copy()
     if rng.random() < 0.6:
-        line = _meander(rng, h, w, rng.uniform(0, np.pi), rng.uniform(-0.35, 0.35) * h,
-                        rng.uniform(10.0, 45.0), rng.uniform(2.5, 8.0))
+        line = _meander(
+            rng,
+            h,
+            w,
+            rng.uniform(0, np.pi),
+            rng.uniform(-0.35, 0.35) * h,
+            rng.uniform(10.0, 45.0),
+            rng.uniform(2.5, 8.0),
+        )
         river, rdist = _curve_mask((h, w), [line])
         bank = (rdist < 0.5 * line[2].mean() + rng.uniform(1.0, 4.0)) & ~river & ~urban
         labels[bank & (noise(2.0, 8.0) > 0.0)] = FOREST
@@ -222,7 +293,9 @@ def generate_scene(rng: np.random.Generator, size: int = 256) -> Scene:
     lowf = noise(3.0, 2.0)
     conifer = (lowf > 0.3)[..., None]
     fcol = np.where(conifer, np.float32([0.08, 0.12, 0.08]), _RGB[FOREST]) * (1 + 0.22 * crowns)[..., None]
-    rgb = _RGB[labels] * (1.0 + 0.07 * vigor + 0.03 * rng.standard_normal(n).astype(np.float32)[ids])[..., None]
+    rgb = (
+        _RGB[labels] * (1.0 + 0.07 * vigor + 0.03 * rng.standard_normal(n).astype(np.float32)[ids])[..., None]
+    )
     veg = (labels == GRASS) | (labels == CROP_GREEN) | (labels == CROP_DARK)
     sparse = (np.clip(-0.15 * vigor, 0.0, 0.4) * veg)[..., None]  # weak vegetation shows soil
     rgb = rgb * (1 - sparse) + _SOIL * sparse + (_ROW_AMP[labels] * rows)[..., None]
@@ -279,7 +352,9 @@ def make_sar(
     lin *= rng.gamma(looks, 1.0 / looks, size=lin.shape).astype(np.float32)
     db = np.float32(10.0) * np.log10(np.maximum(lin, np.float32(1e-6)))
     out = np.empty(lab.shape + (3,), np.float32)
-    for ch, (key, val) in enumerate((("vv", db[..., 0]), ("vh", db[..., 1]), ("ratio", db[..., 0] - db[..., 1]))):
+    for ch, (key, val) in enumerate(
+        (("vv", db[..., 0]), ("vh", db[..., 1]), ("ratio", db[..., 0] - db[..., 1]))
+    ):
         lo, hi = SAR_RANGES_DB[key]
         out[..., ch] = (val - lo) / (hi - lo)
     return np.clip(out, 0.0, 1.0)

@@ -56,8 +56,9 @@ def paired_files(opt: argparse.Namespace, roles: tuple[str, ...] = ROLES) -> lis
     absent = [str(f) for f in folders.values() if not f.is_dir()]
     if absent:
         needed = ", ".join(f"{opt.phase}{r} ({ROLE_NAMES[r]})" for r in roles)
-        raise UserError(f"--dataroot {root} lacks {', '.join(absent)}; --dataset_mode {opt.dataset_mode} "
-                        f"needs {needed}")
+        raise UserError(
+            f"--dataroot {root} lacks {', '.join(absent)}; --dataset_mode {opt.dataset_mode} needs {needed}"
+        )
     pairs = pair_by_stem(folders)
     return pairs[: int(min(opt.max_dataset_size, len(pairs)))]
 
@@ -66,7 +67,9 @@ class TripletDataset(BaseDataset):
     """Aligned cloudy / cloud-free / SAR PNG triplets."""
 
     @staticmethod
-    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+    def modify_commandline_options(
+        parser: argparse.ArgumentParser, is_train: bool
+    ) -> argparse.ArgumentParser:
         return parser
 
     def __init__(self, opt: argparse.Namespace) -> None:
@@ -82,12 +85,16 @@ class TripletDataset(BaseDataset):
         images = {role: load_image(paths[role], self.channels[role]) for role in ROLES}
         sizes = {role: img.size for role, img in images.items()}
         if len(set(sizes.values())) > 1:
-            detail = ", ".join(f"{paths[r].parent.name}/{paths[r].name} {w}x{h}" for r, (w, h) in sizes.items())
+            detail = ", ".join(
+                f"{paths[r].parent.name}/{paths[r].name} {w}x{h}" for r, (w, h) in sizes.items()
+            )
             raise UserError(f"triplet {paths['A'].stem} has images of different sizes ({detail})")
         w, h = sizes["A"]
         if self.opt.preprocess == "crop" and min(w, h) < self.opt.crop_size:
-            raise UserError(f"{paths['A']} is {w}x{h}, smaller than --crop_size {self.opt.crop_size}; "
-                            "use --preprocess resize_and_crop or a smaller crop")
+            raise UserError(
+                f"{paths['A']} is {w}x{h}, smaller than --crop_size {self.opt.crop_size}; "
+                "use --preprocess resize_and_crop or a smaller crop"
+            )
         params = draw_params(self.opt, (w, h))
         item = {role: pil_to_tensor(apply_params(img, self.opt, params)) for role, img in images.items()}
         item.update({f"{role}_paths": str(paths[role]) for role in ROLES})

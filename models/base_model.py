@@ -47,7 +47,9 @@ class BaseModel(ABC):
 
     # ------------------------------------------------------------------ contract
     @staticmethod
-    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+    def modify_commandline_options(
+        parser: argparse.ArgumentParser, is_train: bool
+    ) -> argparse.ArgumentParser:
         return parser
 
     @abstractmethod
@@ -133,7 +135,9 @@ class BaseModel(ABC):
     def get_current_losses(self) -> dict[str, float]:
         missing = [n for n in self.loss_names if n not in self.losses]
         if missing:
-            raise KeyError(f"{type(self).__name__}: loss name(s) {missing} are not computed; it computes {list(self.losses)}")
+            raise KeyError(
+                f"{type(self).__name__}: loss name(s) {missing} are not computed; it computes {list(self.losses)}"
+            )
         return {name: float(self.losses[name].detach()) for name in self.loss_names}
 
     def get_current_visuals(self) -> dict[str, torch.Tensor]:
@@ -188,7 +192,11 @@ class BaseModel(ABC):
             path = self.weight_path(str(label), name)
             if not path.is_file():
                 have = sorted({p.name.split("_net_")[0] for p in self.save_dir.glob("*_net_*.pth")})
-                hint = f"saved checkpoints: {', '.join(have)}" if have else f"{self.save_dir} holds no checkpoints"
+                hint = (
+                    f"saved checkpoints: {', '.join(have)}"
+                    if have
+                    else f"{self.save_dir} holds no checkpoints"
+                )
                 raise UserError(f"no weights {path} for --epoch {label}; {hint}")
             load_weights(unwrap(self.nets[name]), safe_load(path), path)
             print(f"loaded {path}")
@@ -197,8 +205,10 @@ class BaseModel(ABC):
     def training_state(self) -> dict:
         """Everything needed to resume: weights, optimisers, schedulers and the model's extra state."""
         return {
-            "nets": {name: {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
-                     for name, net in self.nets.items()},
+            "nets": {
+                name: {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
+                for name, net in self.nets.items()
+            },
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "schedulers": [s.state_dict() for s in self.schedulers],
             "extra": self.extra_state(),
@@ -228,8 +238,14 @@ class BaseModel(ABC):
         ``plateau`` keeps the restored learning rates (its factor depends on the metric history).
         """
         opt = self.opt
-        factor = lr_factor(epochs_done, lr_policy=opt.lr_policy, epoch_count=opt.epoch_count, n_epochs=opt.n_epochs,
-                           n_epochs_decay=opt.n_epochs_decay, lr_decay_iters=opt.lr_decay_iters)
+        factor = lr_factor(
+            epochs_done,
+            lr_policy=opt.lr_policy,
+            epoch_count=opt.epoch_count,
+            n_epochs=opt.n_epochs,
+            n_epochs_decay=opt.n_epochs_decay,
+            lr_decay_iters=opt.lr_decay_iters,
+        )
         for scheduler, optimizer in zip(self.schedulers, self.optimizers.values(), strict=True):
             if factor is None:
                 continue

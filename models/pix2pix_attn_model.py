@@ -34,25 +34,51 @@ class _LambdaA(argparse.Action):
 
 class Pix2PixAttnModel(BaseModel):
     @staticmethod
-    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+    def modify_commandline_options(
+        parser: argparse.ArgumentParser, is_train: bool
+    ) -> argparse.ArgumentParser:
         # The paper's schedule: lr x 0.1 every 100 epochs when --lr_policy step.
         parser.set_defaults(norm="instance", netG="unet_256", netD="basic", lr_decay_iters=100)
         if is_train:
             g = parser.add_argument_group("pix2pix_attn losses")
-            g.add_argument("--lambda_L1", type=float, default=1000.0,
-                           help="weight of L1(fake_B, real_B); the official code used 100 x lambda_A = 1000")
-            g.add_argument("--lambda_A", type=float, default=None, action=_LambdaA,
-                           help="official spelling: sets --lambda_L1 to 100 x lambda_A")
-            g.add_argument("--lambda_ssim", type=float, default=10.0, help="weight of 1 - SSIM(fake_B, real_B)")
-            g.add_argument("--lambda_attn", "--loss_attn_A", dest="lambda_attn", type=float, default=1.0,
-                           help="weight of mean(|att_A|), which keeps the attention sparse")
+            g.add_argument(
+                "--lambda_L1",
+                type=float,
+                default=1000.0,
+                help="weight of L1(fake_B, real_B); the official code used 100 x lambda_A = 1000",
+            )
+            g.add_argument(
+                "--lambda_A",
+                type=float,
+                default=None,
+                action=_LambdaA,
+                help="official spelling: sets --lambda_L1 to 100 x lambda_A",
+            )
+            g.add_argument(
+                "--lambda_ssim", type=float, default=10.0, help="weight of 1 - SSIM(fake_B, real_B)"
+            )
+            g.add_argument(
+                "--lambda_attn",
+                "--loss_attn_A",
+                dest="lambda_attn",
+                type=float,
+                default=1.0,
+                help="weight of mean(|att_A|), which keeps the attention sparse",
+            )
         return parser
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
         self.unet_side = networks.unet_min_size(opt.netG)
-        unet = dict(ngf=opt.ngf, netG=opt.netG, norm=opt.norm, use_dropout=not opt.no_dropout,
-                    use_bias=opt.conv_bias, init_type=opt.init_type, init_gain=opt.init_gain)
+        unet = dict(
+            ngf=opt.ngf,
+            netG=opt.netG,
+            norm=opt.norm,
+            use_dropout=not opt.no_dropout,
+            use_bias=opt.conv_bias,
+            init_type=opt.init_type,
+            init_gain=opt.init_gain,
+        )
         self.nets = {
             "G": networks.define_G(opt.input_nc + opt.output_nc, opt.output_nc, **unet),
             "G2": networks.define_G(opt.sar_nc, opt.output_nc, **unet),
@@ -60,9 +86,15 @@ class Pix2PixAttnModel(BaseModel):
         }
         self.visual_names = ["real_A", "fake_B", "real_B", "real_C", "fake_C", "g_B", "att_A"]
         if self.is_train:
-            self.nets["D"] = networks.define_D(opt.sar_nc + opt.output_nc, ndf=opt.ndf, netD=opt.netD,
-                                               n_layers_D=opt.n_layers_D, norm=opt.norm,
-                                               init_type=opt.init_type, init_gain=opt.init_gain)
+            self.nets["D"] = networks.define_D(
+                opt.sar_nc + opt.output_nc,
+                ndf=opt.ndf,
+                netD=opt.netD,
+                n_layers_D=opt.n_layers_D,
+                norm=opt.norm,
+                init_type=opt.init_type,
+                init_gain=opt.init_gain,
+            )
             self.loss_names = ["G_GAN", "G_L1", "G_SSIM", "G_attn", "G2_L1", "G2_SSIM", "D_real", "D_fake"]
             self.criterion_gan = networks.GANLoss(opt.gan_mode).to(opt.device)
             self.criterion_ssim = networks.SSIMLoss()
@@ -72,8 +104,10 @@ class Pix2PixAttnModel(BaseModel):
                 for name in ("G", "G2", "A", "D")
             }
         if opt.input_nc != opt.output_nc:
-            raise UserError(f"--input_nc {opt.input_nc} and --output_nc {opt.output_nc} differ, but fake_B mixes "
-                            "the cloudy input into the output band by band; give both the same band count")
+            raise UserError(
+                f"--input_nc {opt.input_nc} and --output_nc {opt.output_nc} differ, but fake_B mixes "
+                "the cloudy input into the output band by band; give both the same band count"
+            )
         for name, net in self.nets.items():
             self.nets[name] = net.to(self.device)
 
@@ -88,8 +122,10 @@ class Pix2PixAttnModel(BaseModel):
                 raise UserError(f"{option[key]} is {bands} but the data gives {t.shape[1]} band(s) for {key}")
             h, w = t.shape[-2:]
             if h % self.unet_side or w % self.unet_side:
-                raise UserError(f"images of {w}x{h} do not fit --netG {self.opt.netG} (sides must be multiples of "
-                                f"{self.unet_side}); change --crop_size/--preprocess or the U-Net depth")
+                raise UserError(
+                    f"images of {w}x{h} do not fit --netG {self.opt.netG} (sides must be multiples of "
+                    f"{self.unet_side}); change --crop_size/--preprocess or the U-Net depth"
+                )
         self.real_A = batch["A"].to(self.device, non_blocking=True)
         self.real_B = batch["B"].to(self.device, non_blocking=True)
         self.real_C = batch["C"].to(self.device, non_blocking=True)
@@ -103,8 +139,13 @@ class Pix2PixAttnModel(BaseModel):
             self.g_B = self.nets["G"](torch.cat([self.real_A, self.fake_C], 1))
             self.fake_B = self.g_B * self.att_A + self.real_A * (1 - self.att_A)
         self.visuals = {
-            "real_A": self.real_A, "fake_B": self.fake_B, "real_B": self.real_B, "real_C": self.real_C,
-            "fake_C": self.fake_C, "g_B": self.g_B, "att_A": self.att_A,
+            "real_A": self.real_A,
+            "fake_B": self.fake_B,
+            "real_B": self.real_B,
+            "real_C": self.real_C,
+            "fake_C": self.fake_C,
+            "g_B": self.g_B,
+            "att_A": self.att_A,
         }
         return self.visuals
 

@@ -25,20 +25,33 @@ from .base_model import BaseModel
 
 class TemplateModel(BaseModel):
     @staticmethod
-    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+    def modify_commandline_options(
+        parser: argparse.ArgumentParser, is_train: bool
+    ) -> argparse.ArgumentParser:
         if is_train:
             parser.add_argument("--lambda_regression", type=float, default=1.0, help="weight of the L1 loss")
         return parser
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
-        self.nets = {"G": networks.define_G(opt.input_nc, opt.output_nc, ngf=opt.ngf, netG=opt.netG, norm=opt.norm,
-                                            use_dropout=not opt.no_dropout, init_type=opt.init_type,
-                                            init_gain=opt.init_gain).to(self.device)}
+        self.nets = {
+            "G": networks.define_G(
+                opt.input_nc,
+                opt.output_nc,
+                ngf=opt.ngf,
+                netG=opt.netG,
+                norm=opt.norm,
+                use_dropout=not opt.no_dropout,
+                init_type=opt.init_type,
+                init_gain=opt.init_gain,
+            ).to(self.device)
+        }
         self.visual_names = ["real_A", "fake_B", "real_B"]
         if self.is_train:
             self.loss_names = ["G_L1"]
-            self.optimizers = {"G": torch.optim.Adam(self.nets["G"].parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))}
+            self.optimizers = {
+                "G": torch.optim.Adam(self.nets["G"].parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+            }
 
     def set_input(self, batch: dict) -> None:
         self.real_A = batch["A"].to(self.device)

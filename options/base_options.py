@@ -37,69 +37,147 @@ class BaseOptions:
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         g = parser.add_argument_group("experiment")
-        g.add_argument("--dataroot", help="(required) folder holding <phase>A, <phase>B, <phase>C, e.g. data/train")
-        g.add_argument("--name", default="experiment_name", help="experiment name: checkpoints/<name>/, results/<name>/")
-        g.add_argument("--gpu_ids", default="auto", help="'auto' (first GPU if any), -1 for the CPU, or e.g. 0 or 0,1")
+        g.add_argument(
+            "--dataroot", help="(required) folder holding <phase>A, <phase>B, <phase>C, e.g. data/train"
+        )
+        g.add_argument(
+            "--name", default="experiment_name", help="experiment name: checkpoints/<name>/, results/<name>/"
+        )
+        g.add_argument(
+            "--gpu_ids", default="auto", help="'auto' (first GPU if any), -1 for the CPU, or e.g. 0 or 0,1"
+        )
         g.add_argument("--checkpoints_dir", default="./checkpoints", help="where experiments are saved")
-        g.add_argument("--seed", type=int, default=0, help="seed of every random generator (data, init, pool)")
+        g.add_argument(
+            "--seed", type=int, default=0, help="seed of every random generator (data, init, pool)"
+        )
         g.add_argument("--verbose", action="store_true", help="print the networks and more")
-        g.add_argument("--suffix", default="", help="appended to --name, may use options: e.g. {model}_{netG}")
+        g.add_argument(
+            "--suffix", default="", help="appended to --name, may use options: e.g. {model}_{netG}"
+        )
 
         g = parser.add_argument_group("model")
         g.add_argument("--model", default="pix2pix_attn", choices=models.MODEL_NAMES, help="model to use")
-        g.add_argument("--input_nc", type=positive_int, default=3, help="bands of the cloudy optical input (A)")
+        g.add_argument(
+            "--input_nc", type=positive_int, default=3, help="bands of the cloudy optical input (A)"
+        )
         g.add_argument("--output_nc", type=positive_int, default=3, help="bands of the cloud-free output (B)")
-        g.add_argument("--sar_nc", type=positive_int, default=3, help="bands of the SAR image (C); 3 for SAR PNGs")
-        g.add_argument("--ngf", type=positive_int, default=64, help="generator filters in the first conv layer")
-        g.add_argument("--ndf", type=positive_int, default=64, help="discriminator filters in the first conv layer")
+        g.add_argument(
+            "--sar_nc", type=positive_int, default=3, help="bands of the SAR image (C); 3 for SAR PNGs"
+        )
+        g.add_argument(
+            "--ngf", type=positive_int, default=64, help="generator filters in the first conv layer"
+        )
+        g.add_argument(
+            "--ndf", type=positive_int, default=64, help="discriminator filters in the first conv layer"
+        )
         g.add_argument("--netD", default="basic", choices=NETD_CHOICES, help="discriminator architecture")
-        g.add_argument("--netG", "--which_model_netG", dest="netG", default="unet_256", choices=NETG_CHOICES,
-                       help="generator architecture (U-Net depth)")
-        g.add_argument("--n_layers_D", type=positive_int, default=3, help="layers of the 'n_layers' discriminator")
+        g.add_argument(
+            "--netG",
+            "--which_model_netG",
+            dest="netG",
+            default="unet_256",
+            choices=NETG_CHOICES,
+            help="generator architecture (U-Net depth)",
+        )
+        g.add_argument(
+            "--n_layers_D", type=positive_int, default=3, help="layers of the 'n_layers' discriminator"
+        )
         g.add_argument("--norm", default="instance", choices=NORM_CHOICES, help="normalisation layer")
         g.add_argument("--init_type", default="xavier", choices=INIT_CHOICES, help="weight initialisation")
         g.add_argument("--init_gain", type=float, default=1.0, help="gain of the initialisation")
-        g.add_argument("--no_dropout", dest="no_dropout", action="store_true", default=True,
-                       help="no dropout in the generators (the paper's setting; the default)")
-        g.add_argument("--dropout", dest="no_dropout", action="store_false", help="use dropout in the U-Net decoders")
-        g.add_argument("--conv_bias", action="store_true",
-                       help="give every U-Net convolution a bias (the official networks have none; "
-                            "their weight files then no longer load)")
+        g.add_argument(
+            "--no_dropout",
+            dest="no_dropout",
+            action="store_true",
+            default=True,
+            help="no dropout in the generators (the paper's setting; the default)",
+        )
+        g.add_argument(
+            "--dropout", dest="no_dropout", action="store_false", help="use dropout in the U-Net decoders"
+        )
+        g.add_argument(
+            "--conv_bias",
+            action="store_true",
+            help="give every U-Net convolution a bias (the official networks have none; "
+            "their weight files then no longer load)",
+        )
 
         g = parser.add_argument_group("data")
-        g.add_argument("--dataset_mode", default="triplet", choices=data.DATASET_CHOICES,
-                       help="dataset: 'triplet' (alias 'unaligned_sar', the official name) reads PNG triplets, "
-                            "'simcloud' adds simulated clouds to cloud-free images on the fly, "
-                            "'sen12mscr' reads the native SEN12MS-CR GeoTIFF tree (multispectral)")
+        g.add_argument(
+            "--dataset_mode",
+            default="triplet",
+            choices=data.DATASET_CHOICES,
+            help="dataset: 'triplet' (alias 'unaligned_sar', the official name) reads PNG triplets, "
+            "'simcloud' adds simulated clouds to cloud-free images on the fly, "
+            "'sen12mscr' reads the native SEN12MS-CR GeoTIFF tree (multispectral)",
+        )
         g.add_argument("--serial_batches", action="store_true", help="take images in order, do not shuffle")
-        g.add_argument("--num_threads", "--nThreads", dest="num_threads", type=non_negative_int,
-                       default=min(4, os.cpu_count() or 1),
-                       help="data-loading worker processes (0: load in the main process); default: 4, "
-                            "or the number of CPU cores if fewer")
+        g.add_argument(
+            "--num_threads",
+            "--nThreads",
+            dest="num_threads",
+            type=non_negative_int,
+            default=min(4, os.cpu_count() or 1),
+            help="data-loading worker processes (0: load in the main process); default: 4, "
+            "or the number of CPU cores if fewer",
+        )
         g.add_argument("--batch_size", "--batchSize", dest="batch_size", type=positive_int, default=1)
-        g.add_argument("--load_size", "--loadSize", dest="load_size", type=positive_int, default=286,
-                       help="scale images to this size first")
-        g.add_argument("--crop_size", "--fineSize", dest="crop_size", type=positive_int, default=256,
-                       help="then crop to this size")
-        g.add_argument("--max_dataset_size", type=size_or_inf, default=float("inf"),
-                       help="use at most this many samples ('inf': all)")
-        g.add_argument("--preprocess", default="resize_and_crop", choices=PREPROCESS_CHOICES,
-                       help="scaling and cropping at load time")
+        g.add_argument(
+            "--load_size",
+            "--loadSize",
+            dest="load_size",
+            type=positive_int,
+            default=286,
+            help="scale images to this size first",
+        )
+        g.add_argument(
+            "--crop_size",
+            "--fineSize",
+            dest="crop_size",
+            type=positive_int,
+            default=256,
+            help="then crop to this size",
+        )
+        g.add_argument(
+            "--max_dataset_size",
+            type=size_or_inf,
+            default=float("inf"),
+            help="use at most this many samples ('inf': all)",
+        )
+        g.add_argument(
+            "--preprocess",
+            default="resize_and_crop",
+            choices=PREPROCESS_CHOICES,
+            help="scaling and cropping at load time",
+        )
         g.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
-        g.add_argument("--display_winsize", type=positive_int, default=256, help="image size on visdom and HTML pages")
+        g.add_argument(
+            "--display_winsize", type=positive_int, default=256, help="image size on visdom and HTML pages"
+        )
 
         g = parser.add_argument_group("checkpoint")
-        g.add_argument("--epoch", "--which_epoch", dest="epoch", default="latest",
-                       help="which checkpoint to load: 'latest' or an epoch number")
-        g.add_argument("--load_iter", type=non_negative_int, default=0,
-                       help="if > 0, load the checkpoint saved at this iteration (iter_<n>) instead of --epoch")
+        g.add_argument(
+            "--epoch",
+            "--which_epoch",
+            dest="epoch",
+            default="latest",
+            help="which checkpoint to load: 'latest' or an epoch number",
+        )
+        g.add_argument(
+            "--load_iter",
+            type=non_negative_int,
+            default=0,
+            help="if > 0, load the checkpoint saved at this iteration (iter_<n>) instead of --epoch",
+        )
         return parser
 
     # ------------------------------------------------------------------ parsing
     def build_parser(self, argv: list[str] | None) -> OneLineParser:
         """The full parser: base options, then those of the chosen model and dataset."""
         # --help is added last, so that it lists the model's and the dataset's options too.
-        parser = OneLineParser(prog=self.prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False)
+        parser = OneLineParser(
+            prog=self.prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False
+        )
         parser = self.initialize(parser)
         known, _ = parser.parse_known_args(argv)
         model_setter = models.get_option_setter(known.model)
@@ -142,12 +220,16 @@ class BaseOptions:
         side = unet_min_size(opt.netG)
         crops = opt.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
         if opt.preprocess in ("resize_and_crop", "scale_width_and_crop") and opt.crop_size > opt.load_size:
-            raise UserError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
-                            "make the crop smaller or the load size larger")
+            raise UserError(
+                f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
+                "make the crop smaller or the load size larger"
+            )
         if crops and opt.crop_size % side:
-            raise UserError(f"--netG {opt.netG} needs image sides divisible by {side}, but --crop_size is "
-                            f"{opt.crop_size}; use a crop of {max(side, opt.crop_size // side * side)} "
-                            f"or a shallower U-Net ({', '.join(NETG_CHOICES)})")
+            raise UserError(
+                f"--netG {opt.netG} needs image sides divisible by {side}, but --crop_size is "
+                f"{opt.crop_size}; use a crop of {max(side, opt.crop_size // side * side)} "
+                f"or a shallower U-Net ({', '.join(NETG_CHOICES)})"
+            )
         if opt.epoch != "latest" and not str(opt.epoch).isdigit():
             raise UserError(f"--epoch {opt.epoch!r}: expected 'latest' or an epoch number")
 
@@ -175,10 +257,14 @@ class BaseOptions:
             folder.mkdir(parents=True, exist_ok=True)
             stem = folder / f"{opt.phase}_opt"
             stem.with_suffix(".txt").write_text(self.format_options(opt, parser) + "\n")
-            stem.with_suffix(".json").write_text(json.dumps(saved_options(opt), indent=2, sort_keys=True) + "\n")
+            stem.with_suffix(".json").write_text(
+                json.dumps(saved_options(opt), indent=2, sort_keys=True) + "\n"
+            )
         except OSError as err:
-            raise UserError(f"cannot write the options to {folder}: {err.strerror or err}; "
-                            "choose a writable --checkpoints_dir/--results_dir") from None
+            raise UserError(
+                f"cannot write the options to {folder}: {err.strerror or err}; "
+                "choose a writable --checkpoints_dir/--results_dir"
+            ) from None
 
 
 def saved_options(opt: argparse.Namespace) -> dict:

@@ -19,12 +19,25 @@ class TestOptions(BaseOptions):
         g.add_argument("--results_dir", default="./results", help="results/<name>/<phase>_<epoch>/ goes here")
         g.add_argument("--aspect_ratio", type=float, default=1.0, help="aspect ratio of saved images")
         g.add_argument("--phase", default="test", help="train, val, test, ...: the data folder suffix")
-        g.add_argument("--eval", action="store_true",
-                       help="put the networks in eval mode (same outputs here: instance norm is per image)")
-        g.add_argument("--num_test", "--how_many", dest="num_test", type=size_or_inf, default=float("inf"),
-                       help="how many test images to run ('inf': all)")
-        g.add_argument("--display_id", type=int, default=0,
-                       help="accepted for the official command line; testing shows nothing on visdom")
+        g.add_argument(
+            "--eval",
+            action="store_true",
+            help="put the networks in eval mode (same outputs here: instance norm is per image)",
+        )
+        g.add_argument(
+            "--num_test",
+            "--how_many",
+            dest="num_test",
+            type=size_or_inf,
+            default=float("inf"),
+            help="how many test images to run ('inf': all)",
+        )
+        g.add_argument(
+            "--display_id",
+            type=int,
+            default=0,
+            help="accepted for the official command line; testing shows nothing on visdom",
+        )
         # Tests see whole images in order, once each, with no augmentation.
         # --load_size defaults to --crop_size (whole images, no rescaling): see finalize().
         parser.set_defaults(load_size=None, serial_batches=True, no_flip=True)

@@ -27,36 +27,74 @@ class TrainOptions(BaseOptions):
         g.add_argument("--display_server", default="http://localhost", help="visdom server")
         g.add_argument("--display_env", default="main", help="visdom environment (default: main)")
         g.add_argument("--display_port", type=positive_int, default=8097, help="visdom port")
-        g.add_argument("--update_html_freq", type=positive_int, default=1000, help="save images to HTML every N images")
+        g.add_argument(
+            "--update_html_freq", type=positive_int, default=1000, help="save images to HTML every N images"
+        )
         g.add_argument("--print_freq", type=positive_int, default=100, help="print losses every N images")
         g.add_argument("--no_html", action="store_true", help="do not write checkpoints/<name>/web/")
-        g.add_argument("--display_retry_interval", type=float, default=60.0,
-                       help="seconds between attempts to reach an unreachable visdom server")
+        g.add_argument(
+            "--display_retry_interval",
+            type=float,
+            default=60.0,
+            help="seconds between attempts to reach an unreachable visdom server",
+        )
 
         g = parser.add_argument_group("saving")
-        g.add_argument("--save_latest_freq", type=positive_int, default=5000, help="save 'latest' every N images")
-        g.add_argument("--save_epoch_freq", type=positive_int, default=5, help="save <epoch>_net_*.pth every N epochs")
+        g.add_argument(
+            "--save_latest_freq", type=positive_int, default=5000, help="save 'latest' every N images"
+        )
+        g.add_argument(
+            "--save_epoch_freq", type=positive_int, default=5, help="save <epoch>_net_*.pth every N epochs"
+        )
         g.add_argument("--save_by_iter", action="store_true", help="also keep iter_<n> checkpoints")
         g.add_argument("--continue_train", action="store_true", help="resume from the saved training state")
-        g.add_argument("--epoch_count", type=positive_int, default=1,
-                       help="first epoch number (set automatically on --continue_train)")
+        g.add_argument(
+            "--epoch_count",
+            type=positive_int,
+            default=1,
+            help="first epoch number (set automatically on --continue_train)",
+        )
         g.add_argument("--phase", default="train", help="train, val, test, ...: the data folder suffix")
 
         g = parser.add_argument_group("schedule")
-        g.add_argument("--n_epochs", "--niter", dest="n_epochs", type=non_negative_int, default=100,
-                       help="epochs at the initial learning rate")
-        g.add_argument("--n_epochs_decay", "--niter_decay", dest="n_epochs_decay", type=non_negative_int,
-                       default=100, help="epochs of decay after that")
+        g.add_argument(
+            "--n_epochs",
+            "--niter",
+            dest="n_epochs",
+            type=non_negative_int,
+            default=100,
+            help="epochs at the initial learning rate",
+        )
+        g.add_argument(
+            "--n_epochs_decay",
+            "--niter_decay",
+            dest="n_epochs_decay",
+            type=non_negative_int,
+            default=100,
+            help="epochs of decay after that",
+        )
         g.add_argument("--beta1", type=float, default=0.5, help="Adam momentum term")
         g.add_argument("--lr", type=float, default=0.0002, help="initial Adam learning rate")
         g.add_argument("--gan_mode", default="lsgan", choices=GAN_MODES, help="GAN objective")
-        g.add_argument("--pool_size", type=non_negative_int, default=50, help="image pool size for the discriminator")
-        g.add_argument("--lr_policy", default="linear", choices=LR_POLICIES,
-                       help="learning-rate policy ('lambda' is the old name of 'linear')")
-        g.add_argument("--lr_decay_iters", type=positive_int, default=50, help="'step' policy: x0.1 every N epochs")
-        g.add_argument("--nonfinite", default="stop", choices=("stop", "skip"),
-                       help="on a NaN/infinite loss: 'stop' training (exit 2, the last checkpoint kept) or "
-                            "'skip' that iteration's optimiser steps with a warning and go on")
+        g.add_argument(
+            "--pool_size", type=non_negative_int, default=50, help="image pool size for the discriminator"
+        )
+        g.add_argument(
+            "--lr_policy",
+            default="linear",
+            choices=LR_POLICIES,
+            help="learning-rate policy ('lambda' is the old name of 'linear')",
+        )
+        g.add_argument(
+            "--lr_decay_iters", type=positive_int, default=50, help="'step' policy: x0.1 every N epochs"
+        )
+        g.add_argument(
+            "--nonfinite",
+            default="stop",
+            choices=("stop", "skip"),
+            help="on a NaN/infinite loss: 'stop' training (exit 2, the last checkpoint kept) or "
+            "'skip' that iteration's optimiser steps with a warning and go on",
+        )
         return parser
 
     def validate(self, opt: argparse.Namespace) -> None:
@@ -66,18 +104,24 @@ class TrainOptions(BaseOptions):
         if opt.lr <= 0:
             raise UserError(f"--lr must be positive, got {opt.lr}")
         if not opt.display_retry_interval >= 0:
-            raise UserError(f"--display_retry_interval must be 0 or more seconds, got {opt.display_retry_interval}")
+            raise UserError(
+                f"--display_retry_interval must be 0 or more seconds, got {opt.display_retry_interval}"
+            )
 
     def save_options(self, opt: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         """Refuse before anything is written if this run would clobber or misread an earlier one."""
         folder = self.options_dir(opt)
         existing = sorted(folder.glob("*_net_*.pth")) if folder.is_dir() else []
         if existing and not opt.continue_train:
-            raise UserError(f"{folder} already holds a trained model ({existing[0].name}, ...); "
-                            "add --continue_train to resume it, or choose another --name")
+            raise UserError(
+                f"{folder} already holds a trained model ({existing[0].name}, ...); "
+                "add --continue_train to resume it, or choose another --name"
+            )
         if opt.continue_train and not self.has_checkpoint(folder, opt):
-            raise UserError(f"--continue_train: no checkpoint '{self.label(opt)}' to resume in {folder}; "
-                            "check --name, --checkpoints_dir and --epoch, or drop --continue_train to start afresh")
+            raise UserError(
+                f"--continue_train: no checkpoint '{self.label(opt)}' to resume in {folder}; "
+                "check --name, --checkpoints_dir and --epoch, or drop --continue_train to start afresh"
+            )
         saved = folder / "train_opt.json"
         if opt.continue_train and saved.is_file():
             try:

@@ -43,7 +43,9 @@ def peak_rss(cmd: list[str], log: Path) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--sizes", type=int, nargs=2, default=(1024, 4096), help="sides of the small and large scene")
+    p.add_argument(
+        "--sizes", type=int, nargs=2, default=(1024, 4096), help="sides of the small and large scene"
+    )
     p.add_argument("--bands", type=int, default=13)
     p.add_argument("--ngf", type=int, default=8, help="U-Net width (the paper: 64)")
     p.add_argument("--netG", default="unet_256")
@@ -60,23 +62,49 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.sizes:
             s2, s1 = write_scene(tmp, size, args.bands)
             out = tmp / f"out_{size}.tif"
-            cmd = [sys.executable, str(ROOT / "predict.py"), "--cloudy", str(s2), "--sar", str(s1), "--out", str(out),
-                   "--name", "bench", "--checkpoints_dir", str(tmp), "--gpu_ids", gpu_ids(args.device),
-                   "--window", str(args.window), "--overlap", str(args.overlap), "--batch_size", str(args.batch_size),
-                   "--compress", args.compress]
+            cmd = [
+                sys.executable,
+                str(ROOT / "predict.py"),
+                "--cloudy",
+                str(s2),
+                "--sar",
+                str(s1),
+                "--out",
+                str(out),
+                "--name",
+                "bench",
+                "--checkpoints_dir",
+                str(tmp),
+                "--gpu_ids",
+                gpu_ids(args.device),
+                "--window",
+                str(args.window),
+                "--overlap",
+                str(args.overlap),
+                "--batch_size",
+                str(args.batch_size),
+                "--compress",
+                args.compress,
+            ]
             rss, seconds = peak_rss(cmd, tmp / f"log_{size}.txt")
             results.append((size, rss, seconds))
             for path in (s2, s1, out):
                 path.unlink()
 
-    print(f"device {args.device}; model {args.netG} ngf {args.ngf}, {args.bands} bands; window {args.window}, "
-          f"overlap {args.overlap}, batch {args.batch_size}; output {args.compress}; "
-          f"GDAL_CACHEMAX {os.environ.get('GDAL_CACHEMAX', 'predict.py default (64 MB)')}")
+    print(
+        f"device {args.device}; model {args.netG} ngf {args.ngf}, {args.bands} bands; window {args.window}, "
+        f"overlap {args.overlap}, batch {args.batch_size}; output {args.compress}; "
+        f"GDAL_CACHEMAX {os.environ.get('GDAL_CACHEMAX', 'predict.py default (64 MB)')}"
+    )
     for size, rss, seconds in results:
-        print(f"scene {size:>5}x{size:<5} ({size * size / 1e6:7.2f} Mpx): peak RSS {rss:8.1f} MiB  ({seconds:.1f} s)")
+        print(
+            f"scene {size:>5}x{size:<5} ({size * size / 1e6:7.2f} Mpx): peak RSS {rss:8.1f} MiB  ({seconds:.1f} s)"
+        )
     (small, rss_small, _), (large, rss_large, _) = results
-    print(f"ratio peak RSS {large}^2 / {small}^2: {rss_large / rss_small:.3f} "
-          f"({(large / small) ** 2:.0f}x the pixels; target within 10%)")
+    print(
+        f"ratio peak RSS {large}^2 / {small}^2: {rss_large / rss_small:.3f} "
+        f"({(large / small) ** 2:.0f}x the pixels; target within 10%)"
+    )
     return 0
 
 

@@ -52,9 +52,28 @@ def make_experiment(root: Path, name: str, bands: int, ngf: int, netG: str) -> N
     from models import create_model
     from options.train_options import TrainOptions
 
-    argv = ["--dataroot", "unused", "--name", name, "--checkpoints_dir", str(root), "--netG", netG,
-            "--ngf", str(ngf), "--ndf", str(ngf), "--input_nc", str(bands), "--output_nc", str(bands),
-            "--sar_nc", str(SAR_BANDS), "--gpu_ids", "-1"]
+    argv = [
+        "--dataroot",
+        "unused",
+        "--name",
+        name,
+        "--checkpoints_dir",
+        str(root),
+        "--netG",
+        netG,
+        "--ngf",
+        str(ngf),
+        "--ndf",
+        str(ngf),
+        "--input_nc",
+        str(bands),
+        "--output_nc",
+        str(bands),
+        "--sar_nc",
+        str(SAR_BANDS),
+        "--gpu_ids",
+        "-1",
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         create_model(TrainOptions().parse(argv)).save_networks("latest")
 
@@ -62,12 +81,21 @@ def make_experiment(root: Path, name: str, bands: int, ngf: int, netG: str) -> N
 def write_scene(folder: Path, size: int, bands: int, seed: int = 0) -> tuple[Path, Path]:
     """Synthetic S2 (uint16 DN) and S1 (float32 dB) GeoTIFFs, tiled, written strip by strip."""
     rng = np.random.default_rng(seed)
-    common = {"driver": "GTiff", "width": size, "height": size, "crs": "EPSG:32632", "tiled": True,
-              "blockxsize": 256, "blockysize": 256,
-              "transform": Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5100000.0)}
+    common = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "crs": "EPSG:32632",
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "transform": Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5100000.0),
+    }
     s2, s1 = folder / f"s2_{size}.tif", folder / f"s1_{size}.tif"
-    with rasterio.open(s2, "w", count=bands, dtype="uint16", nodata=0, **common) as a, \
-            rasterio.open(s1, "w", count=SAR_BANDS, dtype="float32", **common) as c:
+    with (
+        rasterio.open(s2, "w", count=bands, dtype="uint16", nodata=0, **common) as a,
+        rasterio.open(s1, "w", count=SAR_BANDS, dtype="float32", **common) as c,
+    ):
         for row in range(0, size, 256):
             h = min(256, size - row)
             window = rasterio.windows.Window(0, row, size, h)
@@ -112,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compress", default="none", choices=("none", "zstd", "deflate", "lzw"))
     p.add_argument("--repeat", type=int, default=2, help="measurements of each, the fastest kept")
     p.add_argument("--stages", action="store_true", help="also time reading, scaling, writing on their own")
-    p.add_argument("--num_threads", type=int, default=None, help="predict.py --num_threads (default: its own)")
-    p.add_argument("--profile", action="store_true", help="also print where predict.py's main thread spends time")
+    p.add_argument(
+        "--num_threads", type=int, default=None, help="predict.py --num_threads (default: its own)"
+    )
+    p.add_argument(
+        "--profile", action="store_true", help="also print where predict.py's main thread spends time"
+    )
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but no CUDA device is available", file=sys.stderr)
@@ -123,9 +155,28 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         make_experiment(tmp, "bench", args.bands, args.ngf, args.netG)
         s2, s1 = write_scene(tmp, args.size, args.bands)
-        cli = ["--cloudy", str(s2), "--sar", str(s1), "--out", str(tmp / "out.tif"), "--name", "bench",
-               "--checkpoints_dir", str(tmp), "--gpu_ids", gpu_ids(args.device), "--window", str(args.window),
-               "--overlap", str(args.overlap), "--batch_size", str(args.batch_size), "--compress", args.compress]
+        cli = [
+            "--cloudy",
+            str(s2),
+            "--sar",
+            str(s1),
+            "--out",
+            str(tmp / "out.tif"),
+            "--name",
+            "bench",
+            "--checkpoints_dir",
+            str(tmp),
+            "--gpu_ids",
+            gpu_ids(args.device),
+            "--window",
+            str(args.window),
+            "--overlap",
+            str(args.overlap),
+            "--batch_size",
+            str(args.batch_size),
+            "--compress",
+            args.compress,
+        ]
         if args.num_threads is not None:
             cli += ["--num_threads", str(args.num_threads)]
         pargs = predict.build_parser().parse_args(cli)
@@ -156,15 +207,23 @@ def main(argv: list[str] | None = None) -> int:
 
     mpx = args.size**2 / 1e6
     net, pipe = min(net_s), min(pipe_s)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; model {args.netG} ngf {args.ngf}, {args.bands} bands; scene {args.size}x{args.size} "
-          f"({mpx:.2f} Mpx), window {args.window}, overlap {args.overlap}, batch {args.batch_size}, "
-          f"{len(grid)} windows; output {args.compress} {out_mb:.0f} MiB; reading threads "
-          f"{'auto' if args.num_threads is None else args.num_threads}; {os.cpu_count()} CPUs")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"device: {name}; model {args.netG} ngf {args.ngf}, {args.bands} bands; scene {args.size}x{args.size} "
+        f"({mpx:.2f} Mpx), window {args.window}, overlap {args.overlap}, batch {args.batch_size}, "
+        f"{len(grid)} windows; output {args.compress} {out_mb:.0f} MiB; reading threads "
+        f"{'auto' if args.num_threads is None else args.num_threads}; {os.cpu_count()} CPUs"
+    )
     print(f"network only: {mpx / net:8.3f} Mpx/s  ({net:.2f} s for {len(grid)} windows; runs {fmt(net_s)})")
     print(f"predict.py:   {mpx / pipe:8.3f} Mpx/s  ({pipe:.2f} s; runs {fmt(pipe_s)})")
-    print(f"ratio predict/network throughput: {net / pipe:.3f}  -> overhead {100 * (pipe / net - 1):+.1f}% "
-          f"(target <= +25%)")
+    print(
+        f"ratio predict/network throughput: {net / pipe:.3f}  -> overhead {100 * (pipe / net - 1):+.1f}% "
+        f"(target <= +25%)"
+    )
     for stage, seconds in stages.items():
         print(f"  stage alone, {stage:<58} {mpx / seconds:8.3f} Mpx/s  ({seconds:.2f} s)")
     if args.profile:
@@ -206,7 +265,7 @@ def time_stages(pargs: argparse.Namespace, opt: argparse.Namespace, model) -> di
     if workers is None:
         workers = max(1, min(6, (os.cpu_count() or 2) - 2)) if cuda else 0
     windows = grid.windows()
-    chunks = [windows[i:i + pargs.batch_size] for i in range(0, len(windows), pargs.batch_size)]
+    chunks = [windows[i : i + pargs.batch_size] for i in range(0, len(windows), pargs.batch_size)]
     out = {}
     start = time.perf_counter()
     batches = 0
@@ -239,7 +298,8 @@ def time_stages(pargs: argparse.Namespace, opt: argparse.Namespace, model) -> di
     scene.close()
     bands = opt.output_nc
     out["whole pipeline with the network replaced by a copy"] = time_predict(
-        pargs, opt, model, forward=lambda a, c: a[:, :bands].clone())
+        pargs, opt, model, forward=lambda a, c: a[:, :bands].clone()
+    )
     return out
 
 

@@ -46,30 +46,53 @@ from options.parser import OneLineParser  # noqa: E402
 from util.errors import UserError, run_cli  # noqa: E402
 
 MANIFEST = "sen12mscr_manifest.json"
-ATTRIBUTION = ("SEN12MS-CR: Ebel, Meraner, Schmitt, Zhu, IEEE TGRS 2020; "
-               "contains modified Copernicus Sentinel data")
+ATTRIBUTION = (
+    "SEN12MS-CR: Ebel, Meraner, Schmitt, Zhu, IEEE TGRS 2020; contains modified Copernicus Sentinel data"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options (``--help`` shows them with the module docstring)."""
-    p = OneLineParser(prog="convert_sen12mscr.py", description=__doc__,
-                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(
+        prog="convert_sen12mscr.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--root", required=True, type=Path, help="root of the native SEN12MS-CR tree")
     p.add_argument("--out", required=True, type=Path, help="output folder (gets <split>/<split>{A,B,C}/)")
-    p.add_argument("--bands", default="rgb",
-                   help="three S2 bands written as R, G, B: 'rgb' (= B4,B3,B2) or names/1-based numbers "
-                        "(default: rgb)")
+    p.add_argument(
+        "--bands",
+        default="rgb",
+        help="three S2 bands written as R, G, B: 'rgb' (= B4,B3,B2) or names/1-based numbers (default: rgb)",
+    )
     stretch = p.add_mutually_exclusive_group()
-    stretch.add_argument("--stretch", type=float, default=None, metavar="S",
-                         help="fixed stretch: reflectance [0, S] -> 0..255 (default: 0.3, i.e. DN 3000)")
-    stretch.add_argument("--percentile", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                         help="per triplet and band: cloud-free LO/HI percentiles -> 0/255, applied to A and B")
-    p.add_argument("--sar_scaling", default="standard", choices=tuple(S1_CLIP),
-                   help="S1 dB clip: standard = [-25, 0] for VV and VH; dsen2cr = VH [-32.5, 0] (default: standard)")
+    stretch.add_argument(
+        "--stretch",
+        type=float,
+        default=None,
+        metavar="S",
+        help="fixed stretch: reflectance [0, S] -> 0..255 (default: 0.3, i.e. DN 3000)",
+    )
+    stretch.add_argument(
+        "--percentile",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="per triplet and band: cloud-free LO/HI percentiles -> 0/255, applied to A and B",
+    )
+    p.add_argument(
+        "--sar_scaling",
+        default="standard",
+        choices=tuple(S1_CLIP),
+        help="S1 dB clip: standard = [-25, 0] for VV and VH; dsen2cr = VH [-32.5, 0] (default: standard)",
+    )
     p.add_argument("--seasons", default="all", help="'all' or a comma list of spring, summer, fall, winter")
-    p.add_argument("--splits", default="train,test", help="comma list of train, val, test (default: train,test)")
+    p.add_argument(
+        "--splits", default="train,test", help="comma list of train, val, test (default: train,test)"
+    )
     p.add_argument("--skip_incomplete", action="store_true", help="leave out patches lacking a partner file")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out (replacing its PNGs)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty --out (replacing its PNGs)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -115,7 +138,9 @@ def prepare_out(out: Path, splits: tuple[str, ...], overwrite: bool) -> None:
         raise UserError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise UserError(f"--out {out} is not empty; add --overwrite to write into it, or choose another folder")
+            raise UserError(
+                f"--out {out} is not empty; add --overwrite to write into it, or choose another folder"
+            )
         for split in splits:
             for role in "ABC":
                 for old in (out / split / f"{split}{role}").glob("*.png"):
@@ -129,8 +154,12 @@ def prepare_out(out: Path, splits: tuple[str, ...], overwrite: bool) -> None:
 def manifest(args: argparse.Namespace, bands: tuple[int, ...], counts: dict, nonfinite: int, argv) -> dict:
     """Everything needed to rebuild the data set."""
     if args.percentile is not None:
-        stretch = {"kind": "percentile", "low": args.percentile[0], "high": args.percentile[1],
-                   "per": "triplet and band, percentiles of the cloud-free image, applied to cloudy and cloud-free"}
+        stretch = {
+            "kind": "percentile",
+            "low": args.percentile[0],
+            "high": args.percentile[1],
+            "per": "triplet and band, percentiles of the cloud-free image, applied to cloudy and cloud-free",
+        }
     else:
         stretch = {"kind": "fixed", "max_reflectance": args.stretch, "max_dn": args.stretch * S2_MAX}
     clip = S1_CLIP[args.sar_scaling]
@@ -143,8 +172,11 @@ def manifest(args: argparse.Namespace, bands: tuple[int, ...], counts: dict, non
         "bands": [S2_BANDS[b] for b in bands],
         "s2_scaling": f"DN clipped to [0, {S2_MAX:g}] / {S2_MAX:g} = reflectance, then the stretch",
         "stretch": stretch,
-        "sar": {"scaling": args.sar_scaling, "clip_db": {"VV": list(clip[0]), "VH": list(clip[1])},
-                "channels": ["VV", "VH", "mean(VV, VH)"]},
+        "sar": {
+            "scaling": args.sar_scaling,
+            "clip_db": {"VV": list(clip[0]), "VH": list(clip[1])},
+            "channels": ["VV", "VH", "mean(VV, VH)"],
+        },
         "seasons": args.seasons,
         "splits": counts,
         "split_rule": {"test": TEST_SCENES, "val": VAL_SCENES, "train": "every other scene"},
@@ -158,7 +190,10 @@ def convert(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     bands, splits = check_args(args)
     seasons = parse_seasons(args.seasons)
-    todo = {s: list_triplets(args.root, s, seasons, skip_incomplete=args.skip_incomplete, option="--root") for s in splits}
+    todo = {
+        s: list_triplets(args.root, s, seasons, skip_incomplete=args.skip_incomplete, option="--root")
+        for s in splits
+    }
     prepare_out(args.out, splits, args.overwrite)
     counts, nonfinite = {}, 0
     total = sum(len(v) for v in todo.values())
@@ -178,7 +213,9 @@ def convert(argv: list[str] | None = None) -> int:
     (args.out / MANIFEST).write_text(text)
     if nonfinite:
         print(f"warning: {nonfinite} NaN / no-data values were replaced by 0")
-    print(f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} triplets to {args.out} (manifest: {MANIFEST})")
+    print(
+        f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} triplets to {args.out} (manifest: {MANIFEST})"
+    )
     return 0
 
 

@@ -26,9 +26,32 @@ from scripts import make_demo_data  # noqa: E402
 
 N_TRAIN, N_TEST = 160, 40
 MODEL = ["--model", "pix2pix_attn", "--netG", "unet_128", "--ngf", "32", "--ndf", "32"]
-TRAIN = ["--preprocess", "crop", "--crop_size", "128", "--batch_size", "4", "--n_epochs", "10",
-         "--n_epochs_decay", "10", "--lr_policy", "linear", "--display_id", "0", "--print_freq", "320",
-         "--display_freq", "320", "--update_html_freq", "320", "--save_epoch_freq", "10", "--num_threads", "1"]
+TRAIN = [
+    "--preprocess",
+    "crop",
+    "--crop_size",
+    "128",
+    "--batch_size",
+    "4",
+    "--n_epochs",
+    "10",
+    "--n_epochs_decay",
+    "10",
+    "--lr_policy",
+    "linear",
+    "--display_id",
+    "0",
+    "--print_freq",
+    "320",
+    "--display_freq",
+    "320",
+    "--update_html_freq",
+    "320",
+    "--save_epoch_freq",
+    "10",
+    "--num_threads",
+    "1",
+]
 QUICK = ["--n_epochs", "1", "--n_epochs_decay", "1"]
 
 
@@ -38,13 +61,29 @@ def count_images(folder: Path) -> int:
 
 def ensure_data(out: Path, seed: int) -> int:
     """Generate the demo triplets unless a complete set is already there."""
-    complete = all(count_images(out / ph / f"{ph}{r}") == n
-                   for ph, n in (("train", N_TRAIN), ("test", N_TEST)) for r in "ABC")
+    complete = all(
+        count_images(out / ph / f"{ph}{r}") == n
+        for ph, n in (("train", N_TRAIN), ("test", N_TEST))
+        for r in "ABC"
+    )
     if complete:
         print(f"using the demo data in {out}")
         return 0
-    return make_demo_data.main(["--out", str(out), "--n_train", str(N_TRAIN), "--n_test", str(N_TEST),
-                                "--size", "256", "--seed", str(seed), "--overwrite"])
+    return make_demo_data.main(
+        [
+            "--out",
+            str(out),
+            "--n_train",
+            str(N_TRAIN),
+            "--n_test",
+            str(N_TEST),
+            "--size",
+            "256",
+            "--seed",
+            str(seed),
+            "--overwrite",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,18 +99,37 @@ def main(argv: list[str] | None = None) -> int:
 
     if ensure_data(args.data, args.seed):
         return 2
-    common = ["--name", args.name, "--checkpoints_dir", args.checkpoints_dir, "--gpu_ids", args.gpu_ids,
-              "--seed", str(args.seed), *MODEL]
+    common = [
+        "--name",
+        args.name,
+        "--checkpoints_dir",
+        args.checkpoints_dir,
+        "--gpu_ids",
+        args.gpu_ids,
+        "--seed",
+        str(args.seed),
+        *MODEL,
+    ]
     ckpt = Path(args.checkpoints_dir) / args.name
     resume = ["--continue_train"] if any(ckpt.glob("*_net_*.pth")) else []
     print("\n=== training (pix2pix_attn, demo configuration) ===")
-    code = train_script.main(["--dataroot", str(args.data / "train"), *common, *TRAIN,
-                              *(QUICK if args.quick else []), *resume])
+    code = train_script.main(
+        ["--dataroot", str(args.data / "train"), *common, *TRAIN, *(QUICK if args.quick else []), *resume]
+    )
     if code:
         return code
     print("\n=== testing on the 40 held-out 256x256 demo triplets ===")
-    return test_script.main(["--dataroot", str(args.data / "test"), *common, "--results_dir", args.results_dir,
-                             "--num_threads", "0"])
+    return test_script.main(
+        [
+            "--dataroot",
+            str(args.data / "test"),
+            *common,
+            "--results_dir",
+            args.results_dir,
+            "--num_threads",
+            "0",
+        ]
+    )
 
 
 if __name__ == "__main__":

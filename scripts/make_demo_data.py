@@ -34,19 +34,29 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of the script."""
     p = _Parser(description="Write synthetic SAR/optical cloud-removal triplets (PNG).")
-    p.add_argument("--out", type=Path, default=Path("datasets/demo"), help="output folder (default datasets/demo)")
+    p.add_argument(
+        "--out", type=Path, default=Path("datasets/demo"), help="output folder (default datasets/demo)"
+    )
     p.add_argument("--n_train", type=int, default=160, help="number of training triplets")
     p.add_argument("--n_test", type=int, default=40, help="number of test triplets")
     p.add_argument("--size", type=int, default=256, help="image side in pixels")
     p.add_argument("--seed", type=int, default=0, help="data set seed (sample i depends only on seed and i)")
     p.add_argument("--workers", type=int, default=2, help="worker processes")
-    p.add_argument("--cloud_cover", type=float, nargs=2, default=(0.2, 0.7), metavar=("LOW", "HIGH"),
-                   help="thick-cloud cover fraction drawn uniformly in [LOW, HIGH]")
+    p.add_argument(
+        "--cloud_cover",
+        type=float,
+        nargs=2,
+        default=(0.2, 0.7),
+        metavar=("LOW", "HIGH"),
+        help="thick-cloud cover fraction drawn uniformly in [LOW, HIGH]",
+    )
     p.add_argument("--thickness", type=float, default=1.0, help="max opacity of thick clouds in [0, 1]")
     p.add_argument("--no_haze", action="store_true", help="no thin haze layer")
     p.add_argument("--no_shadows", action="store_true", help="no cloud shadows")
     p.add_argument("--prefix", default="demo", help="file stem prefix (stems are PREFIX_00000 ...)")
-    p.add_argument("--overwrite", action="store_true", help="replace train/ and test/ of an existing output folder")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace train/ and test/ of an existing output folder"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -69,9 +79,19 @@ def main(argv: list[str] | None = None) -> int:
         if not (0.0 <= args.thickness <= 1.0):
             raise _UsageError(f"--thickness must be in [0, 1], got {args.thickness}")
         counts = write_dataset(
-            args.out, args.n_train, args.n_test, size=args.size, seed=args.seed, workers=args.workers,
-            overwrite=args.overwrite, prefix=args.prefix, progress=not args.quiet,
-            cover=(lo, hi), thickness=args.thickness, haze=not args.no_haze, shadows=not args.no_shadows,
+            args.out,
+            args.n_train,
+            args.n_test,
+            size=args.size,
+            seed=args.seed,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            prefix=args.prefix,
+            progress=not args.quiet,
+            cover=(lo, hi),
+            thickness=args.thickness,
+            haze=not args.no_haze,
+            shadows=not args.no_shadows,
         )
     except SystemExit as exc:  # --help
         return int(exc.code or 0)

@@ -22,8 +22,24 @@ ROLES = ("A", "B", "C")
 
 # Small networks and images for everything where the official 256-px sizes are not the point;
 # on the CPU (bit-exact comparisons) unless a test adds its own --gpu_ids after these.
-TINY = ["--netG", "unet_32", "--load_size", "32", "--crop_size", "32", "--ngf", "4", "--ndf", "4",
-        "--num_threads", "0", "--display_id", "0", "--gpu_ids", "-1"]
+TINY = [
+    "--netG",
+    "unet_32",
+    "--load_size",
+    "32",
+    "--crop_size",
+    "32",
+    "--ngf",
+    "4",
+    "--ndf",
+    "4",
+    "--num_threads",
+    "0",
+    "--display_id",
+    "0",
+    "--gpu_ids",
+    "-1",
+]
 
 
 def smooth_image(rng: np.random.Generator, size: int, channels: int = 3) -> np.ndarray:
@@ -63,18 +79,46 @@ def make_triplets(
     return stems
 
 
-def train_argv(dataroot: str | os.PathLike, checkpoints: str | os.PathLike, name: str = "tiny",
-               *extra: str) -> list[str]:
+def train_argv(
+    dataroot: str | os.PathLike, checkpoints: str | os.PathLike, name: str = "tiny", *extra: str
+) -> list[str]:
     """A tiny, fast training command line (one epoch, unet_32, 32 px) plus ``extra``."""
-    return ["--dataroot", str(dataroot), "--name", name, "--checkpoints_dir", str(checkpoints),
-            "--n_epochs", "1", "--n_epochs_decay", "0", *TINY, *extra]
+    return [
+        "--dataroot",
+        str(dataroot),
+        "--name",
+        name,
+        "--checkpoints_dir",
+        str(checkpoints),
+        "--n_epochs",
+        "1",
+        "--n_epochs_decay",
+        "0",
+        *TINY,
+        *extra,
+    ]
 
 
-def test_argv(dataroot: str | os.PathLike, checkpoints: str | os.PathLike, results: str | os.PathLike,
-              name: str = "tiny", *extra: str) -> list[str]:
+def test_argv(
+    dataroot: str | os.PathLike,
+    checkpoints: str | os.PathLike,
+    results: str | os.PathLike,
+    name: str = "tiny",
+    *extra: str,
+) -> list[str]:
     """The matching test command line plus ``extra``."""
-    return ["--dataroot", str(dataroot), "--name", name, "--checkpoints_dir", str(checkpoints),
-            "--results_dir", str(results), *TINY, *extra]
+    return [
+        "--dataroot",
+        str(dataroot),
+        "--name",
+        name,
+        "--checkpoints_dir",
+        str(checkpoints),
+        "--results_dir",
+        str(results),
+        *TINY,
+        *extra,
+    ]
 
 
 test_argv.__test__ = False  # not a pytest test despite its name

@@ -15,12 +15,12 @@ SIZE = 32
 CRS = "EPSG:32631"
 # (season, scene) -> patch numbers
 PATCHES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("ROIs1158_spring", "1"): ("1", "2"),      # train (not s1_106!)
-    ("ROIs2017_winter", "5"): ("3",),          # train
-    ("ROIs1158_spring", "106"): ("30",),       # test
-    ("ROIs1970_fall", "139"): ("8",),          # test
-    ("ROIs1158_spring", "17"): ("5",),         # val
-    ("ROIs2017_winter", "22"): ("7",),         # val
+    ("ROIs1158_spring", "1"): ("1", "2"),  # train (not s1_106!)
+    ("ROIs2017_winter", "5"): ("3",),  # train
+    ("ROIs1158_spring", "106"): ("30",),  # test
+    ("ROIs1970_fall", "139"): ("8",),  # test
+    ("ROIs1158_spring", "17"): ("5",),  # val
+    ("ROIs2017_winter", "22"): ("7",),  # val
 }
 TRAIN = ["ROIs1158_spring_1_p1", "ROIs1158_spring_1_p2", "ROIs2017_winter_5_p3"]
 TEST = ["ROIs1158_spring_106_p30", "ROIs1970_fall_139_p8"]
@@ -35,20 +35,35 @@ def transform_of(scene: str, patch: str) -> tuple[float, ...]:
 
 def tif_path(root: str | os.PathLike, modality: str, season: str, scene: str, patch: str) -> Path:
     """Where the native tree keeps one file."""
-    return (Path(root) / f"{season}_{INFIX[modality]}" / f"{INFIX[modality]}_{scene}"
-            / f"{season}_{INFIX[modality]}_{scene}_p{patch}.tif")
+    return (
+        Path(root)
+        / f"{season}_{INFIX[modality]}"
+        / f"{INFIX[modality]}_{scene}"
+        / f"{season}_{INFIX[modality]}_{scene}_p{patch}.tif"
+    )
 
 
-def write_tif(path: str | os.PathLike, arr: np.ndarray, transform, crs: str = CRS,
-              nodata: float | None = None) -> None:
+def write_tif(
+    path: str | os.PathLike, arr: np.ndarray, transform, crs: str = CRS, nodata: float | None = None
+) -> None:
     """Write a (C, H, W) array as a GeoTIFF (parents created)."""
     import rasterio
     from affine import Affine
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
-                       dtype=arr.dtype.name, crs=crs, transform=Affine(*transform), nodata=nodata) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=arr.shape[2],
+        height=arr.shape[1],
+        count=arr.shape[0],
+        dtype=arr.dtype.name,
+        crs=crs,
+        transform=Affine(*transform),
+        nodata=nodata,
+    ) as dst:
         dst.write(arr)
 
 
@@ -80,5 +95,7 @@ def make_tree(root: str | os.PathLike, patches: dict | None = None, size: int = 
             transform = transform_of(scene, patch)
             write_tif(tif_path(root, "s1", season, scene, patch), s1_db(rng, size), transform)
             write_tif(tif_path(root, "s2", season, scene, patch), s2_dn(rng, size), transform)
-            write_tif(tif_path(root, "s2_cloudy", season, scene, patch), s2_dn(rng, size, cloudy=True), transform)
+            write_tif(
+                tif_path(root, "s2_cloudy", season, scene, patch), s2_dn(rng, size, cloudy=True), transform
+            )
     return root

@@ -24,20 +24,51 @@ VISUALS = ("real_A", "fake_B", "real_B", "real_C", "fake_C", "g_B", "att_A", "at
 
 def official_train(data, ckpt) -> list[str]:
     """SPEC section 1's training command, epochs shortened and networks narrowed."""
-    return (["--dataroot", str(data / "train"), "--name", "realcloud_21"]
-            + ("--model pix2pix_attn --niter 210 --lr_policy step --pool_size 50 --display_freq 2000 "
-               "--no_dropout --display_id 0 --batchSize 1 --gpu_ids 0 --dataset_mode unaligned_sar "
-               "--no_flip --display_freq 500 --save_epoch_freq 40").split()
-            + ["--niter", "1", "--niter_decay", "1", "--ngf", "4", "--ndf", "4",
-               "--checkpoints_dir", str(ckpt), "--num_threads", "0", "--print_freq", "1"])
+    return (
+        ["--dataroot", str(data / "train"), "--name", "realcloud_21"]
+        + (
+            "--model pix2pix_attn --niter 210 --lr_policy step --pool_size 50 --display_freq 2000 "
+            "--no_dropout --display_id 0 --batchSize 1 --gpu_ids 0 --dataset_mode unaligned_sar "
+            "--no_flip --display_freq 500 --save_epoch_freq 40"
+        ).split()
+        + [
+            "--niter",
+            "1",
+            "--niter_decay",
+            "1",
+            "--ngf",
+            "4",
+            "--ndf",
+            "4",
+            "--checkpoints_dir",
+            str(ckpt),
+            "--num_threads",
+            "0",
+            "--print_freq",
+            "1",
+        ]
+    )
 
 
 def official_test(data, ckpt, results, *extra: str) -> list[str]:
-    return (["--dataroot", str(data / "test"), "--name", "realcloud_21"]
-            + ("--model pix2pix_attn --no_dropout --display_id 0 --batchSize 1 --gpu_ids 0 "
-               "--dataset_mode unaligned_sar --no_flip").split()
-            + ["--ngf", "4", "--checkpoints_dir", str(ckpt), "--results_dir", str(results),
-               "--num_threads", "0", *extra])
+    return (
+        ["--dataroot", str(data / "test"), "--name", "realcloud_21"]
+        + (
+            "--model pix2pix_attn --no_dropout --display_id 0 --batchSize 1 --gpu_ids 0 "
+            "--dataset_mode unaligned_sar --no_flip"
+        ).split()
+        + [
+            "--ngf",
+            "4",
+            "--checkpoints_dir",
+            str(ckpt),
+            "--results_dir",
+            str(results),
+            "--num_threads",
+            "0",
+            *extra,
+        ]
+    )
 
 
 def test_official_command_lines(tmp_path, capfd):
@@ -109,8 +140,9 @@ def test_continue_train_resumes_at_the_next_epoch(tmp_path, capsys):
     make_triplets(tmp_path / "data", "train", n=2)
     assert train.main(train_argv(tmp_path / "data", tmp_path / "ckpt", "r", "--print_freq", "1")) == 0
     capsys.readouterr()
-    argv = train_argv(tmp_path / "data", tmp_path / "ckpt", "r", "--print_freq", "1", "--n_epochs", "2",
-                      "--continue_train")
+    argv = train_argv(
+        tmp_path / "data", tmp_path / "ckpt", "r", "--print_freq", "1", "--n_epochs", "2", "--continue_train"
+    )
     assert train.main(argv) == 0
     out = capsys.readouterr().out
     assert "resuming after epoch 1 (2 images seen)" in out
@@ -135,9 +167,24 @@ def test_fresh_run_into_existing_experiment_is_refused(tmp_path, capsys):
 
 def test_frequencies_fire_with_batch_size_3(tmp_path, capsys):
     make_triplets(tmp_path / "data", "train", n=6)
-    argv = train_argv(tmp_path / "data", tmp_path / "ckpt", "f", "--batch_size", "3", "--n_epochs", "2",
-                      "--print_freq", "2", "--save_latest_freq", "4", "--save_by_iter", "--display_freq", "5",
-                      "--update_html_freq", "5")
+    argv = train_argv(
+        tmp_path / "data",
+        tmp_path / "ckpt",
+        "f",
+        "--batch_size",
+        "3",
+        "--n_epochs",
+        "2",
+        "--print_freq",
+        "2",
+        "--save_latest_freq",
+        "4",
+        "--save_by_iter",
+        "--display_freq",
+        "5",
+        "--update_html_freq",
+        "5",
+    )
     assert train.main(argv) == 0
     out = capsys.readouterr().out
     # images seen after each step: 3, 6 | 9, 12. print every 2 -> all four steps; latest every 4 -> 6, 9, 12.
@@ -172,18 +219,44 @@ def test_official_shell_scripts(tmp_path):
     root = Path(__file__).resolve().parents[1]
     make_triplets(tmp_path / "DATA" / "train", "train", n=2, size=256)
     make_triplets(tmp_path / "DATA" / "test", "test", n=1, size=256)
-    small = ["--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--checkpoints_dir", str(tmp_path / "ckpt"),
-             "--num_threads", "0"]
+    small = [
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--gpu_ids",
+        "-1",
+        "--checkpoints_dir",
+        str(tmp_path / "ckpt"),
+        "--num_threads",
+        "0",
+    ]
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    train_cmd = ["sh", str(root / "scripts" / "train.sh"), str(tmp_path / "DATA" / "train"), "exp",
-                 "--niter", "1", "--niter_decay", "0", *small]
+    train_cmd = [
+        "sh",
+        str(root / "scripts" / "train.sh"),
+        str(tmp_path / "DATA" / "train"),
+        "exp",
+        "--niter",
+        "1",
+        "--niter_decay",
+        "0",
+        *small,
+    ]
     done = subprocess.run(train_cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "ckpt" / "exp" / "1_net_G.pth").is_file()
     saved = json.loads((tmp_path / "ckpt" / "exp" / "train_opt.json").read_text())
     assert saved["lr_policy"] == "step" and saved["pool_size"] == 50 and saved["save_epoch_freq"] == 40
-    test_cmd = ["sh", str(root / "scripts" / "test.sh"), str(tmp_path / "DATA" / "test"), "exp", *small,
-                "--results_dir", str(tmp_path / "results")]
+    test_cmd = [
+        "sh",
+        str(root / "scripts" / "test.sh"),
+        str(tmp_path / "DATA" / "test"),
+        "exp",
+        *small,
+        "--results_dir",
+        str(tmp_path / "results"),
+    ]
     done = subprocess.run(test_cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "results" / "exp" / "test_latest" / "index.html").is_file()

@@ -43,8 +43,22 @@ def test_layout_split_and_manifest(tree, tmp_path):
     assert "Copernicus" in manifest["attribution"] and "--root" in manifest["command"]
 
     out_val = tmp_path / "with_val"
-    assert convert.main(["--root", str(tree), "--out", str(out_val), "--splits", "train,val,test",
-                         "--seasons", "spring", "--quiet"]) == 0
+    assert (
+        convert.main(
+            [
+                "--root",
+                str(tree),
+                "--out",
+                str(out_val),
+                "--splits",
+                "train,val,test",
+                "--seasons",
+                "spring",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert stems(out_val / "val" / "valC") == [s for s in VAL if "spring" in s]
     assert stems(out_val / "train" / "trainB") == [s for s in TRAIN if "spring" in s]
 
@@ -76,14 +90,40 @@ def test_stretch_values(tmp_path):
     assert read(out / "test" / "testC" / name)[10, 10].tolist() == [128, 0, 64]
 
     out = tmp_path / "bands"
-    assert convert.main(["--root", str(root), "--out", str(out), "--splits", "test", "--bands", "B2,B3,B4",
-                         "--stretch", "0.25", "--sar_scaling", "dsen2cr", "--quiet"]) == 0
+    assert (
+        convert.main(
+            [
+                "--root",
+                str(root),
+                "--out",
+                str(out),
+                "--splits",
+                "test",
+                "--bands",
+                "B2,B3,B4",
+                "--stretch",
+                "0.25",
+                "--sar_scaling",
+                "dsen2cr",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert read(out / "test" / "testB" / name)[10, 10].tolist() == [245, 122, 61]  # 0.96, 0.48, 0.24 of 255
-    assert read(out / "test" / "testC" / name)[10, 10].tolist() == [128, 59, 93]  # VH 7.5 / 32.5 -> 58.8; mean 0.365 -> 93.2
+    assert read(out / "test" / "testC" / name)[10, 10].tolist() == [
+        128,
+        59,
+        93,
+    ]  # VH 7.5 / 32.5 -> 58.8; mean 0.365 -> 93.2
 
     out = tmp_path / "percentile"
-    assert convert.main(["--root", str(root), "--out", str(out), "--splits", "test", "--percentile", "2", "98",
-                         "--quiet"]) == 0
+    assert (
+        convert.main(
+            ["--root", str(root), "--out", str(out), "--splits", "test", "--percentile", "2", "98", "--quiet"]
+        )
+        == 0
+    )
     # Constant cloud-free bands: LO == HI, so the cloud-free image maps to 0 and anything brighter to 255.
     assert read(out / "test" / "testB" / name)[10, 10].tolist() == [0, 0, 0]
     assert read(out / "test" / "testA" / name)[0, 0].tolist() == [255, 255, 255]

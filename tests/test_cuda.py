@@ -39,22 +39,73 @@ def test_official_command_lines_on_cuda(tmp_path):
     make_triplets(tmp_path / "data" / "train", "train", n=3, size=256)
     make_triplets(tmp_path / "data" / "test", "test", n=2, size=256)
     ckpt, results = tmp_path / "ckpt", tmp_path / "results"
-    official = ["--model", "pix2pix_attn", "--lr_policy", "step", "--pool_size", "50", "--no_dropout",
-                "--batchSize", "1", "--gpu_ids", "0", "--dataset_mode", "unaligned_sar", "--no_flip",
-                "--display_freq", "500", "--save_epoch_freq", "40", "--netG", "unet_256", "--load_size", "286",
-                "--crop_size", "256", "--ngf", "8", "--ndf", "8"]
+    official = [
+        "--model",
+        "pix2pix_attn",
+        "--lr_policy",
+        "step",
+        "--pool_size",
+        "50",
+        "--no_dropout",
+        "--batchSize",
+        "1",
+        "--gpu_ids",
+        "0",
+        "--dataset_mode",
+        "unaligned_sar",
+        "--no_flip",
+        "--display_freq",
+        "500",
+        "--save_epoch_freq",
+        "40",
+        "--netG",
+        "unet_256",
+        "--load_size",
+        "286",
+        "--crop_size",
+        "256",
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+    ]
     assert run_main(train_script.main, train_argv(tmp_path / "data" / "train", ckpt, "gpu", *official)) == 0
     state = safe_load(ckpt / "gpu" / "latest_net_G.pth")
     assert all(t.device.type == "cpu" for t in state.values())
-    test_official = ["--model", "pix2pix_attn", "--no_dropout", "--batchSize", "1", "--dataset_mode", "unaligned_sar",
-                     "--no_flip", "--netG", "unet_256", "--load_size", "256", "--crop_size", "256", "--ngf", "8",
-                     "--ndf", "8"]
+    test_official = [
+        "--model",
+        "pix2pix_attn",
+        "--no_dropout",
+        "--batchSize",
+        "1",
+        "--dataset_mode",
+        "unaligned_sar",
+        "--no_flip",
+        "--netG",
+        "unet_256",
+        "--load_size",
+        "256",
+        "--crop_size",
+        "256",
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+    ]
     data = tmp_path / "data" / "test"
-    assert run_main(test_script.main, test_argv(data, ckpt, results, "gpu", *test_official, "--gpu_ids", "0")) == 0
+    assert (
+        run_main(test_script.main, test_argv(data, ckpt, results, "gpu", *test_official, "--gpu_ids", "0"))
+        == 0
+    )
     assert (results / "gpu" / "test_latest" / "metrics_summary.json").is_file()
     # The same weights on the CPU give (nearly) the same images.
     cpu_results = tmp_path / "cpu_results"
-    assert run_main(test_script.main, test_argv(data, ckpt, cpu_results, "gpu", *test_official, "--gpu_ids", "-1")) == 0
+    assert (
+        run_main(
+            test_script.main, test_argv(data, ckpt, cpu_results, "gpu", *test_official, "--gpu_ids", "-1")
+        )
+        == 0
+    )
     for stem in ("000", "001"):
         gpu_img = read_rgb(results / "gpu" / "test_latest" / "images" / f"{stem}_fake_B.png").astype(int)
         cpu_img = read_rgb(cpu_results / "gpu" / "test_latest" / "images" / f"{stem}_fake_B.png").astype(int)

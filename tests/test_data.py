@@ -19,10 +19,23 @@ from util.util import tensor2im, u8_to_tensor
 
 
 def options(root, **kw) -> Namespace:
-    base = dict(dataroot=str(root), phase="train", is_train=True, input_nc=3, output_nc=3, sar_nc=3,
-                load_size=32, crop_size=32, preprocess="resize_and_crop", no_flip=True,
-                max_dataset_size=float("inf"), serial_batches=True, batch_size=1, num_threads=0,
-                dataset_mode="triplet")
+    base = dict(
+        dataroot=str(root),
+        phase="train",
+        is_train=True,
+        input_nc=3,
+        output_nc=3,
+        sar_nc=3,
+        load_size=32,
+        crop_size=32,
+        preprocess="resize_and_crop",
+        no_flip=True,
+        max_dataset_size=float("inf"),
+        serial_batches=True,
+        batch_size=1,
+        num_threads=0,
+        dataset_mode="triplet",
+    )
     return Namespace(**{**base, **kw})
 
 
@@ -37,8 +50,11 @@ def test_pairing_by_stem_with_different_extensions(tmp_path):
     ds = TripletDataset(options(tmp_path))
     assert len(ds) == 3 and sorted(stems) == [ds[i]["stem"] for i in range(3)]
     item = ds[1]
-    assert {role: item[f"{role}_paths"].rsplit("/", 1)[-1] for role in "ABC"} == {"A": "b.png", "B": "b.bmp",
-                                                                                  "C": "b.PNG"}
+    assert {role: item[f"{role}_paths"].rsplit("/", 1)[-1] for role in "ABC"} == {
+        "A": "b.png",
+        "B": "b.bmp",
+        "C": "b.PNG",
+    }
     assert item["A"].shape == item["B"].shape == item["C"].shape == (3, 32, 32)
     assert -1 <= item["A"].min() and item["A"].max() <= 1
 
@@ -147,8 +163,15 @@ def test_loading_depends_on_seed_epoch_and_sample_only(tmp_path):
     make_triplets(tmp_path, n=6, size=40)
 
     def epoch(seed: int, threads: int, number: int = 1, start: int = 0) -> list[torch.Tensor]:
-        opt = options(tmp_path, load_size=40, serial_batches=False, no_flip=False, num_threads=threads,
-                      batch_size=2, seed=seed)
+        opt = options(
+            tmp_path,
+            load_size=40,
+            serial_batches=False,
+            no_flip=False,
+            num_threads=threads,
+            batch_size=2,
+            seed=seed,
+        )
         loader = create_dataloader(opt)
         loader.sampler.set_epoch(number, start)
         torch.manual_seed(12345 + threads)  # whatever the global generator holds

@@ -89,15 +89,27 @@ def test_unknown_names_in_test_py(trained, tmp_path, capfd, flag):
 
 
 def test_unknown_lr_policy(tmp_path, capfd):
-    expect_error(capfd, train.main, train_argv(tmp_path, tmp_path / "ckpt", "x", "--lr_policy", "exp"),
-                 "--lr_policy", "step", "linear")
+    expect_error(
+        capfd,
+        train.main,
+        train_argv(tmp_path, tmp_path / "ckpt", "x", "--lr_policy", "exp"),
+        "--lr_policy",
+        "step",
+        "linear",
+    )
 
 
 # ---------------------------------------------------------------- checkpoints
 def test_missing_experiment_and_epoch(trained, exp, tmp_path, capfd):
     expect_error(capfd, test_script.main, run_test(trained, tmp_path, "--name", "other"), "no experiment")
-    expect_error(capfd, test_script.main, run_test(trained, tmp_path, "--epoch", "7"),
-                 "7_net_G.pth", "--epoch 7", "saved checkpoints: 1, latest")
+    expect_error(
+        capfd,
+        test_script.main,
+        run_test(trained, tmp_path, "--epoch", "7"),
+        "7_net_G.pth",
+        "--epoch 7",
+        "saved checkpoints: 1, latest",
+    )
 
 
 def test_corrupted_checkpoint(trained, exp, tmp_path, capfd):
@@ -114,13 +126,20 @@ def test_file_that_is_no_checkpoint(trained, exp, tmp_path, capfd, content):
 
 def test_checkpoint_holding_something_else(trained, exp, tmp_path, capfd):
     torch.save([torch.zeros(3)], exp / "latest_net_G2.pth")
-    expect_error(capfd, test_script.main, run_test(trained, tmp_path), "latest_net_G2.pth",
-                 "not a network weight file")
+    expect_error(
+        capfd, test_script.main, run_test(trained, tmp_path), "latest_net_G2.pth", "not a network weight file"
+    )
 
 
 def test_weights_of_another_architecture(trained, exp, tmp_path, capfd):
-    expect_error(capfd, test_script.main, run_test(trained, tmp_path, "--ngf", "8"), "latest_net_G.pth",
-                 "model.model.0.weight (4, 6, 4, 4) in file vs (8, 6, 4, 4) here", "--ngf")
+    expect_error(
+        capfd,
+        test_script.main,
+        run_test(trained, tmp_path, "--ngf", "8"),
+        "latest_net_G.pth",
+        "model.model.0.weight (4, 6, 4, 4) in file vs (8, 6, 4, 4) here",
+        "--ngf",
+    )
     deeper = run_test(trained, tmp_path, "--netG", "unet_64", "--crop_size", "64", "--load_size", "64")
     expect_error(capfd, test_script.main, deeper, "missing key(s)")
     shutil.copy(exp / "latest_net_G2.pth", exp / "latest_net_G.pth")

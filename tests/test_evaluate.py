@@ -1,4 +1,5 @@
 """scripts/evaluate.py end to end: pairing by stem, suffixes, bit depths, and every error."""
+
 from __future__ import annotations
 
 import csv

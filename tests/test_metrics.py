@@ -297,5 +297,3 @@ def test_format_table():
     assert any(line.startswith("real_A vs real_B (cloudy input)") and " inf " in line for line in lines)
     assert "1 of 2 images identical" in text and "10.000" in text
     assert MetricsTable().format_table() == "(no metrics)"
-
-

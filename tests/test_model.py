@@ -132,10 +132,14 @@ def test_losses_follow_the_paper(tmp_path):
         return model.nets["D"](torch.cat([C, x], 1))
 
     expected = {
-        "G2_L1": (fake_C - B).abs().mean(), "G2_SSIM": 1 - ssim(fake_C, B),
-        "G_GAN": ((D(fake_B) - 1) ** 2).mean(), "G_SSIM": 10 * (1 - ssim(fake_B, B)),
-        "G_attn": 0.5 * att.abs().mean(), "G_L1": 200 * (fake_B - B).abs().mean(),
-        "D_fake": 0.5 * (D(fake_B) ** 2).mean(), "D_real": 0.5 * ((D(B) - 1) ** 2).mean(),
+        "G2_L1": (fake_C - B).abs().mean(),
+        "G2_SSIM": 1 - ssim(fake_C, B),
+        "G_GAN": ((D(fake_B) - 1) ** 2).mean(),
+        "G_SSIM": 10 * (1 - ssim(fake_B, B)),
+        "G_attn": 0.5 * att.abs().mean(),
+        "G_L1": 200 * (fake_B - B).abs().mean(),
+        "D_fake": 0.5 * (D(fake_B) ** 2).mean(),
+        "D_real": 0.5 * ((D(B) - 1) ** 2).mean(),
     }
     for name, value in expected.items():
         torch.testing.assert_close((g | d)[name], value, msg=name)

@@ -32,11 +32,23 @@ def official_unet(input_nc: int, output_nc: int, num_downs: int = 8, ngf: int = 
             if kind == "outer":
                 layers = [down, sub, nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
             elif kind == "inner":
-                layers = [nn.LeakyReLU(0.2, True), down, nn.ReLU(True),
-                          nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=False), norm(outer)]
+                layers = [
+                    nn.LeakyReLU(0.2, True),
+                    down,
+                    nn.ReLU(True),
+                    nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=False),
+                    norm(outer),
+                ]
             else:
-                layers = [nn.LeakyReLU(0.2, True), down, norm(inner), sub, nn.ReLU(True),
-                          nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=False), norm(outer)]
+                layers = [
+                    nn.LeakyReLU(0.2, True),
+                    down,
+                    norm(inner),
+                    sub,
+                    nn.ReLU(True),
+                    nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=False),
+                    norm(outer),
+                ]
             self.model = nn.Sequential(*layers)
 
         def forward(self, x):
@@ -76,8 +88,11 @@ class OfficialPatchGAN(nn.Module):
 
 
 def shapes(net: nn.Module, drop_buffers: bool = False) -> dict[str, tuple]:
-    return {k: tuple(v.shape) for k, v in net.state_dict().items()
-            if not (drop_buffers and k.endswith(NORM_BUFFERS))}
+    return {
+        k: tuple(v.shape)
+        for k, v in net.state_dict().items()
+        if not (drop_buffers and k.endswith(NORM_BUFFERS))
+    }
 
 
 # ---------------------------------------------------------------- the paper's networks at full size
@@ -88,24 +103,44 @@ BUILD = {
     "D": lambda: networks.define_D(6),
 }
 OFFICIAL = {  # from shared/spec/official_state_dict_keys.txt: parameters, state_dict entries
-    "G": (54_407_171, 56), "G2": (54_404_099, 56), "A": (54_400_001, 56), "D": (2_767_809, 19),
+    "G": (54_407_171, 56),
+    "G2": (54_404_099, 56),
+    "A": (54_400_001, 56),
+    "D": (2_767_809, 19),
 }
 REFERENCE = {
-    "G": lambda: official_unet(6, 3), "G2": lambda: official_unet(3, 3),
-    "A": lambda: nn.Sequential(official_unet(3, 1)), "D": lambda: OfficialPatchGAN(6),
+    "G": lambda: official_unet(6, 3),
+    "G2": lambda: official_unet(3, 3),
+    "A": lambda: nn.Sequential(official_unet(3, 1)),
+    "D": lambda: OfficialPatchGAN(6),
 }
 SAMPLE_KEYS = {  # a handful of entries copied from the spec file
-    "G": {"model.model.0.weight": (64, 6, 4, 4), "model.model.3.weight": (128, 3, 4, 4),
-          "model.model.3.bias": (3,), "model.model.1.model.5.weight": (256, 64, 4, 4),
-          "model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.model.3.weight": (512, 512, 4, 4),
-          "model.model.1.model.3.model.3.model.5.weight": (1024, 256, 4, 4)},
+    "G": {
+        "model.model.0.weight": (64, 6, 4, 4),
+        "model.model.3.weight": (128, 3, 4, 4),
+        "model.model.3.bias": (3,),
+        "model.model.1.model.5.weight": (256, 64, 4, 4),
+        "model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.model.3.weight": (512, 512, 4, 4),
+        "model.model.1.model.3.model.3.model.5.weight": (1024, 256, 4, 4),
+    },
     "G2": {"model.model.0.weight": (64, 3, 4, 4), "model.model.3.bias": (3,)},
-    "A": {"0.model.model.0.weight": (64, 3, 4, 4), "0.model.model.3.weight": (128, 1, 4, 4),
-          "0.model.model.3.bias": (1,)},
-    "D": {"model.0.weight": (64, 6, 4, 4), "model.0.bias": (64,), "model.2.weight": (128, 64, 4, 4),
-          "model.2.bias": (128,), "model.5.weight": (256, 128, 4, 4), "model.5.bias": (256,),
-          "model.8.weight": (512, 256, 4, 4), "model.8.bias": (512,), "model.11.weight": (1, 512, 4, 4),
-          "model.11.bias": (1,)},
+    "A": {
+        "0.model.model.0.weight": (64, 3, 4, 4),
+        "0.model.model.3.weight": (128, 1, 4, 4),
+        "0.model.model.3.bias": (1,),
+    },
+    "D": {
+        "model.0.weight": (64, 6, 4, 4),
+        "model.0.bias": (64,),
+        "model.2.weight": (128, 64, 4, 4),
+        "model.2.bias": (128,),
+        "model.5.weight": (256, 128, 4, 4),
+        "model.5.bias": (256,),
+        "model.8.weight": (512, 256, 4, 4),
+        "model.8.bias": (512,),
+        "model.11.weight": (1, 512, 4, 4),
+        "model.11.bias": (1,),
+    },
 }
 
 

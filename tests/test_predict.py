@@ -30,26 +30,64 @@ def smooth_field(rng: np.random.Generator, h: int, w: int, bands: int) -> np.nda
     out = []
     for _ in range(bands):
         a, b, c, d = rng.uniform(-1, 1, 4)
-        out.append(0.5 + 0.15 * (a * yy + b * xx) / max(1.0, (h + w) / 64) + 0.1 * np.sin(c * 3 * yy + d * 3 * xx))
+        out.append(
+            0.5 + 0.15 * (a * yy + b * xx) / max(1.0, (h + w) / 64) + 0.1 * np.sin(c * 3 * yy + d * 3 * xx)
+        )
     return np.clip(np.stack(out), 0, 1)
 
 
-def write_scene(folder: Path, h: int, w: int, *, seed: int = 0, s2_bands: int = 13, s2_dtype: str = "uint16",
-                sar_bands: int = 2, transform=TRANSFORM, sar_transform=None, sar_crs: str = CRS,
-                sar_size: tuple[int, int] | None = None, s2_nodata: float | None = 0,
-                smooth: bool = False) -> tuple[Path, Path]:
+def write_scene(
+    folder: Path,
+    h: int,
+    w: int,
+    *,
+    seed: int = 0,
+    s2_bands: int = 13,
+    s2_dtype: str = "uint16",
+    sar_bands: int = 2,
+    transform=TRANSFORM,
+    sar_transform=None,
+    sar_crs: str = CRS,
+    sar_size: tuple[int, int] | None = None,
+    s2_nodata: float | None = 0,
+    smooth: bool = False,
+) -> tuple[Path, Path]:
     """A Sentinel-2-like uint16 scene and a Sentinel-1-like float32 dB scene (same grid unless told)."""
     rng = np.random.default_rng(seed)
-    s2 = smooth_field(rng, h, w, s2_bands) * 6000 + 500 if smooth else rng.uniform(500, 6000, (s2_bands, h, w))
+    s2 = (
+        smooth_field(rng, h, w, s2_bands) * 6000 + 500 if smooth else rng.uniform(500, 6000, (s2_bands, h, w))
+    )
     sh, sw = sar_size or (h, w)
-    s1 = smooth_field(rng, sh, sw, sar_bands) * -20 - 3 if smooth else rng.uniform(-24, -3, (sar_bands, sh, sw))
+    s1 = (
+        smooth_field(rng, sh, sw, sar_bands) * -20 - 3
+        if smooth
+        else rng.uniform(-24, -3, (sar_bands, sh, sw))
+    )
     common = {"driver": "GTiff", "crs": CRS}
     s2_path, s1_path = folder / "s2.tif", folder / "s1.tif"
-    with rasterio.open(s2_path, "w", width=w, height=h, count=s2_bands, dtype=s2_dtype, transform=transform,
-                       nodata=s2_nodata, **common) as dst:
+    with rasterio.open(
+        s2_path,
+        "w",
+        width=w,
+        height=h,
+        count=s2_bands,
+        dtype=s2_dtype,
+        transform=transform,
+        nodata=s2_nodata,
+        **common,
+    ) as dst:
         dst.write(s2.astype(s2_dtype))
-    with rasterio.open(s1_path, "w", driver="GTiff", width=sw, height=sh, count=sar_bands, dtype="float32",
-                       crs=sar_crs, transform=sar_transform or transform) as dst:
+    with rasterio.open(
+        s1_path,
+        "w",
+        driver="GTiff",
+        width=sw,
+        height=sh,
+        count=sar_bands,
+        dtype="float32",
+        crs=sar_crs,
+        transform=sar_transform or transform,
+    ) as dst:
         dst.write(s1.astype("float32"))
     return s2_path, s1_path
 
@@ -59,8 +97,9 @@ def make_experiment(root: Path, name: str, *extra: str, saved: dict | None = Non
     from models import create_model
     from options.train_options import TrainOptions
 
-    opt = TrainOptions().parse(["--dataroot", "unused", "--name", name, "--checkpoints_dir", str(root),
-                                *TINY_MODEL, *extra])
+    opt = TrainOptions().parse(
+        ["--dataroot", "unused", "--name", name, "--checkpoints_dir", str(root), *TINY_MODEL, *extra]
+    )
     create_model(opt).save_networks("latest")
     if saved:
         path = root / name / "train_opt.json"
@@ -77,8 +116,25 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def argv(ckpt: Path, s2: Path, s1: Path, out: Path, *extra: str, name: str = "ms13") -> list[str]:
-    return ["--cloudy", str(s2), "--sar", str(s1), "--out", str(out), "--name", name,
-            "--checkpoints_dir", str(ckpt), "--gpu_ids", "-1", "--window", "32", "--overlap", "8", *extra]
+    return [
+        "--cloudy",
+        str(s2),
+        "--sar",
+        str(s1),
+        "--out",
+        str(out),
+        "--name",
+        name,
+        "--checkpoints_dir",
+        str(ckpt),
+        "--gpu_ids",
+        "-1",
+        "--window",
+        "32",
+        "--overlap",
+        "8",
+        *extra,
+    ]
 
 
 def read(path: Path) -> np.ndarray:
@@ -86,18 +142,30 @@ def read(path: Path) -> np.ndarray:
         return src.read()
 
 
-def run_scene(s2: Path, s1: Path, forward, *, window: int = 32, overlap: int = 8, batch_size: int = 4,
-              bands: int = 13, out: Path, workers: int | None = None) -> tuple[np.ndarray, int]:
+def run_scene(
+    s2: Path,
+    s1: Path,
+    forward,
+    *,
+    window: int = 32,
+    overlap: int = 8,
+    batch_size: int = 4,
+    bands: int = 13,
+    out: Path,
+    workers: int | None = None,
+) -> tuple[np.ndarray, int]:
     """predict_scene with a given forward function; returns the output array and the windows run."""
-    args = predict.build_parser().parse_args(["--cloudy", str(s2), "--sar", str(s1), "--out", str(out),
-                                              "--name", "x"])
+    args = predict.build_parser().parse_args(
+        ["--cloudy", str(s2), "--sar", str(s1), "--out", str(out), "--name", "x"]
+    )
     opt = type("Opt", (), {"input_nc": bands, "sar_nc": 2})()
     scene = predict.open_scene(args, opt)
     grid = WindowGrid(scene.cloudy.height, scene.cloudy.width, window, overlap)
     reader = scene.batch_reader(grid, batch_size)
     with AtomicOutput(out, output_profile(scene.cloudy, bands, float("nan"), "none", grid.stride)) as dst:
-        ran = predict_scene(reader, forward, bands, dst, torch.device("cpu"), batch_size, progress=False,
-                            workers=workers)
+        ran = predict_scene(
+            reader, forward, bands, dst, torch.device("cpu"), batch_size, progress=False, workers=workers
+        )
     reader.close()
     scene.close()
     return read(out), ran
@@ -176,8 +244,9 @@ def test_bands_named_in_the_training_options_are_selected(ckpt, tmp_path, monkey
 
 
 # ---------------------------------------------------------------------------- blending
-@pytest.mark.parametrize(("h", "w", "window", "overlap"), [(70, 90, 32, 8), (64, 64, 32, 0), (20, 45, 32, 16),
-                                                            (97, 33, 64, 40)])
+@pytest.mark.parametrize(
+    ("h", "w", "window", "overlap"), [(70, 90, 32, 8), (64, 64, 32, 0), (20, 45, 32, 16), (97, 33, 64, 40)]
+)
 def test_blending_reconstructs_an_identity_model_exactly(tmp_path, h, w, window, overlap):
     """Weights are normalised everywhere (borders, corners, overhanging windows, small scenes)."""
     s2, s1 = write_scene(tmp_path, h, w, s2_nodata=None)
@@ -196,13 +265,15 @@ def reference(s2: Path, s1: Path, forward, grid: WindowGrid, bands: int = 13) ->
             c = numpy_unit(read_box(c_src, [1, 2], y, x, w, w)[0], "s1")
             pred = forward(torch.from_numpy(a)[None], torch.from_numpy(c)[None])[0].numpy()
             weight = np.outer(grid.ramp(k, len(grid.rows)), grid.ramp(j, len(grid.cols)))
-            total[:bands, y:y + w, x:x + w] += pred * weight
-            total[bands, y:y + w, x:x + w] += weight
-    return (total[:bands] / total[bands])[:, :grid.height, :grid.width]
+            total[:bands, y : y + w, x : x + w] += pred * weight
+            total[bands, y : y + w, x : x + w] += weight
+    return (total[:bands] / total[bands])[:, : grid.height, : grid.width]
 
 
 @pytest.mark.parametrize(("batch_size", "workers"), [(1, None), (3, None), (64, None), (3, 2)])
-def test_streaming_strips_equal_whole_scene_accumulation_for_any_batch_size(ckpt, tmp_path, batch_size, workers):
+def test_streaming_strips_equal_whole_scene_accumulation_for_any_batch_size(
+    ckpt, tmp_path, batch_size, workers
+):
     """Strips, carried rows, emitted column pieces, batches spanning strips and the reader and
     writer threads (used on GPUs) change nothing."""
     opt = predict.load_options(str(ckpt), "ms13")
@@ -223,8 +294,12 @@ def seam_ratio(img: np.ndarray, grid: WindowGrid) -> float:
     dx = np.abs(np.diff(img, axis=-1)).mean(axis=(0, 1))  # step between column i and i+1
     dy = np.abs(np.diff(img, axis=-2)).mean(axis=(0, 2))
     at = np.concatenate([dx[[c - 1 for c in cuts]], dy[[c - 1 for c in cuts]]])
-    away = np.concatenate([np.delete(dx, [c - 1 + d for c in cuts for d in range(-3, 4)]),
-                           np.delete(dy, [c - 1 + d for c in cuts for d in range(-3, 4)])])
+    away = np.concatenate(
+        [
+            np.delete(dx, [c - 1 + d for c in cuts for d in range(-3, 4)]),
+            np.delete(dy, [c - 1 + d for c in cuts for d in range(-3, 4)]),
+        ]
+    )
     return float(at.mean() / away.mean())
 
 
@@ -237,7 +312,9 @@ def test_no_seams_across_window_borders(tmp_path):
     whole-scene reference above.)"""
 
     def per_window_offset(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return a + 0.5 * (a.mean(dim=(1, 2, 3), keepdim=True) - 0.5) + 0.05 * c.mean(dim=(1, 2, 3), keepdim=True)
+        return (
+            a + 0.5 * (a.mean(dim=(1, 2, 3), keepdim=True) - 0.5) + 0.05 * c.mean(dim=(1, 2, 3), keepdim=True)
+        )
 
     s2, s1 = write_scene(tmp_path, 96, 96, smooth=True, seed=0)
     hard, _ = run_scene(s2, s1, per_window_offset, window=32, overlap=0, out=tmp_path / "hard.tif")
@@ -292,18 +369,23 @@ def expect_error(capsys, argv_: list[str], *words: str) -> str:
 
 @pytest.mark.parametrize("what", ["size", "transform", "crs"])
 def test_different_grids_are_refused(ckpt, tmp_path, capsys, what):
-    kwargs = {"size": {"sar_size": (40, 41)},
-              "transform": {"sar_transform": Affine(10.0, 0.0, 600010.0, 0.0, -10.0, 5100000.0)},
-              "crs": {"sar_crs": "EPSG:32633"}}[what]
+    kwargs = {
+        "size": {"sar_size": (40, 41)},
+        "transform": {"sar_transform": Affine(10.0, 0.0, 600010.0, 0.0, -10.0, 5100000.0)},
+        "crs": {"sar_crs": "EPSG:32633"},
+    }[what]
     s2, s1 = write_scene(tmp_path, 40, 40, **kwargs)
     expect_error(capsys, argv(ckpt, s2, s1, tmp_path / "o.tif"), "not on the same grid", "gdalwarp")
 
 
-@pytest.mark.parametrize(("kwargs", "words"), [
-    ({"s2_bands": 4}, ("4 band(s)", "takes 13")),
-    ({"sar_bands": 3}, ("3 band(s)", "2 SAR")),
-    ({"s2_dtype": "float32"}, ("float32", "digital numbers")),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"s2_bands": 4}, ("4 band(s)", "takes 13")),
+        ({"sar_bands": 3}, ("3 band(s)", "2 SAR")),
+        ({"s2_dtype": "float32"}, ("float32", "digital numbers")),
+    ],
+)
 def test_wrong_bands_and_dtypes_are_refused(ckpt, tmp_path, capsys, kwargs, words):
     s2, s1 = write_scene(tmp_path, 40, 40, **kwargs)
     expect_error(capsys, argv(ckpt, s2, s1, tmp_path / "o.tif"), *words)
@@ -313,8 +395,12 @@ def test_a_13_band_scene_for_a_3_band_model_without_band_choice_says_how(tmp_pat
     root = make_experiment(tmp_path / "ck", "plain3", "--input_nc", "3", "--output_nc", "3")
     s2, s1 = write_scene(tmp_path, 40, 40)
     expect_error(capsys, argv(root, s2, s1, tmp_path / "o.tif", name="plain3"), "--s2_bands")
-    assert run_main(predict.main, argv(root, s2, s1, tmp_path / "o.tif", "--s2_bands", "B4,B3,B2",
-                                       name="plain3")) == 0
+    assert (
+        run_main(
+            predict.main, argv(root, s2, s1, tmp_path / "o.tif", "--s2_bands", "B4,B3,B2", name="plain3")
+        )
+        == 0
+    )
 
 
 def test_missing_experiment_unreadable_file_and_bad_window(ckpt, tmp_path, capsys):
@@ -345,6 +431,7 @@ def test_an_existing_output_is_untouched_when_the_run_fails(ckpt, tmp_path, caps
             if len(calls) == 2:
                 raise UserError("simulated failure in the middle of the scene")
             return a
+
         return forward
 
     monkeypatch.setattr(predict, "model_forward", failing_forward)

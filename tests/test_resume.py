@@ -25,8 +25,24 @@ def _env() -> dict:
 
 
 def _train_cmd(data: Path, ckpt: Path, name: str, *extra: str) -> list[str]:
-    argv = train_argv(data, ckpt, name, "--n_epochs", "2", "--n_epochs_decay", "1", "--seed", "7",
-                      "--batch_size", "2", "--print_freq", "4", "--pool_size", "3", *extra)
+    argv = train_argv(
+        data,
+        ckpt,
+        name,
+        "--n_epochs",
+        "2",
+        "--n_epochs_decay",
+        "1",
+        "--seed",
+        "7",
+        "--batch_size",
+        "2",
+        "--print_freq",
+        "4",
+        "--pool_size",
+        "3",
+        *extra,
+    )
     return [sys.executable, str(ROOT / "train.py"), *argv]
 
 
@@ -54,12 +70,17 @@ def test_sigkill_then_resume_gives_identical_weights(tmp_path, where):
     # run with the same option is the uninterrupted version of the killed one).
     extra = ["--save_latest_freq", "4"] if where == "mid-epoch" else []
 
-    ref = subprocess.run(_train_cmd(data, ckpt, "ref", *extra), env=_env(), capture_output=True, text=True,
-                         timeout=300)
+    ref = subprocess.run(
+        _train_cmd(data, ckpt, "ref", *extra), env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert ref.returncode == 0, ref.stderr
 
-    proc = subprocess.Popen(_train_cmd(data, ckpt, "killed", *extra), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd(data, ckpt, "killed", *extra),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and _progress(ckpt / "killed") is None:
         time.sleep(0.01)
@@ -72,8 +93,13 @@ def test_sigkill_then_resume_gives_identical_weights(tmp_path, where):
         pytest.fail(f"the kill did not land after a mid-epoch checkpoint (progress: {progress})")
     killed_at = progress["epoch"]
 
-    resumed = subprocess.run(_train_cmd(data, ckpt, "killed", "--continue_train", *extra), env=_env(),
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        _train_cmd(data, ckpt, "killed", "--continue_train", *extra),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming after epoch {killed_at}" in resumed.stdout
 
@@ -82,6 +108,8 @@ def test_sigkill_then_resume_gives_identical_weights(tmp_path, where):
         for key, tensor in expected[net].items():
             assert torch.equal(tensor, got[net][key]), f"net {net} key {key} differs after resume"
     # Per-epoch files of the last epoch agree too, and the loss log records both sessions.
-    assert torch.equal(_weights(ckpt / "ref", "3")["G"]["model.model.0.weight"],
-                       _weights(ckpt / "killed", "3")["G"]["model.model.0.weight"])
+    assert torch.equal(
+        _weights(ckpt / "ref", "3")["G"]["model.model.0.weight"],
+        _weights(ckpt / "killed", "3")["G"]["model.model.0.weight"],
+    )
     assert (ckpt / "killed" / "loss_log.txt").read_text().count("Training Loss") == 2

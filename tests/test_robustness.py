@@ -60,8 +60,17 @@ def exp(trained, tmp_path):
 
 def resume_argv(trained, exp: Path, *extra: str) -> list[str]:
     """Resume the copied experiment for a second epoch."""
-    return train_argv(trained / "data", exp.parent, "tiny", "--continue_train", "--n_epochs", "2",
-                      "--lr_policy", "step", *extra)
+    return train_argv(
+        trained / "data",
+        exp.parent,
+        "tiny",
+        "--continue_train",
+        "--n_epochs",
+        "2",
+        "--lr_policy",
+        "step",
+        *extra,
+    )
 
 
 # ---------------------------------------------------------------- 1. non-finite losses
@@ -84,8 +93,15 @@ def poison(monkeypatch, method: str, loss: str, at: set[int]) -> list[int]:
 def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(trained, exp, monkeypatch, capfd):
     before = checkpoint_files(exp)
     poison(monkeypatch, "generator_losses", "G_L1", at={2})
-    expect_error(capfd, train.main, resume_argv(trained, exp), "loss G_L1", "non-finite",
-                 "epoch 2, iteration 2", "checkpoint is intact")
+    expect_error(
+        capfd,
+        train.main,
+        resume_argv(trained, exp),
+        "loss G_L1",
+        "non-finite",
+        "epoch 2, iteration 2",
+        "checkpoint is intact",
+    )
     assert checkpoint_files(exp) == before
     assert safe_load(exp / "latest_train_state.pth")["progress"]["epoch"] == 1
 
@@ -99,7 +115,9 @@ def test_absurd_learning_rate_stops_with_one_line(tmp_path, capfd):
 
 def state_of(model) -> dict[str, torch.Tensor]:
     """Every parameter and optimiser statistic of ``model``, cloned."""
-    out = {f"{n}.{k}": v.detach().clone() for n, net in model.nets.items() for k, v in net.state_dict().items()}
+    out = {
+        f"{n}.{k}": v.detach().clone() for n, net in model.nets.items() for k, v in net.state_dict().items()
+    }
     for name, optimizer in model.optimizers.items():
         for i, state in enumerate(optimizer.state_dict()["state"].values()):
             out.update({f"opt.{name}.{i}.{k}": torch.as_tensor(v).clone() for k, v in state.items()})
@@ -125,8 +143,20 @@ def test_skip_policy_steps_nothing_on_a_nan_iteration_and_goes_on(tmp_path, monk
         return losses
 
     monkeypatch.setattr(Pix2PixAttnModel, "optimize_parameters", watched)
-    argv = train_argv(tmp_path / "data", tmp_path / "ckpt", "skip", "--nonfinite", "skip", "--n_epochs", "2",
-                      "--print_freq", "1", "--display_freq", "1", "--serial_batches")
+    argv = train_argv(
+        tmp_path / "data",
+        tmp_path / "ckpt",
+        "skip",
+        "--nonfinite",
+        "skip",
+        "--n_epochs",
+        "2",
+        "--print_freq",
+        "1",
+        "--display_freq",
+        "1",
+        "--serial_batches",
+    )
     capfd.readouterr()
     assert train.main(argv) == 0
     out, err = capfd.readouterr()
@@ -171,11 +201,13 @@ def test_skip_policy_refuses_a_model_that_cannot_skip(tmp_path, monkeypatch, cap
 
 # ---------------------------------------------------------------- 2. resume conflicts
 @pytest.mark.parametrize(("flag", "value", "saved"), [("--ngf", "8", "4"), ("--norm", "batch", "instance")])
-def test_resume_with_another_architecture_is_refused_and_changes_nothing(trained, exp, capfd, flag, value,
-                                                                         saved):
+def test_resume_with_another_architecture_is_refused_and_changes_nothing(
+    trained, exp, capfd, flag, value, saved
+):
     before = snapshot(exp.parent)
-    expect_error(capfd, train.main, resume_argv(trained, exp, flag, value),
-                 f"{flag} {saved} (saved) vs {value} (now)")
+    expect_error(
+        capfd, train.main, resume_argv(trained, exp, flag, value), f"{flag} {saved} (saved) vs {value} (now)"
+    )
     assert snapshot(exp.parent) == before
 
 
@@ -206,8 +238,13 @@ sys.exit(train.main(sys.argv[1:]))
 def test_process_killed_while_saving_keeps_the_previous_checkpoint(trained, exp, tmp_path, capfd):
     before = checkpoint_files(exp)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # `-c` in cwd=ROOT imports the repository
-    proc = subprocess.Popen([sys.executable, "-c", _DIE_DURING_SAVE, *resume_argv(trained, exp)], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DIE_DURING_SAVE, *resume_argv(trained, exp)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
 
@@ -225,8 +262,12 @@ def test_process_killed_while_saving_keeps_the_previous_checkpoint(trained, exp,
     capfd.readouterr()
     results = tmp_path / "results"
     assert test_script.main(test_argv(trained / "data", exp.parent, results, "tiny")) == 0
-    expect_error(capfd, test_script.main, test_argv(trained / "data", exp.parent, results, "tiny",
-                                                    "--epoch", "9"), "saved checkpoints: 1, latest")
+    expect_error(
+        capfd,
+        test_script.main,
+        test_argv(trained / "data", exp.parent, results, "tiny", "--epoch", "9"),
+        "saved checkpoints: 1, latest",
+    )
     # ... and resuming works, and its first successful save of that file removes the leftover.
     assert train.main(resume_argv(trained, exp)) == 0
     assert "resuming after epoch 1 (2 images seen)" in capfd.readouterr().out
@@ -255,8 +296,13 @@ def test_stale_temporaries_are_removed_only_when_their_writer_is_gone(tmp_path):
     dead.wait()
     live = os.getppid()  # the process that started this test is running
     path = tmp_path / "latest_net_G.pth"
-    names = {f".latest_net_G.pth.tmp{dead.pid}": False, f".latest_net_G.pth.tmp{os.getpid()}": False,
-             f".latest_net_G.pth.tmp{live}": True, ".latest_net_G.pth.tmpx": True, f".other.pth.tmp{dead.pid}": True}
+    names = {
+        f".latest_net_G.pth.tmp{dead.pid}": False,
+        f".latest_net_G.pth.tmp{os.getpid()}": False,
+        f".latest_net_G.pth.tmp{live}": True,
+        ".latest_net_G.pth.tmpx": True,
+        f".other.pth.tmp{dead.pid}": True,
+    }
     for name in names:
         (tmp_path / name).write_bytes(b"partial")
     atomic_save({"x": torch.zeros(1)}, path)
@@ -281,8 +327,9 @@ def full_disk_after(monkeypatch, n_ok: int) -> list[str]:
     return written
 
 
-@pytest.mark.parametrize(("n_ok", "failing"), [(0, "latest_net_G.pth"), (3, "latest_net_D.pth"),
-                                                (4, "latest_train_state.pth")])
+@pytest.mark.parametrize(
+    ("n_ok", "failing"), [(0, "latest_net_G.pth"), (3, "latest_net_D.pth"), (4, "latest_train_state.pth")]
+)
 def test_disk_full_during_the_end_of_epoch_save(trained, exp, monkeypatch, capfd, n_ok, failing):
     before = checkpoint_files(exp)
     full_disk_after(monkeypatch, n_ok)
@@ -303,8 +350,9 @@ def test_disk_full_while_writing_the_loss_log(trained, exp, monkeypatch, capfd):
 
     monkeypatch.setattr(Visualizer, "print_current_losses", full)
     before = checkpoint_files(exp)
-    expect_error(capfd, train.main, resume_argv(trained, exp, "--print_freq", "1"), "No space left on device",
-                 str(log))
+    expect_error(
+        capfd, train.main, resume_argv(trained, exp, "--print_freq", "1"), "No space left on device", str(log)
+    )
     assert checkpoint_files(exp) == before
 
 
@@ -338,10 +386,26 @@ def test_read_only_output_folders(trained, tmp_path, capfd):
 def test_image_smaller_than_the_crop(tmp_path, capfd):
     make_triplets(tmp_path, stems=["big"], size=64)
     make_triplets(tmp_path, stems=["small"], size=32, seed=1)
-    argv = train_argv(tmp_path, tmp_path / "ckpt", "c", "--preprocess", "crop", "--crop_size", "64",
-                      "--netG", "unet_64", "--serial_batches")
-    expect_error(capfd, train.main, argv, str(tmp_path / "trainA" / "small.png"), "32x32",
-                 "smaller than --crop_size 64")
+    argv = train_argv(
+        tmp_path,
+        tmp_path / "ckpt",
+        "c",
+        "--preprocess",
+        "crop",
+        "--crop_size",
+        "64",
+        "--netG",
+        "unet_64",
+        "--serial_batches",
+    )
+    expect_error(
+        capfd,
+        train.main,
+        argv,
+        str(tmp_path / "trainA" / "small.png"),
+        "32x32",
+        "smaller than --crop_size 64",
+    )
 
 
 def test_band_count_a_png_cannot_give(tmp_path, capfd):
@@ -354,7 +418,7 @@ def test_band_count_a_png_cannot_give(tmp_path, capfd):
 def test_html_in_image_names_is_escaped_on_the_results_page(trained, tmp_path):
     evil = "<img src=x onerror=alert(1)>"
     data = tmp_path / "data"
-    make_triplets(data, "test", stems=[evil, "a&b\"c"])
+    make_triplets(data, "test", stems=[evil, 'a&b"c'])
     assert test_script.main(test_argv(data, trained / "ckpt", tmp_path / "res", "tiny")) == 0
     web = tmp_path / "res" / "tiny" / "test_latest"
     html = (web / "index.html").read_text()
@@ -363,4 +427,3 @@ def test_html_in_image_names_is_escaped_on_the_results_page(trained, tmp_path):
     assert 'src="images/%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E_fake_B.png"' in html
     assert (web / "images" / f"{evil}_fake_B.png").is_file()
     assert 'a&amp;b"c' in html or "a&amp;b&quot;c" in html
-

@@ -40,8 +40,20 @@ from util.errors import UserError
 from util.geotiff import read_geotiff, same_crs
 
 torch.set_num_threads(1)
-TINY = ["--netG", "unet_32", "--crop_size", "32", "--ngf", "4", "--ndf", "4", "--num_threads", "0",
-        "--display_id", "0"]
+TINY = [
+    "--netG",
+    "unet_32",
+    "--crop_size",
+    "32",
+    "--ngf",
+    "4",
+    "--ndf",
+    "4",
+    "--num_threads",
+    "0",
+    "--display_id",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +62,23 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def options(root: Path, *extra: str, train: bool = False, phase: str = "test") -> argparse.Namespace:
-    argv = ["--dataroot", str(root), "--dataset_mode", "sen12mscr", "--phase", phase, "--num_threads", "0",
-            "--checkpoints_dir", str(root / "_ck"), "--crop_size", "32",
-            "--netG", "unet_32", *extra]
+    argv = [
+        "--dataroot",
+        str(root),
+        "--dataset_mode",
+        "sen12mscr",
+        "--phase",
+        phase,
+        "--num_threads",
+        "0",
+        "--checkpoints_dir",
+        str(root / "_ck"),
+        "--crop_size",
+        "32",
+        "--netG",
+        "unet_32",
+        *extra,
+    ]
     return (TrainOptions() if train else TestOptions()).parse(argv, save=False)
 
 
@@ -100,7 +126,9 @@ def test_item_contents_and_default_collate(tree):
     for key in "ABC":
         assert batch[key].dtype == torch.float32 and -1 <= batch[key].min() and batch[key].max() <= 1
     assert batch["stem"] == ["ROIs1158_spring_106_p30"]
-    assert batch["A_paths"][0].endswith("ROIs1158_spring_s2_cloudy/s2_cloudy_106/ROIs1158_spring_s2_cloudy_106_p30.tif")
+    assert batch["A_paths"][0].endswith(
+        "ROIs1158_spring_s2_cloudy/s2_cloudy_106/ROIs1158_spring_s2_cloudy_106_p30.tif"
+    )
     assert batch["C_paths"][0].endswith("ROIs1158_spring_s1/s1_106/ROIs1158_spring_s1_106_p30.tif")
     assert isinstance(batch["crs"], list) and same_crs(batch["crs"][0], _wkt(CRS))
     assert batch["transform"].shape == (1, 6)
@@ -124,13 +152,17 @@ def test_preprocessing_values(tmp_path):
     write_tif(tif_path(root, "s2", "ROIs1970_fall", "139", "1"), dn, transform_of("139", "1"))
     write_tif(tif_path(root, "s1", "ROIs1970_fall", "139", "1"), db, transform_of("139", "1"))
     item = dataset(root)[0]
-    np.testing.assert_allclose(item["B"][:, 0, :5].numpy(), np.tile([-1.0, -0.5, 0.0, 1.0, 1.0], (13, 1)), atol=1e-6)
+    np.testing.assert_allclose(
+        item["B"][:, 0, :5].numpy(), np.tile([-1.0, -0.5, 0.0, 1.0, 1.0], (13, 1)), atol=1e-6
+    )
     np.testing.assert_allclose(item["C"][:, 1, :4].numpy(), [[-1, -1, 1, 1], [-1, -1, 1, 1]], atol=1e-6)
     np.testing.assert_allclose(item["C"][:, 0, 0].numpy(), [0.0, 0.0], atol=1e-6)  # -12.5 dB is mid-range
     assert item["C"][0, 2, 0] == -1.0 and item["nonfinite"] == 1  # NaN -> 0 (reflectance) -> -1
     dsen = dataset(root, "--sar_scaling", "dsen2cr")[0]["C"]
     # VV keeps [-25, 0]; VH is clipped to [-32.5, 0]: -30 dB -> 2.5 / 32.5, -12.5 dB -> 20 / 32.5
-    np.testing.assert_allclose(dsen[:, 1, :4].numpy(), [[-1, -1, 1, 1], [-1, 2 * 2.5 / 32.5 - 1, 1, 1]], atol=1e-6)
+    np.testing.assert_allclose(
+        dsen[:, 1, :4].numpy(), [[-1, -1, 1, 1], [-1, 2 * 2.5 / 32.5 - 1, 1, 1]], atol=1e-6
+    )
     np.testing.assert_allclose(dsen[1, 0, 0].item(), 2 * 20 / 32.5 - 1, atol=1e-6)
 
 
@@ -257,10 +289,35 @@ def test_previews_use_the_selected_bands(tree):
 
 def test_train_and_test_13_bands_end_to_end(tree, tmp_path):
     ck, res = tmp_path / "ck", tmp_path / "res"
-    common = ["--dataroot", str(tree), "--dataset_mode", "sen12mscr", "--name", "ms", "--checkpoints_dir", str(ck),
-              *TINY]
-    assert train_script.main([*common, "--n_epochs", "1", "--n_epochs_decay", "0", "--display_freq", "1",
-                              "--update_html_freq", "1", "--print_freq", "1"]) == 0
+    common = [
+        "--dataroot",
+        str(tree),
+        "--dataset_mode",
+        "sen12mscr",
+        "--name",
+        "ms",
+        "--checkpoints_dir",
+        str(ck),
+        *TINY,
+    ]
+    assert (
+        train_script.main(
+            [
+                *common,
+                "--n_epochs",
+                "1",
+                "--n_epochs_decay",
+                "0",
+                "--display_freq",
+                "1",
+                "--update_html_freq",
+                "1",
+                "--print_freq",
+                "1",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((ck / "ms" / "train_opt.json").read_text())
     assert (saved["input_nc"], saved["output_nc"], saved["sar_nc"]) == (13, 13, 2)
     assert (ck / "ms" / "web" / "images" / "epoch001_real_B.png").is_file()

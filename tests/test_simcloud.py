@@ -27,7 +27,9 @@ def _write_pairs(root: Path, phase: str, stems: list[str], size: int = SIZE, ban
     (root / f"{phase}C").mkdir(parents=True, exist_ok=True)
     yy, xx = np.mgrid[0:size, 0:size]
     for k, stem in enumerate(stems):
-        rgb = np.stack([(xx * 2 + k * 7) % 90, (yy * 3 + k) % 90, (xx + yy + 5 * k) % 90], -1).astype(np.uint8)
+        rgb = np.stack([(xx * 2 + k * 7) % 90, (yy * 3 + k) % 90, (xx + yy + 5 * k) % 90], -1).astype(
+            np.uint8
+        )
         img = rgb if bands == 3 else rgb[..., 0]
         Image.fromarray(img).save(root / f"{phase}B" / f"{stem}.png")
         Image.fromarray(255 - img).save(root / f"{phase}C" / f"{stem}.png")
@@ -45,8 +47,21 @@ def root(tmp_path: Path) -> Path:
 
 
 def _opt(root: Path, *extra: str, train: bool = True):
-    argv = ["--dataroot", str(root), "--dataset_mode", "simcloud", "--gpu_ids", "-1", "--netG", "unet_32",
-            "--crop_size", "32", "--load_size", "32", *extra]
+    argv = [
+        "--dataroot",
+        str(root),
+        "--dataset_mode",
+        "simcloud",
+        "--gpu_ids",
+        "-1",
+        "--netG",
+        "unet_32",
+        "--crop_size",
+        "32",
+        "--load_size",
+        "32",
+        *extra,
+    ]
     return (TrainOptions() if train else TestOptions()).parse(argv, save=False)
 
 
@@ -59,17 +74,44 @@ def test_registered_and_defaults(root):
     opt = _opt(root)
     assert opt.cloud_cover == [0.2, 0.7] and opt.cloud_thickness == 1.0
     assert opt.cloud_seed is None and not opt.no_haze and not opt.no_shadows
-    opt = _opt(root, "--cloud_cover", "0", "1", "--cloud_thickness", "0.5", "--no_haze", "--no_shadows",
-               "--cloud_seed", "7")
+    opt = _opt(
+        root,
+        "--cloud_cover",
+        "0",
+        "1",
+        "--cloud_thickness",
+        "0.5",
+        "--no_haze",
+        "--no_shadows",
+        "--cloud_seed",
+        "7",
+    )
     assert opt.cloud_cover == [0.0, 1.0] and opt.cloud_thickness == 0.5
     assert opt.no_haze and opt.no_shadows and opt.cloud_seed == 7
 
 
 def test_options_are_saved_as_json(root, tmp_path):
-    TrainOptions().parse(["--dataroot", str(root), "--dataset_mode", "simcloud", "--gpu_ids", "-1",
-                          "--checkpoints_dir", str(tmp_path / "ck"), "--name", "n", "--cloud_cover", "0.1", "0.3"])
+    TrainOptions().parse(
+        [
+            "--dataroot",
+            str(root),
+            "--dataset_mode",
+            "simcloud",
+            "--gpu_ids",
+            "-1",
+            "--checkpoints_dir",
+            str(tmp_path / "ck"),
+            "--name",
+            "n",
+            "--cloud_cover",
+            "0.1",
+            "0.3",
+        ]
+    )
     saved = json.loads((tmp_path / "ck" / "n" / "train_opt.json").read_text())
-    assert saved["cloud_cover"] == [0.1, 0.3] and saved["cloud_thickness"] == 1.0 and saved["cloud_seed"] is None
+    assert (
+        saved["cloud_cover"] == [0.1, 0.3] and saved["cloud_thickness"] == 1.0 and saved["cloud_seed"] is None
+    )
 
 
 def test_item_shapes_ranges_and_paths(root):
@@ -88,8 +130,9 @@ def test_item_shapes_ranges_and_paths(root):
 
 
 def test_clouds_only_where_the_mask_is(root):
-    opt = _opt(root, "--no_haze", "--no_shadows", "--cloud_cover", "0.4", "0.4", "--preprocess", "crop",
-               "--no_flip")
+    opt = _opt(
+        root, "--no_haze", "--no_shadows", "--cloud_cover", "0.4", "0.4", "--preprocess", "crop", "--no_flip"
+    )
     ds = SimcloudDataset(opt)
     for index in range(len(ds)):
         item = ds[index]
@@ -110,8 +153,12 @@ def test_haze_touches_everything_and_b_c_stay_aligned(root):
         b, c = _u8(item["B"]), _u8(item["C"])
         np.testing.assert_array_equal(c, 255 - b)  # same crop and flip for B and C
         # B is an unchanged crop of the file (possibly mirrored).
-        full = np.asarray(Image.open(root / "trainB" / f"{item['stem']}.png")).transpose(2, 0, 1).astype(np.int64)
-        windows = [full[:, y:y + 32, x:x + 32] for y in range(SIZE - 31) for x in range(SIZE - 31)]
+        full = (
+            np.asarray(Image.open(root / "trainB" / f"{item['stem']}.png"))
+            .transpose(2, 0, 1)
+            .astype(np.int64)
+        )
+        windows = [full[:, y : y + 32, x : x + 32] for y in range(SIZE - 31) for x in range(SIZE - 31)]
         assert any(np.array_equal(b, w) or np.array_equal(b, w[:, :, ::-1]) for w in windows)
 
 
@@ -205,8 +252,11 @@ def test_bad_cloud_options_are_user_errors(root, args, option):
 
 @pytest.mark.parametrize(
     ("args", "option"),
-    [(["--cloud_cover", "0.5"], "--cloud_cover"), (["--cloud_thickness", "thick"], "--cloud_thickness"),
-     (["--cloud_seed", "x"], "--cloud_seed")],
+    [
+        (["--cloud_cover", "0.5"], "--cloud_cover"),
+        (["--cloud_thickness", "thick"], "--cloud_thickness"),
+        (["--cloud_seed", "x"], "--cloud_seed"),
+    ],
 )
 def test_malformed_cloud_options_exit(root, args, option, capsys):
     with pytest.raises(SystemExit) as err:
@@ -217,8 +267,21 @@ def test_malformed_cloud_options_exit(root, args, option, capsys):
 
 
 def test_bad_options_via_train_main(root, tmp_path, capsys):
-    code = train_script.main(["--dataroot", str(root), "--dataset_mode", "simcloud", "--gpu_ids", "-1",
-                              "--checkpoints_dir", str(tmp_path / "ck"), "--cloud_cover", "0.9", "0.1"])
+    code = train_script.main(
+        [
+            "--dataroot",
+            str(root),
+            "--dataset_mode",
+            "simcloud",
+            "--gpu_ids",
+            "-1",
+            "--checkpoints_dir",
+            str(tmp_path / "ck"),
+            "--cloud_cover",
+            "0.9",
+            "0.1",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --cloud_cover MIN MAX needs 0 <= MIN <= MAX <= 1, got 0.9 0.1"]
@@ -227,11 +290,52 @@ def test_bad_options_via_train_main(root, tmp_path, capsys):
 
 def test_train_then_test_end_to_end(root, tmp_path):
     ck, results = tmp_path / "checkpoints", tmp_path / "results"
-    common = ["--dataroot", str(root), "--name", "sim", "--dataset_mode", "simcloud", "--netG", "unet_32",
-              "--crop_size", "32", "--load_size", "32", "--ngf", "4", "--ndf", "4", "--num_threads", "0",
-              "--gpu_ids", "-1", "--checkpoints_dir", str(ck), "--cloud_cover", "0.3", "0.6"]
-    assert train_script.main([*common, "--n_epochs", "1", "--n_epochs_decay", "0", "--display_id", "0",
-                              "--print_freq", "1", "--no_html", "--max_dataset_size", "1"]) == 0
+    common = [
+        "--dataroot",
+        str(root),
+        "--name",
+        "sim",
+        "--dataset_mode",
+        "simcloud",
+        "--netG",
+        "unet_32",
+        "--crop_size",
+        "32",
+        "--load_size",
+        "32",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--num_threads",
+        "0",
+        "--gpu_ids",
+        "-1",
+        "--checkpoints_dir",
+        str(ck),
+        "--cloud_cover",
+        "0.3",
+        "0.6",
+    ]
+    assert (
+        train_script.main(
+            [
+                *common,
+                "--n_epochs",
+                "1",
+                "--n_epochs_decay",
+                "0",
+                "--display_id",
+                "0",
+                "--print_freq",
+                "1",
+                "--no_html",
+                "--max_dataset_size",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert (ck / "sim" / "latest_net_G.pth").is_file()
     assert test_script.main([*common, "--results_dir", str(results)]) == 0
     out = results / "sim" / "test_latest"

@@ -78,8 +78,10 @@ def test_add_clouds_rejects_bad_input():
 def test_cloud_cover_follows_requested_range():
     rng = np.random.default_rng(1)
     img = _scene(1)
-    fracs = [float((add_clouds(img, rng, cover=(0.3, 0.5), haze=False, shadows=False)[1] >= 0.5).mean())
-             for _ in range(25)]
+    fracs = [
+        float((add_clouds(img, rng, cover=(0.3, 0.5), haze=False, shadows=False)[1] >= 0.5).mean())
+        for _ in range(25)
+    ]
     assert all(0.27 <= f <= 0.53 for f in fracs)
     assert 0.33 <= np.mean(fracs) <= 0.47
     fracs = [float((add_clouds(img, rng, cover=(0.1, 0.2))[1] >= 0.5).mean()) for _ in range(25)]
@@ -151,7 +153,10 @@ def test_write_dataset_layout_and_byte_identical(tmp_path):
     counts = write_dataset(tmp_path / "a", n_train=3, n_test=2, size=32, seed=5, workers=1, progress=False)
     assert counts == {"train": 3, "test": 2}
     write_dataset(tmp_path / "b", n_train=3, n_test=2, size=32, seed=5, workers=2, progress=False)
-    for split, stems in (("train", ["demo_00000", "demo_00001", "demo_00002"]), ("test", ["demo_00003", "demo_00004"])):
+    for split, stems in (
+        ("train", ["demo_00000", "demo_00001", "demo_00002"]),
+        ("test", ["demo_00003", "demo_00004"]),
+    ):
         for key in "ABC":
             folder = tmp_path / "a" / split / f"{split}{key}"
             assert sorted(p.stem for p in folder.glob("*.png")) == stems
@@ -179,21 +184,47 @@ def test_write_dataset_refuses_to_overwrite(tmp_path):
 
 def test_script_writes_and_reports_errors(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["--out", str(out), "--n_train", "2", "--n_test", "1", "--size", "24", "--workers", "1",
-                 "--quiet", "--cloud_cover", "0.3", "0.4"]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(out),
+                "--n_train",
+                "2",
+                "--n_test",
+                "1",
+                "--size",
+                "24",
+                "--workers",
+                "1",
+                "--quiet",
+                "--cloud_cover",
+                "0.3",
+                "0.4",
+            ]
+        )
+        == 0
+    )
     assert len(list((out / "test" / "testB").glob("*.png"))) == 1
     capsys.readouterr()
-    for argv in (["--out", str(out), "--n_train", "1", "--size", "24"],  # refuses non-empty folder
-                 ["--out", str(tmp_path / "x"), "--n_train", "-1"],
-                 ["--out", str(tmp_path / "x"), "--cloud_cover", "0.9", "0.1"],
-                 ["--bogus"]):
+    for argv in (
+        ["--out", str(out), "--n_train", "1", "--size", "24"],  # refuses non-empty folder
+        ["--out", str(tmp_path / "x"), "--n_train", "-1"],
+        ["--out", str(tmp_path / "x"), "--cloud_cover", "0.9", "0.1"],
+        ["--bogus"],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
 
 
 def test_script_runs_from_repo_root(tmp_path):
-    proc = subprocess.run([sys.executable, "scripts/make_demo_data.py", "--size", "8"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "scripts/make_demo_data.py", "--size", "8"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: --size") and "Traceback" not in proc.stderr

@@ -23,9 +23,26 @@ LOSSES = {"G_GAN", "G_L1", "G_SSIM", "G_attn", "G2_L1", "G2_SSIM", "D_real", "D_
 def visdom_argv(tmp_path, host: str, port: int, env: str, *extra: str) -> list[str]:
     """Tiny training (3 images, 2 epochs) that prints and displays after every image."""
     make_triplets(tmp_path / "data", "train", n=3)
-    return train_argv(tmp_path / "data", tmp_path / "ckpt", "vis", "--n_epochs", "2", "--display_id", "1",
-                      "--display_server", f"http://{host}", "--display_port", str(port), "--display_env", env,
-                      "--print_freq", "1", "--display_freq", "1", *extra)
+    return train_argv(
+        tmp_path / "data",
+        tmp_path / "ckpt",
+        "vis",
+        "--n_epochs",
+        "2",
+        "--display_id",
+        "1",
+        "--display_server",
+        f"http://{host}",
+        "--display_port",
+        str(port),
+        "--display_env",
+        env,
+        "--print_freq",
+        "1",
+        "--display_freq",
+        "1",
+        *extra,
+    )
 
 
 def window(host: str, port: int, env: str, win: str) -> dict:
@@ -73,8 +90,11 @@ def test_training_without_a_server_warns_once_and_completes(tmp_path, capfd):
 def test_server_killed_and_restarted_during_training(tmp_path, monkeypatch, capfd):
     pytest.importorskip("visdom")
     host, port, env = "127.0.0.1", find_free_port(), new_env()
-    server = {"proc": start_visdom_server(port, str(tmp_path / "env"), host=host,
-                                          log_path=str(tmp_path / "server.log"))}
+    server = {
+        "proc": start_visdom_server(
+            port, str(tmp_path / "env"), host=host, log_path=str(tmp_path / "server.log")
+        )
+    }
     original = Pix2PixAttnModel.optimize_parameters
     calls = []
 
@@ -83,8 +103,9 @@ def test_server_killed_and_restarted_during_training(tmp_path, monkeypatch, capf
         if len(calls) == 3:  # the server dies after two displayed iterations ...
             stop_visdom_server(server["proc"])
         elif len(calls) == 5:  # ... and is back two iterations later
-            server["proc"] = start_visdom_server(port, str(tmp_path / "env"), host=host,
-                                                 log_path=str(tmp_path / "server.log"))
+            server["proc"] = start_visdom_server(
+                port, str(tmp_path / "env"), host=host, log_path=str(tmp_path / "server.log")
+            )
         return original(self)
 
     monkeypatch.setattr(Pix2PixAttnModel, "optimize_parameters", with_outage)
@@ -114,8 +135,9 @@ def test_display_retry_interval_reaches_the_visdom_client(tmp_path, monkeypatch)
     monkeypatch.setattr(visdom_display.VisdomDisplay, "__init__", spy)
     monkeypatch.setattr(visdom_display.VisdomDisplay, "send", lambda self, fn: False)
     make_triplets(tmp_path / "data", "train", n=1)
-    argv = train_argv(tmp_path / "data", tmp_path / "ckpt", "r", "--display_id", "1",
-                      "--display_retry_interval", "2.5")
+    argv = train_argv(
+        tmp_path / "data", tmp_path / "ckpt", "r", "--display_id", "1", "--display_retry_interval", "2.5"
+    )
     assert train.main(argv) == 0
     assert seen == [2.5]
 

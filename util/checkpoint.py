@@ -44,7 +44,9 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
             tmp.unlink(missing_ok=True)
         if not isinstance(err, OSError):
             raise
-        raise UserError(f"could not write checkpoint {path}: {err.strerror or err}; the previous file is kept") from err
+        raise UserError(
+            f"could not write checkpoint {path}: {err.strerror or err}; the previous file is kept"
+        ) from err
     _fsync_dir(path.parent)
     _remove_stale_temporaries(path)
 
@@ -98,7 +100,7 @@ def _remove_stale_temporaries(path: Path) -> None:
     except OSError:
         return
     for tmp in leftovers:
-        pid = tmp.name[len(prefix):]
+        pid = tmp.name[len(prefix) :]
         if pid.isdigit() and (int(pid) == os.getpid() or not _process_alive(int(pid))):
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
@@ -145,7 +147,9 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
             f"checkpoint {path} was refused: it holds objects other than tensors and plain data ({first})"
         ) from None
     except Exception as err:  # the unpickler fails on arbitrary bytes with any error type (KeyError...)
-        raise UserError(f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(err).__name__})") from None
+        raise UserError(
+            f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(err).__name__})"
+        ) from None
 
 
 def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -17,7 +17,9 @@ def parse_gpu_ids(text: str) -> list[int] | None:
     try:
         ids = [int(part) for part in text.split(",") if part.strip() != ""]
     except ValueError:
-        raise UserError(f"--gpu_ids {text!r}: expected 'auto', -1 (CPU) or GPU indices such as 0 or 0,1") from None
+        raise UserError(
+            f"--gpu_ids {text!r}: expected 'auto', -1 (CPU) or GPU indices such as 0 or 0,1"
+        ) from None
     return [i for i in ids if i >= 0]
 
 

@@ -29,8 +29,11 @@ def run_cli(main: Callable[[], int]) -> int:
         if err.errno not in _ENVIRONMENT_ERRNOS:
             raise
         where = f": {err.filename}" if err.filename else ""
-        print(f"error: {err.strerror or err}{where} (free some space or fix the permissions, or choose "
-              "another --checkpoints_dir/--results_dir)", file=sys.stderr)
+        print(
+            f"error: {err.strerror or err}{where} (free some space or fix the permissions, or choose "
+            "another --checkpoints_dir/--results_dir)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -49,4 +52,4 @@ def one_line(err: UserError) -> str:
         return text
     last = text.rstrip().splitlines()[-1]
     name = f"{UserError.__module__}.{UserError.__qualname__}: "
-    return last[len(name):] if last.startswith(name) else last
+    return last[len(name) :] if last.startswith(name) else last

@@ -50,7 +50,10 @@ def read_geotiff(path: str | os.PathLike) -> tuple[np.ndarray, GeoInfo]:
                 raise UserError(f"{path} mixes band data types ({', '.join(sorted(dtypes))})")
             arr = src.read()
             info = GeoInfo(
-                width=src.width, height=src.height, count=src.count, dtype=src.dtypes[0],
+                width=src.width,
+                height=src.height,
+                count=src.count,
+                dtype=src.dtypes[0],
                 nodata=None if src.nodata is None else float(src.nodata),
                 crs=src.crs.to_wkt() if src.crs is not None else "",
                 transform=tuple(float(v) for v in tuple(src.transform)[:6]),  # type: ignore[arg-type]
@@ -89,9 +92,15 @@ def write_geotiff(
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     profile = {
-        "driver": "GTiff", "width": arr.shape[2], "height": arr.shape[1], "count": arr.shape[0], "dtype": dtype,
-        "crs": CRS.from_user_input(crs) if crs else None, "transform": Affine(*[float(v) for v in transform]),
-        "nodata": nodata, "compress": "deflate",
+        "driver": "GTiff",
+        "width": arr.shape[2],
+        "height": arr.shape[1],
+        "count": arr.shape[0],
+        "dtype": dtype,
+        "crs": CRS.from_user_input(crs) if crs else None,
+        "transform": Affine(*[float(v) for v in transform]),
+        "nodata": nodata,
+        "compress": "deflate",
     }
     try:
         with rasterio.open(tmp, "w", **profile) as dst:
@@ -116,7 +125,9 @@ def same_crs(a: str, b: str) -> bool:
 
 def same_transform(a: Sequence[float], b: Sequence[float], atol: float = 1e-4) -> bool:
     """Whether two affine transforms agree to ``atol`` (map units: 0.1 mm for UTM metres)."""
-    return bool(np.allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), rtol=0.0, atol=atol))
+    return bool(
+        np.allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), rtol=0.0, atol=atol)
+    )
 
 
 def window_transform(

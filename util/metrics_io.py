@@ -215,8 +215,11 @@ class MetricsTable:
         if not self._rows:
             return "(no metrics)"
         summ = self.summary()["results"]
-        titles = {"paper": "paper protocol (8-bit RGB)", "field": "field protocol (reflectance 0-1)",
-                  "field_rgb": "field protocol, B4 B3 B2 only"}
+        titles = {
+            "paper": "paper protocol (8-bit RGB)",
+            "field": "field protocol (reflectance 0-1)",
+            "field_rgb": "field protocol, B4 B3 B2 only",
+        }
         head = ["comparison", "n"]
         groups: list[tuple[int, int, str]] = []  # (first column, n columns, title)
         for p, ms in self._columns.items():

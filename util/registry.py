@@ -12,7 +12,9 @@ from .errors import UserError
 def discover(package_dir: str | Path, kind: str, exclude: tuple[str, ...] = ("base",)) -> tuple[str, ...]:
     """Sorted names ``X`` of the modules ``X_<kind>.py`` in ``package_dir``."""
     suffix = f"_{kind}"
-    names = (m.name[: -len(suffix)] for m in pkgutil.iter_modules([str(package_dir)]) if m.name.endswith(suffix))
+    names = (
+        m.name[: -len(suffix)] for m in pkgutil.iter_modules([str(package_dir)]) if m.name.endswith(suffix)
+    )
     return tuple(sorted(n for n in names if n not in exclude))
 
 

@@ -102,8 +102,15 @@ def any_data(raw: np.ndarray, nodata: float | None) -> bool:
     return False
 
 
-def read_box(ds: rasterio.io.DatasetReader, indexes: list[int], row: int, col: int, height: int,
-             width: int, out: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
+def read_box(
+    ds: rasterio.io.DatasetReader,
+    indexes: list[int],
+    row: int,
+    col: int,
+    height: int,
+    width: int,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, int, int]:
     """Bands ``indexes`` (1-based) of the box at (row, col) of size (height, width), into ``out`` if given.
 
     The part outside the scene (bottom/right only) is the scene mirrored at its last row/column
@@ -115,8 +122,11 @@ def read_box(ds: rasterio.io.DatasetReader, indexes: list[int], row: int, col: i
     r0, c0 = int(rows.min()), int(cols.min())
     inside = rows[-1] - rows[0] == height - 1 and cols[-1] - cols[0] == width - 1
     try:
-        raw = ds.read(indexes, window=Window(c0, r0, int(cols.max()) + 1 - c0, int(rows.max()) + 1 - r0),
-                      out=out if inside else None)
+        raw = ds.read(
+            indexes,
+            window=Window(c0, r0, int(cols.max()) + 1 - c0, int(rows.max()) + 1 - r0),
+            out=out if inside else None,
+        )
     except (RasterioError, OSError) as err:
         raise UserError(f"reading {ds.name} failed in rows {r0}-{rows.max()}: {err}") from None
     if not inside:
@@ -149,7 +159,9 @@ class WindowGrid:
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < self.window:
-            raise UserError(f"--overlap {self.overlap} must be at least 0 and less than --window {self.window}")
+            raise UserError(
+                f"--overlap {self.overlap} must be at least 0 and less than --window {self.window}"
+            )
 
     @property
     def stride(self) -> int:
@@ -227,9 +239,18 @@ class BatchReader:
     and per-pixel nodata masks are left to the device.
     """
 
-    def __init__(self, cloudy: str, sar: str, s2_indexes: list[int], s1_indexes: list[int],
-                 s2_nodata: float | None, s1_nodata: float | None, grid: WindowGrid, batch_size: int = 1,
-                 alloc: Callable[[int, np.dtype], tuple[np.ndarray, object]] | None = None) -> None:
+    def __init__(
+        self,
+        cloudy: str,
+        sar: str,
+        s2_indexes: list[int],
+        s1_indexes: list[int],
+        s2_nodata: float | None,
+        s1_nodata: float | None,
+        grid: WindowGrid,
+        batch_size: int = 1,
+        alloc: Callable[[int, np.dtype], tuple[np.ndarray, object]] | None = None,
+    ) -> None:
         self.paths = (cloudy, sar)
         self.indexes = (s2_indexes, s1_indexes)
         self.nodata = (s2_nodata, s1_nodata)
@@ -261,8 +282,10 @@ class BatchReader:
             js = [j for kk, j in windows if kk == k]
             y, x0 = g.rows[k], g.cols[js[0]]
             width = g.cols[js[-1]] + w - x0
-            (cloudy, owner_a), (sar, owner_c) = (self._buffer(ds, idx, width) for ds, idx in
-                                                 ((cloudy_ds, self.indexes[0]), (sar_ds, self.indexes[1])))
+            (cloudy, owner_a), (sar, owner_c) = (
+                self._buffer(ds, idx, width)
+                for ds, idx in ((cloudy_ds, self.indexes[0]), (sar_ds, self.indexes[1]))
+            )
             cloudy, rows, cols = read_box(cloudy_ds, self.indexes[0], y, x0, w, width, out=cloudy)
             sar = read_box(sar_ds, self.indexes[1], y, x0, w, width, out=sar)[0]
             boxes.append(Box(k, x0, cloudy, sar, (rows, cols), (owner_a, owner_c)))
@@ -272,15 +295,20 @@ class BatchReader:
                 active.append(any_data(cloudy[part], self.nodata[0]) or any_data(sar[part], self.nodata[1]))
         return Batch(windows, active, boxes)
 
-    def _buffer(self, ds: rasterio.io.DatasetReader, indexes: list[int], width: int) -> tuple[np.ndarray, object]:
+    def _buffer(
+        self, ds: rasterio.io.DatasetReader, indexes: list[int], width: int
+    ) -> tuple[np.ndarray, object]:
         shape = (len(indexes), self.grid.window, width)
-        flat, owner = self.alloc(len(indexes) * self.grid.window * max(width, self.max_width), np.dtype(ds.dtypes[0]))
-        return flat[:math.prod(shape)].reshape(shape), owner
+        flat, owner = self.alloc(
+            len(indexes) * self.grid.window * max(width, self.max_width), np.dtype(ds.dtypes[0])
+        )
+        return flat[: math.prod(shape)].reshape(shape), owner
 
 
 # ---------------------------------------------------------------------------- output
-def output_profile(src: rasterio.io.DatasetReader, count: int, nodata: float, compress: str,
-                   stride: int) -> dict:
+def output_profile(
+    src: rasterio.io.DatasetReader, count: int, nodata: float, compress: str, stride: int
+) -> dict:
     """Float32 GeoTIFF profile on the grid of ``src``.
 
     Tiles are 256 wide and as tall as the largest power of two (16..256) dividing the stride, so
@@ -288,10 +316,20 @@ def output_profile(src: rasterio.io.DatasetReader, count: int, nodata: float, co
     """
     block_h = next((b for b in (256, 128, 64, 32, 16) if stride % b == 0), 16)
     profile = {
-        "driver": "GTiff", "width": src.width, "height": src.height, "count": count, "dtype": "float32",
-        "crs": src.crs, "transform": src.transform, "nodata": nodata,
+        "driver": "GTiff",
+        "width": src.width,
+        "height": src.height,
+        "count": count,
+        "dtype": "float32",
+        "crs": src.crs,
+        "transform": src.transform,
+        "nodata": nodata,
         # Band-interleaved: writes need no reordering of the (bands, rows, cols) arrays.
-        "tiled": True, "blockxsize": 256, "blockysize": block_h, "interleave": "band", "BIGTIFF": "IF_SAFER",
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": block_h,
+        "interleave": "band",
+        "BIGTIFF": "IF_SAFER",
     }
     if compress != "none":
         # Float reflectance compresses little (10-25%) at any level: take the fastest, on all cores.

@@ -89,8 +89,14 @@ class Blender:
     rows that are final.
     """
 
-    def __init__(self, grid: WindowGrid, bands: int, batch_size: int, device: torch.device,
-                 nodata: float = float("nan")) -> None:
+    def __init__(
+        self,
+        grid: WindowGrid,
+        bands: int,
+        batch_size: int,
+        device: torch.device,
+        nodata: float = float("nan"),
+    ) -> None:
         self.grid, self.bands, self.nodata = grid, bands, nodata
         w, o = grid.window, grid.overlap
         self.buf = torch.zeros(bands + 1, w, w + batch_size * grid.stride, device=device)
@@ -118,7 +124,7 @@ class Blender:
             span = w + (count - 1) * g.stride
             # One fold sums the overlapping windows (instead of one addition per window).
             cols = contrib.reshape(count, -1).t().unsqueeze(0)
-            self.buf[:, :, x:x + span] += F.fold(cols, (w, span), (w, w), stride=(1, g.stride))[0]
+            self.buf[:, :, x : x + span] += F.fold(cols, (w, span), (w, w), stride=(1, g.stride))[0]
         self.end = g.cols[j0 + count - 1] + w
 
     def finish(self, k: int, upto: int) -> tuple[int, torch.Tensor | None]:
@@ -130,15 +136,15 @@ class Blender:
             piece[:, :o] += self.carry[:, :, c0:upto]
         rows, cols = g.final_rows(k), min(upto, g.width) - c0
         if k < len(g.rows) - 1 and o:
-            self.carry[:, :, c0:upto] = piece[:, rows:rows + o]
+            self.carry[:, :, c0:upto] = piece[:, rows : rows + o]
         out = None
         if cols > 0:
             acc = piece[:, :rows, :cols]
             weight = acc[self.bands]
-            out = (acc[:self.bands] / weight).masked_fill_(weight <= 0, self.nodata)
+            out = (acc[: self.bands] / weight).masked_fill_(weight <= 0, self.nodata)
         if rest:
-            self.buf[:, :, :rest] = self.buf[:, :, n:n + rest].clone()
-        self.buf[:, :, rest:n + rest].zero_()
+            self.buf[:, :, :rest] = self.buf[:, :, n : n + rest].clone()
+        self.buf[:, :, rest : n + rest].zero_()
         self.c0 = upto
         return c0, out
 
@@ -146,10 +152,18 @@ class Blender:
         self.c0 = self.end = 0
 
 
-def predict_scene(reader: BatchReader, forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bands: int,
-                  dst: rasterio.io.DatasetWriter, device: torch.device, batch_size: int = 8,
-                  nodata: float = float("nan"), sar_scaling: str = "standard", progress: bool = True,
-                  workers: int | None = None) -> int:
+def predict_scene(
+    reader: BatchReader,
+    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    bands: int,
+    dst: rasterio.io.DatasetWriter,
+    device: torch.device,
+    batch_size: int = 8,
+    nodata: float = float("nan"),
+    sar_scaling: str = "standard",
+    progress: bool = True,
+    workers: int | None = None,
+) -> int:
     """Run ``forward`` over every window of the reader's grid, blend, and write ``dst``; returns the windows run.
 
     On a GPU three stages overlap: ``workers`` threads read batches, this thread scales them, runs
@@ -162,11 +176,13 @@ def predict_scene(reader: BatchReader, forward: Callable[[torch.Tensor, torch.Te
         workers = max(1, min(6, (os.cpu_count() or 2) - 2)) if cuda else 0
     blender = Blender(grid, bands, batch_size, device, nodata)
     windows = grid.windows()
-    chunks = [windows[i:i + batch_size] for i in range(0, len(windows), batch_size)]
+    chunks = [windows[i : i + batch_size] for i in range(0, len(windows), batch_size)]
     last_col, ran = len(grid.cols) - 1, 0
     piece_size = bands * grid.window * blender.buf.shape[-1]
-    with _Consumer(lambda item: _write(dst, grid, *item), depth=4, thread=workers > 0) as sink, \
-            tqdm(total=len(grid), unit="win", desc="predict", file=sys.stderr, disable=not progress) as bar:
+    with (
+        _Consumer(lambda item: _write(dst, grid, *item), depth=4, thread=workers > 0) as sink,
+        tqdm(total=len(grid), unit="win", desc="predict", file=sys.stderr, disable=not progress) as bar,
+    ):
 
         def finish(k: int, upto: int) -> None:
             c0, out = blender.finish(k, upto)
@@ -174,7 +190,9 @@ def predict_scene(reader: BatchReader, forward: Callable[[torch.Tensor, torch.Te
                 return
             event = None
             if cuda:  # always the same size of page-locked buffer, which the allocator then reuses
-                host = torch.empty(piece_size, dtype=out.dtype, pin_memory=True)[:out.numel()].view(out.shape)
+                host = torch.empty(piece_size, dtype=out.dtype, pin_memory=True)[: out.numel()].view(
+                    out.shape
+                )
                 host.copy_(out, non_blocking=True)
                 event, out = torch.cuda.Event(), host
                 event.record()
@@ -186,13 +204,15 @@ def predict_scene(reader: BatchReader, forward: Callable[[torch.Tensor, torch.Te
             contrib = None
             if len(a):
                 todo = [win for win, act in zip(batch.windows, batch.active) if act]
-                weight = torch.stack([blender.weight(k, j) for k, j in todo]).unsqueeze(1) * valid.unsqueeze(1)
+                weight = torch.stack([blender.weight(k, j) for k, j in todo]).unsqueeze(1) * valid.unsqueeze(
+                    1
+                )
                 contrib = torch.cat([forward(a, c) * weight, weight], 1)
                 ran += len(todo)
             first = done = 0
             for box in batch.boxes:  # the batch's windows of one strip, consecutive
                 count = (box.cloudy.shape[-1] - grid.window) // grid.stride + 1
-                acts = batch.active[first:first + count]
+                acts = batch.active[first : first + count]
                 (k, j0), j1 = batch.windows[first], batch.windows[first + count - 1][1]
                 first += count
                 if k != strip:
@@ -201,7 +221,7 @@ def predict_scene(reader: BatchReader, forward: Callable[[torch.Tensor, torch.Te
                     strip = k
                 part = None
                 if any(acts):
-                    part, done = contrib[done:done + sum(acts)], done + sum(acts)
+                    part, done = contrib[done : done + sum(acts)], done + sum(acts)
                     if not all(acts):  # windows without data add nothing
                         full = part.new_zeros((count, *part.shape[1:]))
                         full[[i for i, act in enumerate(acts) if act]] = part
@@ -228,7 +248,7 @@ def _read(reader: BatchReader, windows: list[tuple[int, int]]) -> tuple[Batch, l
         for raw, owner in zip((box.cloudy, box.sar), box.owners):
             unsigned = raw.dtype.kind == "u"
             if owner is not None:  # a page-locked buffer: keep the torch tensor that owns it
-                tensor = owner[:raw.size].view(raw.shape)
+                tensor = owner[: raw.size].view(raw.shape)
             else:
                 tensor = torch.from_numpy(raw.view(raw.dtype.str.replace("u", "i")) if unsigned else raw)
             pair.append((tensor, unsigned))
@@ -236,27 +256,41 @@ def _read(reader: BatchReader, windows: list[tuple[int, int]]) -> tuple[Batch, l
     return batch, tensors
 
 
-def _inputs(batch: Batch, tensors: list, grid: WindowGrid, nodata: tuple[float | None, float | None],
-            sar_scaling: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _inputs(
+    batch: Batch,
+    tensors: list,
+    grid: WindowGrid,
+    nodata: tuple[float | None, float | None],
+    sar_scaling: str,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The active windows of ``batch`` on ``device``: cloudy (n, C, w, w) and SAR (n, C', w, w) in
     [0, 1], and (n, w, w) validity (0 where both inputs are missing or outside the scene)."""
     w, parts = grid.window, []
     active = iter(batch.active)
     for box, ((raw_a, unsigned_a), (raw_c, unsigned_c)) in zip(batch.boxes, tensors):
         a, miss_a = s2_unit(_as_float(raw_a.to(device, non_blocking=True), unsigned_a), nodata[0])
-        c, miss_c = s1_unit(_as_float(raw_c.to(device, non_blocking=True), unsigned_c), nodata[1], sar_scaling)
+        c, miss_c = s1_unit(
+            _as_float(raw_c.to(device, non_blocking=True), unsigned_c), nodata[1], sar_scaling
+        )
         valid = (~(miss_a & miss_c)).float()
-        valid[box.inside[0]:], valid[:, box.inside[1]:] = 0.0, 0.0
+        valid[box.inside[0] :], valid[:, box.inside[1] :] = 0.0, 0.0
         for off in range(0, raw_a.shape[-1] - w + 1, grid.stride):
             if next(active):
-                parts.append((a[:, :, off:off + w], c[:, :, off:off + w], valid[:, off:off + w]))
+                parts.append((a[:, :, off : off + w], c[:, :, off : off + w], valid[:, off : off + w]))
     if not parts:
         return torch.empty(0, device=device), torch.empty(0, device=device), torch.empty(0, device=device)
     return tuple(torch.stack([part[i] for part in parts]) for i in range(3))
 
 
-def _write(dst: rasterio.io.DatasetWriter, grid: WindowGrid, k: int, c0: int, out: torch.Tensor,
-           event: torch.cuda.Event | None) -> None:
+def _write(
+    dst: rasterio.io.DatasetWriter,
+    grid: WindowGrid,
+    k: int,
+    c0: int,
+    out: torch.Tensor,
+    event: torch.cuda.Event | None,
+) -> None:
     if event is not None:
         event.synchronize()
     data = out.numpy()
@@ -292,7 +326,9 @@ class _Consumer:
 
     def __init__(self, fn: Callable, depth: int, thread: bool = True) -> None:
         self.fn, self.q, self.error = fn, queue.Queue(depth), None
-        self.thread = threading.Thread(target=self._work, daemon=True, name="predict-writer") if thread else None
+        self.thread = (
+            threading.Thread(target=self._work, daemon=True, name="predict-writer") if thread else None
+        )
 
     def _work(self) -> None:
         while (item := self.q.get()) is not None:

@@ -20,8 +20,20 @@ from .errors import UserError
 FORMAT_VERSION = 1
 # Options that change the networks' shapes or the data they expect: resuming with other values
 # would not fit the saved state (or would silently train another model).
-ARCHITECTURE_OPTIONS = ("model", "input_nc", "output_nc", "sar_nc", "ngf", "ndf", "netG", "netD",
-                        "n_layers_D", "norm", "no_dropout", "conv_bias")
+ARCHITECTURE_OPTIONS = (
+    "model",
+    "input_nc",
+    "output_nc",
+    "sar_nc",
+    "ngf",
+    "ndf",
+    "netG",
+    "netD",
+    "n_layers_D",
+    "norm",
+    "no_dropout",
+    "conv_bias",
+)
 # Options of the learning-rate schedule: these may change on resume (e.g. more epochs); the
 # learning rate then follows the new schedule from the epoch reached.
 SCHEDULE_OPTIONS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters", "epoch_count")
@@ -36,8 +48,12 @@ def capture_rng() -> dict:
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "python": random.getstate(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -48,8 +64,15 @@ def capture_rng() -> dict:
 def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     npst = state["numpy"]
-    np.random.set_state(("MT19937", npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
-                         npst["cached_gaussian"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            npst["keys"].numpy().astype(np.uint32),
+            npst["pos"],
+            npst["has_gauss"],
+            npst["cached_gaussian"],
+        )
+    )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
@@ -73,11 +96,16 @@ def save_training_state(model, label: str, progress: dict, options: dict) -> Pat
 
 def check_compatible(saved: dict, opt: argparse.Namespace, source: str) -> None:
     """Refuse to resume when an architecture option differs from the saved run's."""
-    diffs = [f"--{k} {saved[k]} (saved) vs {getattr(opt, k)} (now)"
-             for k in ARCHITECTURE_OPTIONS if k in saved and saved[k] != getattr(opt, k, saved[k])]
+    diffs = [
+        f"--{k} {saved[k]} (saved) vs {getattr(opt, k)} (now)"
+        for k in ARCHITECTURE_OPTIONS
+        if k in saved and saved[k] != getattr(opt, k, saved[k])
+    ]
     if diffs:
-        raise UserError(f"cannot resume from {source}: {'; '.join(diffs)}; "
-                        "repeat the original options or start a new --name")
+        raise UserError(
+            f"cannot resume from {source}: {'; '.join(diffs)}; "
+            "repeat the original options or start a new --name"
+        )
 
 
 def load_training_state(model, label: str, opt: argparse.Namespace) -> dict:
@@ -88,8 +116,11 @@ def load_training_state(model, label: str, opt: argparse.Namespace) -> dict:
         raise UserError(f"{path} is not a training-state file of this version")
     saved = state.get("options", {})
     check_compatible(saved, opt, str(path))
-    changed = [f"--{k} {saved[k]} -> {getattr(opt, k)}" for k in SCHEDULE_OPTIONS
-               if k in saved and saved[k] != getattr(opt, k, saved[k])]
+    changed = [
+        f"--{k} {saved[k]} -> {getattr(opt, k)}"
+        for k in SCHEDULE_OPTIONS
+        if k in saved and saved[k] != getattr(opt, k, saved[k])
+    ]
     model.load_training_state(state, str(path), restore_schedule=not changed)
     progress = state["progress"]
     if changed:

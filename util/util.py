@@ -25,10 +25,17 @@ _ANCHORS = np.array(
     ],
     dtype=np.float64,
 )
-HEAT_LUT = np.stack(
-    [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_ANCHORS)), _ANCHORS[:, c]) for c in range(3)],
-    axis=1,
-).round().astype(np.uint8)
+HEAT_LUT = (
+    np.stack(
+        [
+            np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_ANCHORS)), _ANCHORS[:, c])
+            for c in range(3)
+        ],
+        axis=1,
+    )
+    .round()
+    .astype(np.uint8)
+)
 
 
 def to_unit(t: torch.Tensor) -> np.ndarray:
@@ -83,8 +90,9 @@ def attention_heatmap(att: torch.Tensor) -> np.ndarray:
     return HEAT_LUT[np.rint(a * 255).astype(np.uint8)]
 
 
-def attention_overlay(att: torch.Tensor, image: torch.Tensor, rgb_bands=None, alpha: float = 0.6,
-                      base: np.ndarray | None = None) -> np.ndarray:
+def attention_overlay(
+    att: torch.Tensor, image: torch.Tensor, rgb_bands=None, alpha: float = 0.6, base: np.ndarray | None = None
+) -> np.ndarray:
     """Heat map blended over ``image`` (the cloudy input) in proportion to the attention.
 
     ``base``: the (H, W, 3) uint8 rendering of ``image`` to draw on (default: ``tensor2im``).
@@ -116,7 +124,9 @@ def mkdirs(*paths: str | os.PathLike) -> None:
         Path(p).mkdir(parents=True, exist_ok=True)
 
 
-def visuals_to_images(visuals: dict[str, torch.Tensor], rgb_bands=None, previewer=None) -> dict[str, np.ndarray]:
+def visuals_to_images(
+    visuals: dict[str, torch.Tensor], rgb_bands=None, previewer=None
+) -> dict[str, np.ndarray]:
     """Model visuals (tensors) -> uint8 RGB images of the first sample of the batch.
 
     Attention maps (names starting with ``att``) become heat maps, and an ``att_overlay``
@@ -134,8 +144,9 @@ def visuals_to_images(visuals: dict[str, torch.Tensor], rgb_bands=None, previewe
             image = tensor2im(tensor) if name == "real_C" else tensor2im(tensor, rgb_bands)
         images[name] = image
     if "att_A" in visuals and "real_A" in visuals:
-        images["att_overlay"] = attention_overlay(visuals["att_A"], visuals["real_A"], rgb_bands,
-                                                  base=images["real_A"])
+        images["att_overlay"] = attention_overlay(
+            visuals["att_A"], visuals["real_A"], rgb_bands, base=images["real_A"]
+        )
     return images
 
 

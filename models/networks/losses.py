@@ -69,7 +69,9 @@ def ssim(
     sigma1_sq = blur(img1 * img1) - mu1_sq
     sigma2_sq = blur(img2 * img2) - mu2_sq
     sigma12 = blur(img1 * img2) - mu12
-    ssim_map = ((2 * mu12 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
+    ssim_map = ((2 * mu12 + c1) * (2 * sigma12 + c2)) / (
+        (mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2)
+    )
     return ssim_map.mean()
 
 

@@ -29,8 +29,13 @@ def get_scheduler(
     if lr_policy in ("lambda", "linear"):
 
         def rule(epoch: int) -> float:
-            return lr_factor(epoch, lr_policy="linear", epoch_count=epoch_count, n_epochs=n_epochs,
-                             n_epochs_decay=n_epochs_decay)
+            return lr_factor(
+                epoch,
+                lr_policy="linear",
+                epoch_count=epoch_count,
+                n_epochs=n_epochs,
+                n_epochs_decay=n_epochs_decay,
+            )
 
         return lr_scheduler.LambdaLR(optimizer, lr_lambda=rule)
     if lr_policy == "step":
