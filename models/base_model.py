@@ -267,9 +267,6 @@ class BaseModel(ABC):
             )
         return {name: self.visuals[name] for name in self.visual_names if name in self.visuals}
 
-    def get_image_paths(self) -> list[str]:
-        return self.image_paths
-
     def current_lrs(self) -> dict[str, float]:
         return {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
 
