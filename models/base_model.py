@@ -18,8 +18,9 @@ from torch import nn
 
 from util.errors import UserError
 
-from .checkpoint import Checkpoints, cpu_state_dict, load_weights, unwrap
+from .checkpoint import Checkpoints
 from .networks import get_scheduler
+from .weights import cpu_state_dict, load_weights, unwrap
 
 
 class BaseModel(ABC):
