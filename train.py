@@ -69,7 +69,6 @@ def check_finite(
 def train(argv: list[str] | None = None) -> int:
     opt = TrainOptions().parse(argv)
     loader = create_dataloader(opt)
-    previewer = getattr(loader.dataset, "preview", None)  # e.g. natural colour for Sentinel-2 data
     model = create_model(opt)
     model.setup()
     checkpoints = Checkpoints(model.save_dir)
@@ -117,7 +116,8 @@ def train(argv: list[str] | None = None) -> int:
 
             if finite and crossed(total_iters, step, opt.display_freq):
                 save_result = crossed(total_iters, step, opt.update_html_freq)
-                images = visuals_to_images(model.get_current_visuals(), previewer=previewer)
+                # The dataset's previews: e.g. natural colour for Sentinel-2 data.
+                images = visuals_to_images(model.get_current_visuals(), model.roles, loader.dataset.preview)
                 visualizer.display_current_results(images, epoch, save_result)
             if finite and crossed(total_iters, step, opt.print_freq):
                 values = model.get_current_losses()
