@@ -107,7 +107,7 @@ class Pix2PixAttnModel(BaseModel):
             self.criterion_ssim = networks.SSIMLoss()
             self.fake_pool = ImagePool(opt.pool_size)
             self.optimizers = {
-                name: torch.optim.Adam(self.nets[name].parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+                name: self.make_optimizer(self.nets[name].parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
                 for name in ("G", "G2", "A", "D")
             }
         if opt.input_nc != opt.output_nc:
@@ -197,18 +197,24 @@ class Pix2PixAttnModel(BaseModel):
             self.losses = {k: v.detach() for k, v in self.losses.items()}
             return self.losses
 
-        for name in ("G", "G2", "A"):
-            self.optimizers[name].zero_grad(set_to_none=True)
         loss_G2 = g_losses["G2_L1"] + g_losses["G2_SSIM"]
         loss_G = g_losses["G_GAN"] + g_losses["G_SSIM"] + g_losses["G_attn"] + g_losses["G_L1"]
-        loss_G2.backward(retain_graph=True)
-        loss_G.backward()
-        for name in ("G", "G2", "A"):
-            self.optimizers[name].step()
-
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        (d_losses["D_fake"] + d_losses["D_real"]).backward()
-        self.optimizers["D"].step()
+        generators = ("G", "G2", "A")
+        if self.opt.train_step == "official" and self.grad_scaler is None:
+            # The official code: loss_G2's gradient reaches G2, then loss_G's is added (through
+            # fake_C) in a second pass; then the three optimisers step.
+            for name in generators:
+                self.optimizers[name].zero_grad(set_to_none=True)
+            loss_G2.backward(retain_graph=True)
+            loss_G.backward()
+            for name in generators:
+                self.optimizers[name].step()
+        else:
+            # One pass over the sum: the same gradients (G and A see loss_G alone, G2 the sum),
+            # computed once through G2 instead of twice (float rounding may differ in the last bits).
+            self.backward_and_step(loss_G2 + loss_G, generators)
+        self.backward_and_step(d_losses["D_fake"] + d_losses["D_real"], ("D",))
+        self.finish_iteration()
         return self.losses
 
     # ------------------------------------------------------------------ state

@@ -20,7 +20,7 @@ import torch
 import data
 import models
 from models.networks import INIT_CHOICES, NETD_CHOICES, NETG_CHOICES, NORM_CHOICES
-from util.device import resolve_device
+from util.device import AMP_DTYPES, TF32_CHOICES, configure_backends, resolve_device
 from util.errors import UserError
 
 from .parser import OneLineParser, non_negative_int, positive_int, size_or_inf
@@ -155,6 +155,33 @@ class BaseOptions:
             "--display_winsize", type=positive_int, default=256, help="image size on visdom and HTML pages"
         )
 
+        g = parser.add_argument_group("speed (defaults: the faithful float32 computation)")
+        g.add_argument(
+            "--amp",
+            default="off",
+            choices=tuple(AMP_DTYPES),
+            help="mixed precision: the networks run in bfloat16 or float16 (with a gradient scaler) "
+            "under autocast, losses and weights stay float32; 'off' is exact float32",
+        )
+        g.add_argument(
+            "--channels_last",
+            action="store_true",
+            help="channels-last (NHWC) memory layout for networks and inputs: faster convolutions on "
+            "GPUs with tensor cores; the same computation up to float rounding",
+        )
+        g.add_argument(
+            "--tf32",
+            default="default",
+            choices=TF32_CHOICES,
+            help="CUDA TensorFloat-32: 'on' for matmuls and convolutions, 'off' for neither, 'default' "
+            "PyTorch's (convolutions only)",
+        )
+        g.add_argument(
+            "--cudnn_benchmark",
+            action="store_true",
+            help="let cuDNN pick the fastest convolution algorithms for the fixed input size (CUDA)",
+        )
+
         g = parser.add_argument_group("checkpoint")
         g.add_argument(
             "--epoch",
@@ -199,6 +226,7 @@ class BaseOptions:
         self.finalize(opt)
         self.validate(opt)
         opt.device, opt.gpu_list = resolve_device(opt.gpu_ids)
+        configure_backends(opt.device, tf32=opt.tf32, cudnn_benchmark=opt.cudnn_benchmark)
         seed_everything(opt.seed)
         self.print_options(opt, parser)
         if save:

@@ -45,6 +45,15 @@ class TrainOptions(BaseOptions):
         g.add_argument(
             "--save_epoch_freq", type=positive_int, default=5, help="save <epoch>_net_*.pth every N epochs"
         )
+        g.add_argument(
+            "--save_budget",
+            type=float,
+            default=0.1,
+            help="at most this fraction of the training time goes to the end-of-epoch 'latest' "
+            "checkpoint: it is skipped while the time since the last save is under (1 - f) / f times "
+            "that save's duration. Epoch checkpoints (--save_epoch_freq), mid-epoch ones "
+            "(--save_latest_freq) and the last epoch are always saved; 1 saves after every epoch",
+        )
         g.add_argument("--save_by_iter", action="store_true", help="also keep iter_<n> checkpoints")
         g.add_argument("--continue_train", action="store_true", help="resume from the saved training state")
         g.add_argument(
@@ -88,6 +97,24 @@ class TrainOptions(BaseOptions):
             "--lr_decay_iters", type=positive_int, default=50, help="'step' policy: x0.1 every N epochs"
         )
         g.add_argument(
+            "--optimizer_impl",
+            default="auto",
+            choices=("auto", "fused", "foreach", "default"),
+            help="implementation of the optimisers' update: 'fused' (one kernel per parameter group), "
+            "'foreach' (batched tensor lists), 'default' (what PyTorch picks: a per-parameter loop on the "
+            "CPU, as the official code ran), 'auto' (fused where the device supports it). The same "
+            "algorithm; results agree up to float rounding",
+        )
+        g.add_argument(
+            "--train_step",
+            default="fast",
+            choices=("fast", "official"),
+            help="how a model back-propagates and steps: 'official' runs the official code's "
+            "backward passes, then steps each optimiser; 'fast' back-propagates the sum of the same "
+            "losses once and updates each parameter as soon as its gradient is complete (the same "
+            "gradients up to float rounding; less memory). See the model's optimize_parameters",
+        )
+        g.add_argument(
             "--nonfinite",
             default="stop",
             choices=("stop", "skip"),
@@ -102,6 +129,8 @@ class TrainOptions(BaseOptions):
             raise UserError("--n_epochs plus --n_epochs_decay must be at least 1")
         if opt.lr <= 0:
             raise UserError(f"--lr must be positive, got {opt.lr}")
+        if not 0 < opt.save_budget <= 1:
+            raise UserError(f"--save_budget must be in (0, 1], got {opt.save_budget}")
         if not opt.display_retry_interval >= 0:
             raise UserError(
                 f"--display_retry_interval must be 0 or more seconds, got {opt.display_retry_interval}"

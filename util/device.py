@@ -42,3 +42,34 @@ def resolve_device(gpu_ids: str) -> tuple[torch.device, list[int]]:
         return torch.device("cpu"), []
     torch.cuda.set_device(ids[0])
     return torch.device("cuda", ids[0]), ids
+
+
+
+# --amp names -> autocast dtypes (None: full float32, the faithful default).
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+TF32_CHOICES = ("default", "on", "off")
+
+
+def configure_backends(device: torch.device, *, tf32: str = "default", cudnn_benchmark: bool = False) -> None:
+    """Set the process-wide backend switches for ``device``; refuse those that do not apply.
+
+    ``tf32`` (TensorFloat-32, Ampere and newer: 10 mantissa bits instead of 23): 'default' keeps
+    PyTorch's defaults (cuDNN convolutions may use TF32, matrix multiplications do not), 'on'
+    allows it for both, 'off' for neither (strict float32). ``cudnn_benchmark``: cuDNN times its
+    algorithms for each new input shape and keeps the fastest (fixed training shapes gain; results
+    are not bit-reproducible). Both are CUDA settings: on the CPU, 'on'/'off' and the benchmark
+    are refused rather than silently ignored. Every switch is set each time, so one run's choice
+    never leaks into the next in the same process.
+    """
+    cuda = device.type == "cuda"
+    if tf32 not in TF32_CHOICES:
+        raise UserError(f"--tf32 {tf32!r}: choose one of {', '.join(TF32_CHOICES)}")
+    if not cuda and tf32 != "default":
+        raise UserError(f"--tf32 {tf32} is a CUDA setting but this run is on the {device.type}; drop --tf32")
+    if not cuda and cudnn_benchmark:
+        raise UserError(
+            f"--cudnn_benchmark is a CUDA setting but this run is on the {device.type}; drop --cudnn_benchmark"
+        )
+    torch.backends.cuda.matmul.allow_tf32 = tf32 == "on"
+    torch.backends.cudnn.allow_tf32 = tf32 != "off"
+    torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
