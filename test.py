@@ -12,6 +12,8 @@ in the page order it declares), ``index.html``, and ``metrics_per_image.csv`` an
 from __future__ import annotations
 
 import sys
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
@@ -65,6 +67,22 @@ def image_caption(table: MetricsTable, stem: str, roles) -> str:
     return f"paper protocol vs {roles.reference} - " + "; ".join(parts)
 
 
+def write_sample(sample: dict, stem: str, batch: dict, i: int, *, roles, dataset, image_dir: Path, opt, table):
+    """Render one sample's visuals, write them, measure them; return the page order of its images.
+
+    Runs on the writer thread (one, so samples are written and measured in submission order)
+    while the main thread computes the next batch.
+    """
+    images = visuals_to_images(sample, roles, previewer=dataset.preview)
+    names = roles.ordered(images)
+    for name in names:
+        save_image(images[name], image_dir / f"{stem}_{name}.png", opt.aspect_ratio)
+    if table is not None:
+        measure(table, stem, sample, images, roles, dataset.rgb_bands)
+    dataset.write_output(image_dir, stem, roles.output, sample[roles.output], batch, i)
+    return names
+
+
 def run_test(argv: list[str] | None = None) -> int:
     opt = TestOptions().parse(argv, save=False)
     ckpt_dir = Path(opt.checkpoints_dir) / opt.name
@@ -92,7 +110,20 @@ def run_test(argv: list[str] | None = None) -> int:
     table = MetricsTable(reference=roles.reference)
     total = int(min(opt.num_test, len(loader.dataset)))
     done, sections = 0, []
-    with tqdm(total=total, desc="testing", unit="img", file=sys.stdout) as bar:
+    # Writing and measuring overlap the next batch's computation; at most two batches wait.
+    pending: deque[tuple[str, Future]] = deque()
+    context = dict(roles=roles, dataset=dataset, image_dir=image_dir, opt=opt, table=table if measured else None)
+    with (
+        tqdm(total=total, desc="testing", unit="img", file=sys.stdout) as bar,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer") as writer,
+    ):
+
+        def finish(limit: int) -> None:
+            while len(pending) > limit:
+                stem, future = pending.popleft()
+                sections.append((stem, future.result()))
+                bar.update(1)
+
         for batch in loader:
             if done >= total:
                 break
@@ -101,16 +132,10 @@ def run_test(argv: list[str] | None = None) -> int:
             for i in range(min(len(batch["stem"]), total - done)):
                 stem = batch["stem"][i]
                 sample = batch_item(visuals, i)
-                images = visuals_to_images(sample, roles, previewer=dataset.preview)
-                names = roles.ordered(images)
-                for name in names:
-                    save_image(images[name], image_dir / f"{stem}_{name}.png", opt.aspect_ratio)
-                if measured:
-                    measure(table, stem, sample, images, roles, dataset.rgb_bands)
-                dataset.write_output(image_dir, stem, roles.output, sample[roles.output], batch, i)
-                sections.append((stem, names))
+                pending.append((stem, writer.submit(write_sample, sample, stem, batch, i, **context)))
                 done += 1
-                bar.update(1)
+            finish(limit=2 * opt.batch_size)
+        finish(limit=0)
 
     if measured:
         table.write_csv(web_dir / "metrics_per_image.csv")

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from data import create_dataloader
 from models import create_model
-from models.checkpoint import LATEST, Checkpoints
+from models.checkpoint import LATEST, Checkpoints, SaveBudget
 from options.base_options import saved_options
 from options.train_options import TrainOptions
 from util.errors import UserError, run_cli
@@ -72,6 +72,7 @@ def train(argv: list[str] | None = None) -> int:
     model = create_model(opt)
     model.setup()
     checkpoints = Checkpoints(model.save_dir)
+    budget = SaveBudget(opt.save_budget)  # end-of-epoch 'latest' saves take at most this share
     progress = checkpoints.resume(model, opt)
     options = saved_options(opt)
     visualizer = Visualizer(
@@ -127,17 +128,21 @@ def train(argv: list[str] | None = None) -> int:
             if crossed(total_iters, step, opt.save_latest_freq):
                 print(f"saving the latest model (epoch {epoch}, images {total_iters})")
                 here = {"epoch": epoch - 1, "epoch_iter": epoch_iter, "total_iters": total_iters}
-                checkpoints.save(model, LATEST, here, options)
-                if opt.save_by_iter:
-                    checkpoints.save(model, Checkpoints.iter_label(total_iters), here, options)
+                with budget.timed():
+                    checkpoints.save(model, LATEST, here, options)
+                    if opt.save_by_iter:
+                        checkpoints.save(model, Checkpoints.iter_label(total_iters), here, options)
             iter_data_time = time.time()
 
         model.update_learning_rate()
         progress = {"epoch": epoch, "total_iters": total_iters}
-        checkpoints.save(model, LATEST, progress, options)
-        if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
-            print(f"saving the model at the end of epoch {epoch} (images {total_iters})")
-            checkpoints.save_weights(model.nets, epoch)
+        keep = epoch % opt.save_epoch_freq == 0 or epoch == last_epoch
+        if keep or budget.due():
+            with budget.timed():
+                checkpoints.save(model, LATEST, progress, options)
+                if keep:
+                    print(f"saving the model at the end of epoch {epoch} (images {total_iters})")
+                    checkpoints.save_weights(model.nets, epoch)
         visualizer.save_loss_plot()
         print(f"end of epoch {epoch} / {last_epoch} \t time taken: {time.time() - epoch_start:.1f} s")
     if skipped:

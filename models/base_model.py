@@ -330,8 +330,9 @@ class BaseModel(ABC):
             net.eval()
 
     def test(self) -> dict[str, torch.Tensor]:
-        """Forward pass without gradients (used by test.py and the training display)."""
-        with torch.no_grad():
+        """Forward pass without gradients or autograd bookkeeping (``inference_mode``), for test.py:
+        the visuals are inference tensors (read them; do not train on them)."""
+        with torch.inference_mode():
             return self.forward()
 
     @staticmethod

@@ -3,16 +3,19 @@ parameters stepped inside it, mixed precision, channels-last; their options refu
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pytest
 import torch
 
+import test as test_script
 import train
 from models import create_model
-from models.checkpoint import safe_load
+from models.checkpoint import Checkpoints, SaveBudget, safe_load
 from options.base_options import saved_options
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from tests.helpers import expect_error, make_triplets, test_argv, train_argv
+from tests.helpers import expect_error, make_triplets, snapshot, test_argv, train_argv
 from util.errors import UserError
 
 NETS = ("G", "G2", "A", "D")
@@ -245,3 +248,98 @@ def test_fast_step_is_the_official_update_on_cuda(tmp_path):
     strict = ("--gpu_ids", "0", "--tf32", "off")
     reference = one_step(build(tmp_path, *strict, *OFFICIAL))
     assert_same_weights(one_step(build(tmp_path, *strict)), reference, atol=ONE_STEP_ATOL)
+
+
+# ---------------------------------------------------------------- the cost of saving
+def test_save_budget_spaces_optional_saves_by_their_cost():
+    now = [0.0]
+    budget = SaveBudget(0.1, clock=lambda: now[0])
+    assert budget.due()  # nothing measured yet: the first save is due
+    with budget.timed():
+        now[0] += 2.0  # a 2 s save
+    assert budget.last_cost == 2.0
+    now[0] += 17.9
+    assert not budget.due()  # 2 s of saving in under 20 s would exceed 10%
+    now[0] += 0.2
+    assert budget.due()
+    assert SaveBudget(1.0, clock=lambda: now[0]).due()
+    with pytest.raises(UserError, match="--save_budget must be in"):
+        SaveBudget(0.0)
+
+
+def test_train_saves_latest_only_when_due_but_always_at_kept_and_last_epochs(tmp_path, monkeypatch):
+    make_triplets(tmp_path / "data", "train", n=2)
+    saved: list[dict] = []
+    real_save = Checkpoints.save
+
+    def recording_save(self, model, label, progress, options):
+        saved.append(dict(progress))
+        return real_save(self, model, label, progress, options)
+
+    monkeypatch.setattr(Checkpoints, "save", recording_save)
+    monkeypatch.setattr(SaveBudget, "due", lambda self: False)
+    argv = train_argv(tmp_path / "data", tmp_path / "ckpt", "b", "--n_epochs", "5", "--save_epoch_freq", "2")
+    assert train.main(argv) == 0
+    assert [p["epoch"] for p in saved] == [2, 4, 5]
+    assert sorted(p.name for p in (tmp_path / "ckpt" / "b").glob("*_net_G.pth")) == [
+        "2_net_G.pth",
+        "4_net_G.pth",
+        "5_net_G.pth",
+        "latest_net_G.pth",
+    ]
+
+
+# ---------------------------------------------------------------- test.py: overlapped writing
+class _InlineExecutor:
+    """A stand-in for the writer thread: runs each task at once, in the caller's thread."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def submit(self, fn, *args, **kwargs):
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def tiny_experiment(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speed_test")
+    make_triplets(root / "data", "train", n=2)
+    make_triplets(root / "data", "test", n=5, seed=1)
+    assert train.main(train_argv(root / "data", root / "ckpt", "t")) == 0
+    return root
+
+
+def results_of(root, tag: str, *extra: str) -> dict[str, bytes]:
+    results = root / f"results_{tag}"
+    assert test_script.main(test_argv(root / "data", root / "ckpt", results, "t", *extra)) == 0
+    out = snapshot(results / "t" / "test_latest")
+    return {k: v for k, v in out.items() if not k.startswith("test_opt")}  # options name the run
+
+
+def test_test_py_outputs_are_byte_identical_with_overlapped_writing_and_batches(tiny_experiment, monkeypatch):
+    threaded = results_of(tiny_experiment, "threaded")
+    batched = results_of(tiny_experiment, "batched", "--batch_size", "3")
+    monkeypatch.setattr(test_script, "ThreadPoolExecutor", _InlineExecutor)
+    sequential = results_of(tiny_experiment, "sequential")
+    assert len(sequential) == 5 * 8 + 3  # 8 visuals per image, the page and both metrics files
+    assert threaded == sequential
+    assert batched == sequential
+
+
+def test_a_failure_while_writing_stops_test_py_with_one_line(tiny_experiment, monkeypatch, capfd):
+    def full_disk(*args, **kwargs):
+        raise UserError("could not write: No space left on device")
+
+    monkeypatch.setattr(test_script, "save_image", full_disk)
+    results = tiny_experiment / "results_fail"
+    expect_error(
+        capfd, test_script.main, test_argv(tiny_experiment / "data", tiny_experiment / "ckpt", results, "t"), "No space"
+    )
