@@ -67,7 +67,9 @@ def image_caption(table: MetricsTable, stem: str, roles) -> str:
     return f"paper protocol vs {roles.reference} - " + "; ".join(parts)
 
 
-def write_sample(sample: dict, stem: str, batch: dict, i: int, *, roles, dataset, image_dir: Path, opt, table):
+def write_sample(
+    sample: dict, stem: str, batch: dict, i: int, *, roles, dataset, image_dir: Path, opt, table
+):
     """Render one sample's visuals, write them, measure them; return the page order of its images.
 
     Runs on the writer thread (one, so samples are written and measured in submission order)
@@ -112,7 +114,9 @@ def run_test(argv: list[str] | None = None) -> int:
     done, sections = 0, []
     # Writing and measuring overlap the next batch's computation; at most two batches wait.
     pending: deque[tuple[str, Future]] = deque()
-    context = dict(roles=roles, dataset=dataset, image_dir=image_dir, opt=opt, table=table if measured else None)
+    context = dict(
+        roles=roles, dataset=dataset, image_dir=image_dir, opt=opt, table=table if measured else None
+    )
     with (
         tqdm(total=total, desc="testing", unit="img", file=sys.stdout) as bar,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer") as writer,

@@ -57,7 +57,9 @@ def assert_same_weights(a: dict, b: dict, atol: float = 0.0) -> None:
 def test_optimizer_implementations_give_the_default_update_to_rounding(tmp_path, impl):
     reference = one_step(build(tmp_path, *OFFICIAL))
     other = build(tmp_path, "--train_step", "official", "--optimizer_impl", impl)
-    assert all(bool(o.defaults.get("fused")) == (impl in ("fused", "auto")) for o in other.optimizers.values())
+    assert all(
+        bool(o.defaults.get("fused")) == (impl in ("fused", "auto")) for o in other.optimizers.values()
+    )
     assert_same_weights(one_step(other), reference, atol=ONE_STEP_ATOL)
 
 
@@ -123,9 +125,10 @@ def test_fast_training_resumes_exactly_and_saves_the_same_state_layout(tmp_path)
     one_step(official)
     for name in NETS:
         saved = state["optimizers"][name]
-        assert saved["param_groups"][0]["params"] == official.optimizers[name].state_dict()["param_groups"][0][
-            "params"
-        ]
+        assert (
+            saved["param_groups"][0]["params"]
+            == official.optimizers[name].state_dict()["param_groups"][0]["params"]
+        )
         assert set(saved["state"]) == set(official.optimizers[name].state_dict()["state"])
     other = build(tmp_path, *flags, seed=5)
     other.checkpoints.load_training_state(other, "latest", other.opt)
@@ -190,12 +193,16 @@ def test_channels_last_is_the_same_computation(tmp_path):
     # first step moves those by +-lr either way.
     after_nhwc, after_plain = one_step(nhwc, 4), one_step(plain, 4)
     for net in (after_nhwc, after_plain):
-        net["D"] = {k: v for k, v in net["D"].items() if k not in ("model.2.bias", "model.5.bias", "model.8.bias")}
+        net["D"] = {
+            k: v for k, v in net["D"].items() if k not in ("model.2.bias", "model.5.bias", "model.8.bias")
+        }
     assert_same_weights(after_nhwc, after_plain, atol=1e-6)
 
 
 def test_test_options_accept_the_speed_options(tmp_path):
-    argv = test_argv(tmp_path / "data", tmp_path / "ckpt", tmp_path / "res", "m", "--amp", "bf16", "--channels_last")
+    argv = test_argv(
+        tmp_path / "data", tmp_path / "ckpt", tmp_path / "res", "m", "--amp", "bf16", "--channels_last"
+    )
     opt = TestOptions().parse(argv, save=False)
     assert opt.amp == "bf16" and opt.channels_last
 
@@ -341,5 +348,8 @@ def test_a_failure_while_writing_stops_test_py_with_one_line(tiny_experiment, mo
     monkeypatch.setattr(test_script, "save_image", full_disk)
     results = tiny_experiment / "results_fail"
     expect_error(
-        capfd, test_script.main, test_argv(tiny_experiment / "data", tiny_experiment / "ckpt", results, "t"), "No space"
+        capfd,
+        test_script.main,
+        test_argv(tiny_experiment / "data", tiny_experiment / "ckpt", results, "t"),
+        "No space",
     )

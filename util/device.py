@@ -44,7 +44,6 @@ def resolve_device(gpu_ids: str) -> tuple[torch.device, list[int]]:
     return torch.device("cuda", ids[0]), ids
 
 
-
 # --amp names -> autocast dtypes (None: full float32, the faithful default).
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 TF32_CHOICES = ("default", "on", "off")

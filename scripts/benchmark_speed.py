@@ -1,0 +1,460 @@
+"""Training and test speed of the paper's model: our default path against the plain eager float32 path.
+
+    python -m scripts.benchmark_speed                        # CPU, the paper's configuration (~10 min, 2 cores)
+    python -m scripts.benchmark_speed --smoke                # a tiny run that checks the script (seconds)
+    python -m scripts.benchmark_speed --device cuda          # GPU: adds the mixed-precision variants
+    python -m scripts.benchmark_speed --json speed.json      # also write the JSON there
+
+Every figure comes from one invocation, variants measured side by side: each measurement runs in
+a fresh process (its peak resident memory is its own, ``ru_maxrss`` of that child), rounds
+alternate the variants, and medians are reported with ratios to the plain path. The data are
+synthetic 256x256 PNG triplets made in a temporary folder; the networks are the paper's
+(``unet_256``, 64 filters, official options: 286 -> 256 crops, pool 50, step schedule).
+
+* ``plain``: what the official code computes, in eager float32: two backward passes for the
+  generators, then PyTorch's default Adam (``--train_step official --optimizer_impl default``).
+  On the CPU it is our reference for the official code's speed (the official code itself ran
+  1.87 s/it against this path's 2.06 s/it on the 2-core machine, issue 11).
+* ``fast``: our defaults (one backward pass, parameters stepped inside it, fused Adam): the
+  same update (tests/test_speed.py).
+* further variants (channels-last, loader in the main process, mixed precision on a GPU) are
+  labelled with their flags; those that change the arithmetic say so.
+
+Figures: ``train``: seconds per iteration (loader + step, after warm-up), iterations/s, peak
+RSS (CPU) or peak CUDA memory; ``epochs``: whole ``train.py`` runs of several 12-image epochs,
+with the share of wall time spent saving checkpoints; ``test``: ``test.py`` on the test images,
+whole process and the loop alone (images/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from util.errors import UserError, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ["--model", "pix2pix_attn", "--netG", "unet_256", "--ngf", "64", "--ndf", "64"]
+SMOKE = ["--model", "pix2pix_attn", "--netG", "unet_32", "--ngf", "4", "--ndf", "4"]
+OFFICIAL_TRAIN = ["--lr_policy", "step", "--pool_size", "50", "--no_flip", "--display_id", "0"]
+PLAIN = ["--train_step", "official", "--optimizer_impl", "default"]
+# The issue's side-by-side figures on the 2-core CPU machine (official code vs our plain path then).
+ISSUE = {"official_s_per_it": 1.87, "plain_s_per_it": 2.06, "official_test_s_8_images": 12.7}
+
+
+def variants(device: str) -> dict[str, list[str]]:
+    """Variant name -> extra train.py/test.py flags."""
+    out = {"plain": PLAIN, "fast": [], "fast+channels_last": ["--channels_last"]}
+    if device == "cpu":
+        out["fast, loader in main process"] = ["--num_threads", "0"]
+    else:
+        out["plain"] = [*PLAIN, "--tf32", "off"]  # strict float32
+        out["fast+bf16 (AMP: other arithmetic)"] = [
+            "--amp",
+            "bf16",
+            "--channels_last",
+            "--cudnn_benchmark",
+            "--tf32",
+            "on",
+        ]
+        out["fast+fp16 (AMP: other arithmetic)"] = [
+            "--amp",
+            "fp16",
+            "--channels_last",
+            "--cudnn_benchmark",
+            "--tf32",
+            "on",
+        ]
+    return out
+
+
+# ---------------------------------------------------------------- data
+def write_triplets(root: Path, phase: str, n: int, size: int, seed: int) -> None:
+    """``n`` smooth random RGB triplets of ``size``^2 in ``root/<phase>{A,B,C}``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / max(1, size - 1)
+    for role in "ABC":
+        (root / f"{phase}{role}").mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            planes = [
+                128 + 80 * (a * xx + b * yy) + rng.normal(0, 12, (size, size))
+                for a, b in rng.uniform(-1, 1, (3, 2))
+            ]
+            image = np.clip(np.stack(planes, -1), 0, 255).astype(np.uint8)
+            Image.fromarray(image).save(root / f"{phase}{role}" / f"{i:03d}.png")
+
+
+# ---------------------------------------------------------------- children (one measurement each)
+def child_train(spec: dict) -> dict:
+    """Time ``spec['iters']`` training iterations after ``spec['warmup']``; seconds per iteration."""
+    import torch
+
+    from data import create_dataloader
+    from models import create_model
+    from options.train_options import TrainOptions
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TrainOptions().parse(spec["argv"], save=False)
+        loader = create_dataloader(opt)
+        model = create_model(opt)
+        model.setup()
+    sync = torch.cuda.synchronize if opt.device.type == "cuda" else (lambda: None)
+    times: list[float] = []
+    epoch = 0
+    while len(times) < spec["warmup"] + spec["iters"]:
+        epoch += 1
+        loader.sampler.set_epoch(epoch, 0)
+        start = time.perf_counter()
+        for batch in loader:
+            model.set_input(batch)
+            model.optimize_parameters()
+            sync()
+            now = time.perf_counter()
+            times.append(now - start)
+            start = now
+            if len(times) >= spec["warmup"] + spec["iters"]:
+                break
+    out = {"s_per_it": times[spec["warmup"] :]}
+    if opt.device.type == "cuda":
+        out["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def child_epochs(spec: dict) -> dict:
+    """A whole train.py run; the wall time spent in checkpoint saves."""
+    import train
+    from models.checkpoint import Checkpoints
+
+    spent = [0.0]
+
+    def timed(method):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
+
+        return wrapper
+
+    Checkpoints.save = timed(Checkpoints.save)
+    Checkpoints.save_weights = timed(Checkpoints.save_weights)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = train.main(spec["argv"])
+    if status != 0:
+        raise UserError(f"train.py failed with status {status}")
+    return {"wall_s": time.perf_counter() - start, "save_s": spent[0]}
+
+
+def child_test(spec: dict) -> dict:
+    """test.py in-process; the loop's time from the first batch. ``spec['plain']``: the former path
+    (no_grad instead of inference_mode, writing in the main thread)."""
+    import torch
+
+    import test as test_script
+    from models.base_model import BaseModel
+
+    if spec.get("plain"):
+
+        class Inline:
+            def __init__(self, *args, **kwargs):
+                pass
+
+            def submit(self, fn, *args, **kwargs):
+                from concurrent.futures import Future
+
+                future = Future()
+                future.set_result(fn(*args, **kwargs))
+                return future
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return None
+
+        def no_grad_test(self):
+            with torch.no_grad():
+                return self.forward()
+
+        test_script.ThreadPoolExecutor = Inline
+        BaseModel.test = no_grad_test
+    marks: list[float] = []
+    original = BaseModel.set_input
+
+    def marking(self, batch):
+        if not marks:
+            marks.append(time.perf_counter())
+        return original(self, batch)
+
+    BaseModel.set_input = marking
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = test_script.main(spec["argv"])
+    if status != 0:
+        raise UserError(f"test.py failed with status {status}")
+    return {"loop_s": time.perf_counter() - marks[0]}
+
+
+CHILDREN = {"train": child_train, "epochs": child_epochs, "test": child_test}
+
+
+def run_child(spec: dict, env: dict | None = None) -> dict:
+    """Run one measurement in a fresh process (it reports its own peak RSS); add its wall time."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scripts.benchmark_speed", "--child", json.dumps(spec)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise UserError(f"benchmark child {spec['kind']} failed: {err.decode()[-1500:]}")
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    result["process_s"] = time.perf_counter() - start
+    return result
+
+
+def peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# ---------------------------------------------------------------- the parent
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def run(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.benchmark_speed", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument(
+        "--smoke", action="store_true", help="tiny networks and sizes: checks the script in seconds"
+    )
+    p.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 4], help="training and test batch sizes")
+    p.add_argument("--iters", type=int, default=6, help="timed iterations per run (after --warmup)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2, help="runs of every variant, alternating")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of 12 images in the whole-run measurement")
+    p.add_argument("--test_images", type=int, default=8)
+    p.add_argument("--only", nargs="+", default=None, help="variants to run (default: all)")
+    p.add_argument(
+        "--parts", nargs="+", default=["train", "epochs", "test"], choices=("train", "epochs", "test")
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child is not None:
+        spec = json.loads(args.child)
+        result = CHILDREN[spec["kind"]](spec)
+        result["peak_rss_mib"] = peak_rss_mib()
+        print(json.dumps(result))
+        return 0
+    if min(args.batch_sizes) < 1 or args.iters < 1 or args.rounds < 1 or args.warmup < 0:
+        raise UserError("--batch_sizes, --iters and --rounds must be positive, --warmup not negative")
+    table = variants(args.device)
+    chosen = {k: v for k, v in table.items() if args.only is None or k in args.only}
+    if not chosen or "plain" not in chosen:
+        raise UserError(f"--only must include 'plain' (the reference); variants: {', '.join(table)}")
+    gpu = ["--gpu_ids", "0" if args.device == "cuda" else "-1"]
+    model = SMOKE if args.smoke else PAPER
+    size, load = (32, 36) if args.smoke else (256, 286)
+    report: dict = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "device": args.device,
+        "configuration": "smoke (tiny networks)" if args.smoke else "paper (unet_256, ngf 64, 256x256)",
+        "variants": {k: v for k, v in chosen.items()},
+        "train": {},
+        "epochs": {},
+        "test": {},
+    }
+    import torch
+
+    report["torch"] = torch.__version__
+    if args.device == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
+        tmp = Path(tmp)
+        write_triplets(tmp / "data", "train", 12, size, 0)
+        write_triplets(tmp / "data", "test", args.test_images, size, 1)
+        common = [*model, *gpu, "--load_size", str(load), "--crop_size", str(size), *OFFICIAL_TRAIN]
+        if "train" in args.parts:
+            for bs in args.batch_sizes:
+                report["train"][f"batch {bs}"] = measure_train(
+                    tmp, args, chosen, [*common, "--batch_size", str(bs)], bs
+                )
+        if "epochs" in args.parts:
+            report["epochs"] = measure_epochs(tmp, args, chosen, common)
+        if "test" in args.parts:
+            test_flags = [*model, *gpu, "--load_size", str(size), "--crop_size", str(size)]
+            report["test"] = measure_test(tmp, args, common, test_flags)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+def experiment(tmp: Path, name: str) -> list[str]:
+    return ["--dataroot", str(tmp / "data"), "--name", name, "--checkpoints_dir", str(tmp / "c")]
+
+
+def measure_train(tmp: Path, args, chosen: dict, flags: list[str], batch: int) -> dict:
+    """Seconds per iteration of every variant, ``args.rounds`` alternating runs each."""
+    runs: dict[str, list] = {k: [] for k in chosen}
+    for _ in range(args.rounds):
+        for name, extra in chosen.items():
+            argv = [*experiment(tmp, "b"), *flags, *extra]
+            runs[name].append(
+                run_child({"kind": "train", "argv": argv, "iters": args.iters, "warmup": args.warmup})
+            )
+    rows = summarize_train(runs, batch)
+    print_train(batch, rows)
+    return rows
+
+
+def measure_epochs(tmp: Path, args, chosen: dict, flags: list[str]) -> dict:
+    """Whole train.py runs of ``args.epochs`` 12-image epochs, plain and fast, checkpoints included."""
+    runs: dict[str, list] = {k: [] for k in ("plain", "fast") if k in chosen}
+    for r in range(args.rounds):
+        for name in runs:
+            epochs = ["--n_epochs", str(args.epochs), "--n_epochs_decay", "0", "--no_html"]
+            argv = [*experiment(tmp, f"e_{name}_{r}"), *flags, *epochs, *chosen[name]]
+            runs[name].append(run_child({"kind": "epochs", "argv": argv}))
+    rows = summarize_epochs(runs, args.epochs)
+    print_epochs(rows)
+    return rows
+
+
+def measure_test(tmp: Path, args, train_flags: list[str], flags: list[str]) -> dict:
+    """test.py on the test images: the former path ('plain') and ours, at each batch size."""
+    one_image = ["--n_epochs", "1", "--n_epochs_decay", "0", "--max_dataset_size", "1", "--no_html"]
+    run_child({"kind": "epochs", "argv": [*experiment(tmp, "t"), *train_flags, *one_image]})
+    keys = [(name, bs) for bs in args.batch_sizes for name in ("plain", "fast")]
+    runs: dict[str, list] = {f"{name}, batch {bs}": [] for name, bs in keys}
+    for r in range(args.rounds):
+        for name, bs in keys:
+            results = ["--results_dir", str(tmp / f"results_{r}_{name}_{bs}"), "--batch_size", str(bs)]
+            spec = {
+                "kind": "test",
+                "argv": [*experiment(tmp, "t"), *flags, *results],
+                "plain": name == "plain",
+            }
+            runs[f"{name}, batch {bs}"].append(run_child(spec))
+    rows = summarize_test(runs, args.test_images)
+    print_test(rows)
+    return rows
+
+
+def summarize_train(runs: dict[str, list], batch: int) -> dict:
+    out = {}
+    base = median([t for r in runs["plain"] for t in r["s_per_it"]])
+    for name, results in runs.items():
+        s = median([t for r in results for t in r["s_per_it"]])
+        row = {
+            "s_per_it": round(s, 4),
+            "it_per_s": round(1 / s, 4),
+            "images_per_s": round(batch / s, 3),
+            "speedup_vs_plain": round(base / s, 3),
+            "peak_rss_mib": round(max(r["peak_rss_mib"] for r in results), 1),
+        }
+        if batch == 1:
+            # The official code ran at ISSUE['official_s_per_it'] where our plain path ran at
+            # ISSUE['plain_s_per_it']: scale today's plain figure by that ratio.
+            official = base * ISSUE["official_s_per_it"] / ISSUE["plain_s_per_it"]
+            row["speedup_vs_official_est"] = round(official / s, 3)
+        if "peak_cuda_mib" in results[0]:
+            row["peak_cuda_mib"] = round(max(r["peak_cuda_mib"] for r in results), 1)
+        out[name] = row
+    return out
+
+
+def summarize_epochs(runs: dict[str, list], epochs: int) -> dict:
+    out = {}
+    for name, results in runs.items():
+        wall, save = median([r["wall_s"] for r in results]), median([r["save_s"] for r in results])
+        out[name] = {
+            "epochs": epochs,
+            "wall_s": round(wall, 2),
+            "save_s": round(save, 2),
+            "save_share": round(save / wall, 3),
+            "s_per_epoch": round(wall / epochs, 2),
+            "peak_rss_mib": round(max(r["peak_rss_mib"] for r in results), 1),
+        }
+    return out
+
+
+def summarize_test(runs: dict[str, list], n: int) -> dict:
+    out = {}
+    for key, results in runs.items():
+        loop, whole = median([r["loop_s"] for r in results]), median([r["process_s"] for r in results])
+        out[key] = {
+            "images": n,
+            "loop_images_per_s": round(n / loop, 3),
+            "process_s": round(whole, 2),
+            "process_images_per_s": round(n / whole, 3),
+            "peak_rss_mib": round(max(r["peak_rss_mib"] for r in results), 1),
+        }
+    for key in out:
+        plain = out[key.replace("fast", "plain")]
+        out[key]["loop_speedup_vs_plain"] = round(
+            out[key]["loop_images_per_s"] / plain["loop_images_per_s"], 3
+        )
+        # The issue's official test.py: 8 images in ISSUE['official_test_s_8_images'] s, whole process.
+        official = 8 / ISSUE["official_test_s_8_images"]
+        out[key]["process_speedup_vs_official_est"] = round(out[key]["process_images_per_s"] / official, 3)
+    return out
+
+
+def print_train(batch: int, rows: dict) -> None:
+    print(f"training, batch {batch}: median s/it, speed-up vs plain, peak RSS", file=sys.stderr)
+    for name, row in rows.items():
+        print(
+            f"  {name:<36} {row['s_per_it']:8.3f} s/it  x{row['speedup_vs_plain']:.2f}  {row['peak_rss_mib']:8.0f} MiB",
+            file=sys.stderr,
+        )
+
+
+def print_epochs(rows: dict) -> None:
+    for name, row in rows.items():
+        print(
+            f"  whole run {name:<8} {row['s_per_epoch']:.1f} s/epoch, saving {100 * row['save_share']:.1f}% of the wall time",
+            file=sys.stderr,
+        )
+
+
+def print_test(rows: dict) -> None:
+    for key, row in rows.items():
+        print(
+            f"  test.py {key:<16} loop {row['loop_images_per_s']:.2f} img/s (x{row['loop_speedup_vs_plain']:.2f}), "
+            f"whole process {row['process_s']:.1f} s",
+            file=sys.stderr,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: run(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
