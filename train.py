@@ -72,7 +72,8 @@ def train(argv: list[str] | None = None) -> int:
     model = create_model(opt)
     model.setup()
     checkpoints = Checkpoints(model.save_dir)
-    budget = SaveBudget(opt.save_budget)  # end-of-epoch 'latest' saves take at most this share
+    # End-of-epoch 'latest' saves take at most this share of the time.
+    budget = SaveBudget(opt.save_budget, Checkpoints.expected_save_seconds(model))
     progress = checkpoints.resume(model, opt)
     options = saved_options(opt)
     visualizer = Visualizer(
