@@ -43,7 +43,7 @@ class Logger:
     def _disable(self, reason: str) -> None:
         self.active = False
         self.disabled_reason = reason
-        self.log(f"WARNING: {self.label} logging disabled: {reason}. Training continues without it.")
+        self.log(f"WARNING: {self.label} logging disabled: {reason.rstrip('.')}. Training continues without it.")
 
     def _guard(self, fn: Callable[[], object]) -> None:
         if not self.active:
@@ -156,7 +156,9 @@ class WandbLogger(Logger):
 
         self._wandb = wandb
         os.makedirs(self.run_dir, exist_ok=True)
-        kwargs = {"mode": self.mode} if self.mode else {}
+        # Read here, not left to wandb: wandb reads its environment once per process.
+        mode = self.mode or os.environ.get("WANDB_MODE")
+        kwargs = {"mode": mode} if mode else {}
         self.run = wandb.init(project=self.project, name=self.name, dir=self.run_dir, config=self.config, **kwargs)
 
     def _scalars(self, step: int, values: dict[str, float]) -> None:

@@ -41,6 +41,12 @@ from display.visdom_client import VisdomDisplay
 _IMAGE_FILE = re.compile(r"^epoch(\d+)_(.+)\.png$")
 
 
+def _plain(options: dict[str, Any]) -> dict[str, Any]:
+    """Options as plain values (a torch.device becomes its name) for a logger's run config."""
+    simple = (str, int, float, bool, type(None), list, tuple)
+    return {k: v if isinstance(v, simple) else str(v) for k, v in options.items()}
+
+
 def _safe_label(label: str) -> str:
     """Make a visual's label usable inside a file name (no path separators or NULs)."""
     return re.sub(r"[/\\\x00]", "_", label) or "_"
@@ -125,7 +131,7 @@ class Visualizer:
             use_wandb=opt.use_wandb,
             wandb_project_name=opt.wandb_project_name,
             wandb_mode=opt.wandb_mode,
-            config=vars(opt),
+            config=_plain(vars(opt)),
         )
         return cls(
             name=opt.name,

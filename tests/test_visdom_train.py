@@ -12,8 +12,9 @@ import pytest
 import train
 from models.pix2pix_attn_model import Pix2PixAttnModel
 from tests.helpers import make_triplets, train_argv
-from util import visdom_display
-from util.visdom_display import find_free_port, make_visdom_client, start_visdom_server, stop_visdom_server
+from display import visdom_client, visdom_server
+from display.visdom_client import make_visdom_client
+from display.visdom_server import find_free_port, start_visdom_server, stop_visdom_server
 
 WARNING = "could not reach the visdom server"
 RECONNECTED = "Reconnected to the visdom server"
@@ -126,14 +127,14 @@ def test_server_killed_and_restarted_during_training(tmp_path, monkeypatch, capf
 
 def test_display_retry_interval_reaches_the_visdom_client(tmp_path, monkeypatch):
     seen = []
-    real = visdom_display.VisdomDisplay.__init__
+    real = visdom_client.VisdomDisplay.__init__
 
     def spy(self, *args, **kwargs):
         seen.append(kwargs.get("retry_interval"))
         real(self, *args, **kwargs)
 
-    monkeypatch.setattr(visdom_display.VisdomDisplay, "__init__", spy)
-    monkeypatch.setattr(visdom_display.VisdomDisplay, "send", lambda self, fn: False)
+    monkeypatch.setattr(visdom_client.VisdomDisplay, "__init__", spy)
+    monkeypatch.setattr(visdom_client.VisdomDisplay, "send", lambda self, fn: False)
     make_triplets(tmp_path / "data", "train", n=1)
     argv = train_argv(
         tmp_path / "data", tmp_path / "ckpt", "r", "--display_id", "1", "--display_retry_interval", "2.5"
@@ -145,13 +146,13 @@ def test_display_retry_interval_reaches_the_visdom_client(tmp_path, monkeypatch)
 # ---------------------------------------------------------------- the server binds to localhost
 def test_launcher_binds_to_loopback_by_default(monkeypatch, tmp_path):
     commands = []
-    monkeypatch.setattr(visdom_display.os, "execv", lambda path, cmd: commands.append(cmd))
-    visdom_display.main(["--port", "8123", "--env-path", str(tmp_path)])
-    visdom_display.main(["--port", "8123", "--env-path", str(tmp_path), "--host", "0.0.0.0"])
+    monkeypatch.setattr(visdom_server.os, "execv", lambda path, cmd: commands.append(cmd))
+    visdom_server.main(["--port", "8123", "--env-path", str(tmp_path)])
+    visdom_server.main(["--port", "8123", "--env-path", str(tmp_path), "--host", "0.0.0.0"])
     default, everywhere = commands
     assert default[default.index("--hostname") + 1] == "127.0.0.1" and "-bind_local" in default
     assert everywhere[everywhere.index("--hostname") + 1] == "0.0.0.0" and "-bind_local" not in everywhere
-    assert "-bind_local" in visdom_display.visdom_server_command(8123, str(tmp_path))  # default host
+    assert "-bind_local" in visdom_server.visdom_server_command(8123, str(tmp_path))  # default host
 
 
 def _listeners(port: int) -> list[str]:
