@@ -139,13 +139,16 @@ def run_epochs(opt, loader, model, visualizer: Visualizer, progress: dict) -> in
                 save_result = crossed(total_iters, step, opt.update_html_freq)
                 # The dataset's previews: e.g. natural colour for Sentinel-2 data.
                 images = visuals_to_images(model.get_current_visuals(), model.roles, loader.dataset.preview)
+                images = {name: images[name] for name in model.roles.ordered(images)}  # the page order
                 visualizer.display_current_results(images, epoch, save_result, step=total_iters)
             if finite and crossed(total_iters, step, opt.print_freq):
                 values = model.get_current_losses()
                 t_comp = (time.time() - iter_start) / step
                 visualizer.print_current_losses(epoch, epoch_iter, values, t_comp, t_data)
                 ratio = epoch_iter / max(1, len(loader.dataset))
-                visualizer.plot_current_losses(epoch, ratio, values, step=total_iters, lrs=model.current_lrs())
+                visualizer.plot_current_losses(
+                    epoch, ratio, values, step=total_iters, lrs=model.current_lrs()
+                )
             if crossed(total_iters, step, opt.save_latest_freq):
                 print(f"saving the latest model (epoch {epoch}, images {total_iters})")
                 here = {"epoch": epoch - 1, "epoch_iter": epoch_iter, "total_iters": total_iters}

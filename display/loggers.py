@@ -43,7 +43,9 @@ class Logger:
     def _disable(self, reason: str) -> None:
         self.active = False
         self.disabled_reason = reason
-        self.log(f"WARNING: {self.label} logging disabled: {reason.rstrip('.')}. Training continues without it.")
+        self.log(
+            f"WARNING: {self.label} logging disabled: {reason.rstrip('.')}. Training continues without it."
+        )
 
     def _guard(self, fn: Callable[[], object]) -> None:
         if not self.active:
@@ -159,15 +161,15 @@ class WandbLogger(Logger):
         # Read here, not left to wandb: wandb reads its environment once per process.
         mode = self.mode or os.environ.get("WANDB_MODE")
         kwargs = {"mode": mode} if mode else {}
-        self.run = wandb.init(project=self.project, name=self.name, dir=self.run_dir, config=self.config, **kwargs)
+        self.run = wandb.init(
+            project=self.project, name=self.name, dir=self.run_dir, config=self.config, **kwargs
+        )
 
     def _scalars(self, step: int, values: dict[str, float]) -> None:
         self.run.log(values, step=step)
 
     def _images(self, step: int, images: dict[str, np.ndarray]) -> None:
-        self.run.log(
-            {f"visuals/{k}": self._wandb.Image(v, caption=k) for k, v in images.items()}, step=step
-        )
+        self.run.log({f"visuals/{k}": self._wandb.Image(v, caption=k) for k, v in images.items()}, step=step)
 
     def _close(self) -> None:
         self.run.finish()

@@ -39,6 +39,11 @@ from display.loss_log import (
 from display.visdom_client import VisdomDisplay
 
 _IMAGE_FILE = re.compile(r"^epoch(\d+)_(.+)\.png$")
+# visdom sizes an image pane to the image itself, and the caption takes its room from it: a grid
+# of small images (32-px crops) would show only its caption. Panes are at least this wide (the
+# image scaled up), with room for a caption line.
+MIN_PANE_WIDTH = 480
+CAPTION_ROOM = 40
 
 
 def _plain(options: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +190,13 @@ class Visualizer:
             logger.log_images(logger_step, dict(zip(labels, images)))
         if self.display is not None:
             grid = make_image_grid(images, self.ncols)
-            opts = {"title": f"{self.name} epoch {epoch}", "caption": " | ".join(labels)}
+            scale = max(1.0, MIN_PANE_WIDTH / grid.shape[1])
+            opts = {
+                "title": f"{self.name} epoch {epoch}",
+                "caption": " | ".join(labels),
+                "width": round(grid.shape[1] * scale),
+                "height": round(grid.shape[0] * scale) + CAPTION_ROOM,
+            }
             self.display.send(lambda vis: vis.image(grid.transpose(2, 0, 1), win=self.images_win, opts=opts))
         if self.use_html and save_result:
             os.makedirs(self.img_dir, exist_ok=True)

@@ -45,11 +45,11 @@ class TrainOptions(BaseOptions):
             help="log losses, learning rates and images to TensorBoard (pip install tensorboard)",
         )
         g.add_argument(
-            "--tensorboard_dir", default="", help="TensorBoard log folder (default: checkpoints/<name>/tensorboard)"
+            "--tensorboard_dir",
+            default="",
+            help="TensorBoard log folder (default: checkpoints/<name>/tensorboard)",
         )
-        g.add_argument(
-            "--use_wandb", action="store_true", help="log to Weights & Biases (pip install wandb)"
-        )
+        g.add_argument("--use_wandb", action="store_true", help="log to Weights & Biases (pip install wandb)")
         g.add_argument("--wandb_project_name", default="SAR-cloud-removal", help="W&B project")
         g.add_argument(
             "--wandb_mode",

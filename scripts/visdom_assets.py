@@ -35,19 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cache-dir", default=None, help="folder to keep and reuse the package tarballs")
     p.add_argument("--check", action="store_true", help="only check that every asset is in place")
+    p.add_argument(
+        "--manifest", default=str(visdom_assets.MANIFEST), help="pinned versions and checksums (%(default)s)"
+    )
     return p
 
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    manifest = visdom_assets.load_manifest(args.manifest)
     static_dir = args.static_dir or visdom_assets.default_static_dir()
     if args.check:
-        visdom_assets.check_assets(static_dir)
+        visdom_assets.check_assets(static_dir, manifest)
         print(f"visdom assets: all in place in {static_dir}")
         return 0
     start = time.monotonic()
-    written = visdom_assets.install_assets(static_dir, registry=args.registry, cache_dir=args.cache_dir)
-    visdom_assets.check_assets(static_dir)
+    written = visdom_assets.install_assets(
+        static_dir, registry=args.registry, cache_dir=args.cache_dir, manifest=manifest
+    )
+    visdom_assets.check_assets(static_dir, manifest)
     took = time.monotonic() - start
     print(f"visdom assets: {len(written)} file(s) written to {static_dir} in {took:.1f} s; all in place")
     return 0

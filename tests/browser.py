@@ -40,7 +40,11 @@ class BrowserError(RuntimeError):
 class Browser:
     """One headless Chromium with one page; use as a context manager."""
 
-    def __init__(self, profile_dir: str | os.PathLike, width: int = 1400, height: int = 1000) -> None:
+    def __init__(
+        self, profile_dir: str | os.PathLike, width: int = 1400, height: int = 1000, offline: bool = True
+    ) -> None:
+        """Start Chromium; ``offline``: no host name resolves (CDNs are out of reach), IP literals such
+        as 127.0.0.1 and file:// pages still work."""
         import websocket  # websocket-client, installed with visdom
 
         exe = find_chromium()
@@ -65,8 +69,10 @@ class Browser:
             f"--user-data-dir={self.profile / 'profile'}",
             "--remote-debugging-port=0",
             f"--window-size={width},{height}",
-            "about:blank",
         ]
+        if offline:
+            args.append("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+        args.append("about:blank")
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -104,7 +110,9 @@ class Browser:
             time.sleep(0.05)
         raise BrowserError(f"chromium did not open its DevTools port in {timeout:g} s; see {self.log_path}")
 
-    def call(self, method: str, params: dict | None = None, session: bool = False, timeout: float = 60) -> Any:
+    def call(
+        self, method: str, params: dict | None = None, session: bool = False, timeout: float = 60
+    ) -> Any:
         """Send one command and wait for its answer (events that arrive meanwhile are recorded)."""
         self._next_id += 1
         msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}

@@ -154,7 +154,10 @@ def wandb_history(run_dir: Path) -> list[dict]:
     rows = []
     for record in wandb_records(run_file):
         if record.WhichOneof("record_type") == "history":
-            row = {"/".join(item.nested_key) or item.key: json.loads(item.value_json) for item in record.history.item}
+            row = {
+                "/".join(item.nested_key) or item.key: json.loads(item.value_json)
+                for item in record.history.item
+            }
             rows.append(row)
     return rows
 
@@ -303,7 +306,11 @@ def test_no_logger_module_is_imported_by_default(tmp_path):
         "print(sorted(m for m in ('wandb', 'tensorboard', 'torch.utils.tensorboard') if m in sys.modules))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True, cwd=Path(train.__file__).parent
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(train.__file__).parent,
     ).stdout
     assert out.strip().splitlines()[-1] == "[]"
     assert not (tmp_path / "ckpt" / "plain" / "tensorboard").exists()

@@ -10,11 +10,11 @@ import uuid
 import pytest
 
 import train
-from models.pix2pix_attn_model import Pix2PixAttnModel
-from tests.helpers import make_triplets, train_argv
 from display import visdom_client, visdom_server
 from display.visdom_client import make_visdom_client
 from display.visdom_server import find_free_port, start_visdom_server, stop_visdom_server
+from models.pix2pix_attn_model import Pix2PixAttnModel
+from tests.helpers import make_triplets, train_argv
 
 WARNING = "could not reach the visdom server"
 RECONNECTED = "Reconnected to the visdom server"
@@ -71,7 +71,10 @@ def test_training_sends_the_loss_plot_and_the_image_panel(visdom_server, tmp_pat
     assert traces["G_L1"]["x"] == pytest.approx([1 + 1 / 3, 1 + 2 / 3, 2.0, 2 + 1 / 3, 2 + 2 / 3, 3.0])
     images = window(host, port, env, "images_1")
     assert images["type"] == "image" and images["title"] == "vis epoch 2"
-    assert images["content"]["caption"].split(" | ")[:2] == ["real_A", "fake_B"]
+    # the model's page order: SAR | attention | attention overlay | cloudy | output | ground truth | ...
+    assert images["content"]["caption"].split(" | ") == [
+        "real_C", "att_A", "att_overlay", "real_A", "fake_B", "real_B", "fake_C", "g_B"
+    ]  # fmt: skip
     assert images["content"]["src"].startswith("data:image/png;base64,")
 
 
