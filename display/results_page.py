@@ -61,19 +61,20 @@ def role_labels(roles: object) -> dict[str, str]:
 
 
 def _psnr(table: MetricsTable, stem: str, comparison: str, protocol: str) -> float:
+    """The image's PSNR; an unmeasured or NaN one counts as the worst (-inf), identical images (inf) best."""
     try:
         value = table.get(stem, comparison, protocol).get("psnr", math.nan)
     except KeyError:
-        return math.nan
-    return value if not math.isnan(value) else -math.inf  # an unmeasurable image counts as the worst
+        value = math.nan
+    return -math.inf if math.isnan(value) else value
 
 
 def sort_protocol(table: MetricsTable, output: str) -> str | None:
     """The protocol whose PSNR of ``output`` orders the rows: the paper's if measured, else the first."""
-    for protocol in ("paper", *table.protocols):
-        if protocol in table.protocols and table.values(protocol, output, "psnr").size:
-            return protocol
-    return None
+    measured = [p for p in table.protocols if table.values(p, output, "psnr").size]
+    if "paper" in measured:
+        return "paper"
+    return measured[0] if measured else None
 
 
 def write_results_page(
@@ -165,7 +166,7 @@ def _add_navigation(
         with h.p(cls="nav"):
             for label, i in (("worst", ranked[0]), ("best", ranked[-1])):
                 stem = rows[i][0]
-                psnr = table.get(stem, output, protocol).get("psnr", math.nan)
+                psnr = _psnr(table, stem, output, protocol)
                 h.a(f"{label}: {stem} ({psnr:.2f} dB)", href=f"#{_row_id(i)}", cls=f"jump-{label}")
 
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from display.visdom_assets import PROVISION_HINT, assets_ready
 
@@ -95,9 +95,9 @@ def stop_visdom_server(proc: subprocess.Popen, timeout: float = 5.0) -> None:
             proc.wait(timeout)
 
 
-def assets_warning(ready: Callable[[], bool] = assets_ready) -> str | None:
+def assets_warning() -> str | None:
     """A one-line warning when visdom's front-end assets are not in place, else None."""
-    if ready():
+    if assets_ready():
         return None
     return (
         "warning: visdom's front-end assets are not installed: the dashboard page has no scripts on a "

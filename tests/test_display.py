@@ -262,6 +262,10 @@ def test_loss_plot_and_image_panel_arrive(visdom_server, tmp_path, capsys):
     win = _window(host, port, env, vis.images_win)
     assert win["type"] == "image" and win["title"] == "exp epoch 2"
     assert win["content"]["caption"] == "real_A | fake_B | real_B"
+    # an image grid narrower than MIN_PANE_WIDTH is scaled up, with room for the caption
+    grid = make_image_grid(list(visuals.values()), vis.ncols)
+    scale = 480 / grid.shape[1]
+    assert win["width"] == 480 and win["height"] == round(grid.shape[0] * scale) + 40
     src = win["content"]["src"]
     assert src.startswith("data:image/png;base64,")
     sent = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))

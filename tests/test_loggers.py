@@ -17,7 +17,7 @@ import train
 from display import loggers
 from display.loggers import TensorBoardLogger, WandbLogger, create_loggers
 from models.pix2pix_attn_model import Pix2PixAttnModel
-from tests.helpers import make_triplets, train_argv
+from tests.helpers import expect_error, make_triplets, train_argv
 
 LOSSES = {"G_GAN", "G_L1", "G_SSIM", "G_attn", "G2_L1", "G2_SSIM", "D_real", "D_fake"}
 OPTIMISERS = {"G", "G2", "A", "D"}
@@ -296,6 +296,11 @@ def test_wandb_logger_keeps_options_as_plain_config(tmp_path, monkeypatch):
     assert seen["dir"] == str(tmp_path / "ckpt" / "cfg")
     assert seen["config"]["lambda_L1"] == 1000.0
     json.dumps(seen["config"])  # plain values only (the device is its name)
+
+
+def test_a_bad_wandb_mode_is_one_error_line(tmp_path, capfd):
+    argv = logged_argv(tmp_path, "bad", "--use_wandb", "--wandb_mode", "cloud")
+    expect_error(capfd, train.main, argv, "--wandb_mode", "invalid choice: 'cloud'")
 
 
 def test_no_logger_module_is_imported_by_default(tmp_path):

@@ -158,6 +158,19 @@ def test_launcher_binds_to_loopback_by_default(monkeypatch, tmp_path):
     assert "-bind_local" in visdom_server.visdom_server_command(8123, str(tmp_path))  # default host
 
 
+def test_launcher_warns_when_the_dashboard_assets_are_missing(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(visdom_server.os, "execv", lambda path, cmd: None)
+    monkeypatch.setattr(visdom_server, "assets_ready", lambda: False)
+    visdom_server.main(["--port", "8123", "--env-path", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and "front-end assets are not installed" in err and "make visdom-assets" in err
+    )
+    monkeypatch.setattr(visdom_server, "assets_ready", lambda: True)
+    visdom_server.main(["--port", "8123", "--env-path", str(tmp_path)])
+    assert capsys.readouterr().err == ""
+
+
 def _listeners(port: int) -> list[str]:
     """Local addresses (hex, as in /proc/net/tcp*) of the sockets listening on ``port``."""
     found = []
