@@ -8,6 +8,7 @@ import json
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,8 @@ def wandb_records(path: Path):
         if kind == 0:
             pos += left - 7
             continue
+        if pos + length > len(data):
+            return  # a record still being written
         chunk, pos = data[pos : pos + length], pos + length
         if kind in (1, 4):
             record = wandb_internal_pb2.Record()
@@ -146,19 +149,28 @@ def wandb_records(path: Path):
             pending += chunk
 
 
-def wandb_history(run_dir: Path) -> list[dict]:
-    """The logged rows (step and values) of the one offline run under ``run_dir/wandb``."""
+def wandb_history(run_dir: Path, timeout: float = 60.0) -> list[dict]:
+    """The logged rows (step and values) of the one offline run under ``run_dir/wandb``.
+
+    W&B's service process writes the file; ``run.finish()`` can return before its last records are
+    on disk on a busy machine, so this waits (up to ``timeout``) for the run's closing record.
+    """
     runs = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, runs
     (run_file,) = runs[0].glob("run-*.wandb")
+    deadline = time.monotonic() + timeout
+    while True:
+        records = list(wandb_records(run_file))
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     rows = []
-    for record in wandb_records(run_file):
+    for record in records:
         if record.WhichOneof("record_type") == "history":
-            row = {
-                "/".join(item.nested_key) or item.key: json.loads(item.value_json)
-                for item in record.history.item
-            }
-            rows.append(row)
+            items = record.history.item
+            rows.append(
+                {"/".join(item.nested_key) or item.key: json.loads(item.value_json) for item in items}
+            )
     return rows
 
 
