@@ -42,6 +42,8 @@ IMAGES = "Array.from(document.images).map(i => ({src: i.currentSrc || i.src, ok:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if find_chromium() is None:
+        if os.environ.get("REQUIRE_BROWSER_TESTS"):  # CI: installed on purpose, so its absence is a failure
+            pytest.fail(MISSING)
         pytest.skip(MISSING)
     with Browser(tmp_path_factory.mktemp("chromium"), offline=True) as b:
         yield b
