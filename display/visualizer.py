@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from display.html import HTML
 from display.images import make_image_grid, to_rgb_uint8
@@ -37,6 +36,7 @@ from display.loss_log import (
     save_curves_png,
 )
 from display.visdom_client import VisdomDisplay
+from util.util import save_image
 
 _IMAGE_FILE = re.compile(r"^epoch(\d+)_(.+)\.png$")
 # visdom sizes an image pane to the image itself, and the caption takes its room from it: a grid
@@ -201,9 +201,7 @@ class Visualizer:
         if self.use_html and save_result:
             os.makedirs(self.img_dir, exist_ok=True)
             for label, im in zip(labels, images):
-                Image.fromarray(im).save(
-                    os.path.join(self.img_dir, f"epoch{epoch:03d}_{_safe_label(label)}.png")
-                )
+                save_image(im, os.path.join(self.img_dir, f"epoch{epoch:03d}_{_safe_label(label)}.png"))
             self._label_order = [_safe_label(k) for k in labels]
             self.saved = True
             self.write_html()
