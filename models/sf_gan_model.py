@@ -24,6 +24,9 @@ epochs train G and D on the frozen S, whose output is jittered in contrast (x U(
 image mean) and luminance (+ U(-b, b)) per image (``--sim_contrast``, ``--sim_brightness``; the
 ranges are ours, the paper gives none). Inference runs S then G without the jitter. The number of
 finished epochs is part of the training state, so a resumed run continues in the right stage.
+One learning-rate schedule (``--lr_policy``, ``--n_epochs``, ``--n_epochs_decay``) spans the whole
+run: with the default linear policy and stages of equal length, S trains at the initial rate and
+G and D through the decay; give ``--sim_epochs`` and the schedule to place the stages otherwise.
 """
 
 from __future__ import annotations
