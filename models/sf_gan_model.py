@@ -32,7 +32,6 @@ G and D through the decay; give ``--sim_epochs`` and the schedule to place the s
 from __future__ import annotations
 
 import argparse
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -226,13 +225,7 @@ class SfGanModel(Pix2PixModel):
 
     def update_learning_rate(self, metric: float | None = None) -> None:
         """End of an epoch (train.py calls this once per epoch): also advance the stage counter."""
-        with warnings.catch_warnings():
-            # The networks of the stage not being trained have not stepped: torch's warning about
-            # a scheduler stepping before its optimiser is expected here.
-            warnings.filterwarnings(
-                "ignore", message="Detected call of `lr_scheduler.step", category=UserWarning
-            )
-            super().update_learning_rate(metric)
+        super().update_learning_rate(metric)
         before = self.stage
         self.epochs_done += 1
         if self.stage != before:

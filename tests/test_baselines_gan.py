@@ -20,7 +20,6 @@ from options.base_options import saved_options
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.helpers import expect_error, make_triplets, run_main, test_argv, train_argv
-from util.train_state import load_training_state, save_training_state
 
 MODELS = ("pix2pix", "sar_opt_cgan", "sf_gan")
 BANDS = {
@@ -197,11 +196,11 @@ def test_sf_gan_stage_survives_a_resume(tmp_path):
         model.update_learning_rate()
     assert model.stage == "fusion"
     model.save_networks("latest")
-    save_training_state(model, "latest", {"epoch": 2, "total_iters": 2}, saved_options(model.opt))
+    model.checkpoints.save(model, "latest", {"epoch": 2, "total_iters": 2}, saved_options(model.opt))
     fresh = build(tmp_path, "sf_gan", "--n_epochs", "2", "--n_epochs_decay", "2", "--continue_train")
     assert fresh.stage == "simulation"
     with contextlib.redirect_stdout(io.StringIO()):
-        load_training_state(fresh, "latest", fresh.opt)
+        fresh.checkpoints.load_training_state(fresh, "latest", fresh.opt)
     assert fresh.epochs_done == 2 and fresh.stage == "fusion"
 
 
