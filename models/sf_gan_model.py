@@ -20,9 +20,10 @@ follow pix2pix (U-Net 256, 70x70 PatchGAN, batch norm, dropout, lambda 100, Adam
 
 Training (one ``train.py`` run, the two stages in sequence as the paper trains them): the first
 ``--sim_epochs`` epochs (default: half the run, rounded down) train S alone (and D_S); the remaining
-epochs train G and D on the frozen S, whose output is jittered in contrast (x U(1-c, 1+c) about the
-image mean) and luminance (+ U(-b, b)) per image (``--sim_contrast``, ``--sim_brightness``; the
-ranges are ours, the paper gives none). Inference runs S then G without the jitter. The number of
+epochs train G and D on the frozen S, whose output is altered per image in luminance (reflectance
+in [0, 1] x U(1-b, 1+b), ``--sim_brightness``) and contrast (x U(1-c, 1+c) about the image mean,
+``--sim_contrast``). The paper gives no ranges that we could read; the defaults, 0.5 each, are a
+public reimplementation's (torchvision-style colour jitter). Inference runs S then G, unaltered. The number of
 finished epochs is part of the training state, so a resumed run continues in the right stage.
 One learning-rate schedule (``--lr_policy``, ``--n_epochs``, ``--n_epochs_decay``) spans the whole
 run: with the default linear policy and stages of equal length, S trains at the initial rate and
@@ -76,14 +77,15 @@ class SfGanModel(Pix2PixModel):
             g.add_argument(
                 "--sim_contrast",
                 type=float,
-                default=0.2,
-                help="fusion stage: sim_B's contrast is scaled by U(1-x, 1+x) per image (0: off)",
+                default=0.5,
+                help="fusion stage: sim_B's contrast about its mean is scaled by U(1-x, 1+x) per image (0: off)",
             )
             g.add_argument(
                 "--sim_brightness",
                 type=float,
-                default=0.2,
-                help="fusion stage: U(-x, x) is added to sim_B per image, in [-1, 1] units (0: off)",
+                default=0.5,
+                help="fusion stage: sim_B's luminance (reflectance in [0, 1]) is scaled by U(1-x, 1+x) "
+                "per image (0: off)",
             )
         return parser
 
@@ -109,9 +111,10 @@ class SfGanModel(Pix2PixModel):
                     f"--sim_epochs {self.sim_epochs} must lie between 0 and the run's {total} epochs "
                     "(--n_epochs + --n_epochs_decay)"
                 )
-            check_weights(opt, "lambda_sim_L1", "lambda_sim_gan", "sim_brightness")
-            if not 0 <= opt.sim_contrast < 1:
-                raise UserError(f"--sim_contrast must be in [0, 1), got {opt.sim_contrast}")
+            check_weights(opt, "lambda_sim_L1", "lambda_sim_gan")
+            for name in ("sim_brightness", "sim_contrast"):
+                if not 0 <= getattr(opt, name) < 1:
+                    raise UserError(f"--{name} must be in [0, 1), got {getattr(opt, name)}")
             # Epochs finished so far (train.py steps the schedules once per epoch, see
             # update_learning_rate); restored from the training state on resume.
             self.epochs_done = opt.epoch_count - 1
@@ -140,14 +143,16 @@ class SfGanModel(Pix2PixModel):
         return "simulation" if self.epochs_done < self.sim_epochs else "fusion"
 
     def jitter(self, sim: torch.Tensor) -> torch.Tensor:
-        """Random contrast about each image's mean and a random luminance offset, one draw per image."""
+        """(B, C, H, W) in [-1, 1] -> the same with a random luminance gain, then a random contrast
+        about the image's mean, on reflectance in [0, 1]; one draw of each per image."""
         n = sim.shape[0]
         # Drawn on the CPU generator: the same seed gives the same draws on every device.
+        gain = 1 + self.opt.sim_brightness * (2 * torch.rand(n) - 1)
         contrast = 1 + self.opt.sim_contrast * (2 * torch.rand(n) - 1)
-        brightness = self.opt.sim_brightness * (2 * torch.rand(n) - 1)
-        contrast, brightness = (t.to(sim).view(n, 1, 1, 1) for t in (contrast, brightness))
-        mean = sim.mean(dim=(1, 2, 3), keepdim=True)
-        return ((sim - mean) * contrast + mean + brightness).clamp(-1, 1)
+        gain, contrast = (t.to(sim).view(n, 1, 1, 1) for t in (gain, contrast))
+        unit = (sim + 1) / 2 * gain
+        mean = unit.mean(dim=(1, 2, 3), keepdim=True)
+        return (((unit - mean) * contrast + mean).clamp(0, 1)) * 2 - 1
 
     def keep(self, outputs: dict[str, torch.Tensor]) -> None:
         """Record this iteration's outputs and visuals (what ``forward`` records from ``infer``)."""

@@ -178,11 +178,13 @@ def test_sf_gan_jitters_the_simulation_in_training_only(tmp_path):
     shown = model.visuals["sim_B"]
     plain = model.nets["S"](model.real_C)
     assert not torch.allclose(shown, plain), "the fusion stage fed G an unaltered simulation"
-    # Contrast about the mean and an offset: an affine map of the plain simulation (before clamping).
+    # A gain, then contrast about the mean, on [0, 1] reflectance: an affine map of the plain
+    # simulation where nothing was clipped, with slope gain x contrast in [0.25, 2.25].
     inside = shown.abs() < 1
     x, y = plain[inside], shown[inside]
     slope = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
-    assert 0.8 - 1e-4 <= slope <= 1.2 + 1e-4
+    assert 0.25 - 1e-4 <= slope <= 2.25 + 1e-4
+    torch.testing.assert_close(y, slope * x + (y.mean() - slope * x.mean()), rtol=0, atol=1e-5)
     # Inference: S then G on the plain simulation, the same every call.
     first, second = eval_outputs(model, data), eval_outputs(model, data)
     torch.testing.assert_close(first["sim_B"], model.nets["S"](data["C"]), rtol=0, atol=0)
@@ -269,6 +271,7 @@ def test_pix2pix_defaults_are_the_papers(tmp_path):
         ("pix2pix", ["--lambda_L1", "-1"], "--lambda_L1 must be 0 or more"),
         ("sf_gan", ["--sim_epochs", "3"], "--sim_epochs 3 must lie between 0 and the run's 1 epochs"),
         ("sf_gan", ["--sim_contrast", "1.5"], "--sim_contrast must be in [0, 1)"),
+        ("sf_gan", ["--sim_brightness", "-0.1"], "--sim_brightness must be in [0, 1)"),
         ("sf_gan", ["--lambda_sim_gan", "-2"], "--lambda_sim_gan must be 0 or more"),
     ],
 )
