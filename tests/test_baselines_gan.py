@@ -314,3 +314,15 @@ def test_light_flags_parse_for_training_and_testing(tmp_path, name):
         opt = TrainOptions().parse(["--dataroot", "x", "--model", name, *light], save=False)
         TestOptions().parse(["--dataroot", "x", "--model", name, *light], save=False)
     assert (opt.ngf, opt.ndf) == (32, 32)
+
+
+def test_pix2pix_tests_as_the_paper_unless_eval(tmp_path):
+    """Without --eval the networks stay in training mode at test time, as the pix2pix paper tests:
+    dropout on (its noise) and batch statistics; --eval makes the output deterministic."""
+    model = build(tmp_path, "pix2pix", "--netG", "unet_64", "--load_size", "64", "--crop_size", "64")
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.nets["G"].modules()) == 1
+    data = batch(size=64)
+    model.set_input(data)
+    first, second = model.test()["fake_B"].clone(), model.test()["fake_B"].clone()
+    assert not torch.equal(first, second)
+    assert torch.equal(eval_outputs(model, data)["fake_B"], eval_outputs(model, data)["fake_B"])
