@@ -9,14 +9,16 @@ rasters of reflectance (field protocol), each into the array layout its protocol
                field's preprocessing, `data.sentinel.s2_to_unit`) or float reflectance in [0, 1]
                (`read_reflectance`).
 
-Which one a file is: `file_kind` (by extension, and for TIFF by its header: a 1-, 3- or 4-band 8- or
-16-bit TIFF is an image, anything else a multiband raster). Every problem is a one-line `UserError`
+Which one a file is: `file_kind` (by extension, and for TIFF by its header: an 8- or 16-bit TIFF of one
+band, or of 3 or 4 bands stored as RGB, is an image; anything else, e.g. a GeoTIFF of 13 bands or of
+3 uint16 bands as GDAL writes them, is a multiband raster). Every problem is a one-line `UserError`
 naming the file.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +53,10 @@ def file_kind(path: str | os.PathLike) -> str:
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
-            bands, dtype = int(page.samplesperpixel), np.dtype(page.dtype)
+            bands, dtype, rgb = int(page.samplesperpixel), np.dtype(page.dtype), page.photometric == 2
     except Exception as err:  # any header failure means "unreadable"
         raise UserError(f"cannot read TIFF {path}: {err}") from None
-    if bands in (1, 3, 4) and dtype in (np.uint8, np.uint16):
+    if dtype in (np.uint8, np.uint16) and (bands == 1 or (rgb and bands in (3, 4))):
         return "image"
     return "multiband"
 
@@ -117,9 +119,13 @@ def _load_raster(path: Path) -> np.ndarray:
             shape = getattr(arr, "shape", "?")
             raise UserError(f"{path} holds an array of shape {shape}; save a (C, H, W) array (bands first)")
         return arr
+    from rasterio.errors import NotGeoreferencedWarning
+
     from util.geotiff import read_geotiff
 
-    arr, _ = read_geotiff(path)
+    with warnings.catch_warnings():  # scoring needs no georeference: plain TIFFs are fine
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        arr, _ = read_geotiff(path)
     return arr
 
 
