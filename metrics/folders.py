@@ -106,7 +106,9 @@ def _describe(kind: str, arr: np.ndarray) -> str:
     return f"a {arr.shape[0]}-band raster of {arr.shape[2]}x{arr.shape[1]}"
 
 
-def _check_match(stem: str, path: Path, kind: str, arr: np.ndarray, ref_path: Path, ref_kind: str, ref):
+def _check_match(
+    stem: str, path: Path, kind: str, arr: np.ndarray, ref_path: Path, ref_kind: str, ref: np.ndarray
+) -> None:
     if kind != ref_kind:
         raise UserError(
             f"stem '{stem}': {path} is {_describe(kind, arr)} but {ref_path} is {_describe(ref_kind, ref)}; "
@@ -115,7 +117,7 @@ def _check_match(stem: str, path: Path, kind: str, arr: np.ndarray, ref_path: Pa
     if kind == "multiband" and arr.shape[0] != ref.shape[0]:
         raise UserError(
             f"band-count mismatch for stem '{stem}': {path} has {arr.shape[0]} bands, "
-            f"{ref_path} has {ref.shape[0]}"
+            f"{ref_path} has {ref.shape[0]}; score outputs with all the ground truth's bands"
         )
     size, ref_size = (arr.shape[:2], ref.shape[:2]) if kind == "image" else (arr.shape[1:], ref.shape[1:])
     if size != ref_size:
@@ -125,7 +127,17 @@ def _check_match(stem: str, path: Path, kind: str, arr: np.ndarray, ref_path: Pa
         )
 
 
-def _score(table: MetricsTable, stem: str, name: str, kind: str, img, ref, protocol: str, path: Path):
+def _score(
+    table: MetricsTable,
+    stem: str,
+    name: str,
+    kind: str,
+    img: np.ndarray,
+    ref: np.ndarray,
+    protocol: str,
+    path: Path,
+) -> None:
+    """Add one comparison's metrics: paper + field for images, field (+ field_rgb) for rasters."""
     try:
         if kind == "image":
             if protocol in ("auto", "both", "paper"):

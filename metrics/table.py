@@ -41,7 +41,8 @@ PROTOCOL_DESCRIPTIONS: dict[str, str] = {
     "field": "field protocol (UnCRtainTS): reflectance in [0,1], all bands (C,H,W); rmse=sqrt(mean((t-p)^2)); "
     "psnr=20 log10(1/rmse); mae=mean(|t-p|); sam=mean spectral angle in degrees; SSIM as UnCRtainTS' "
     "pytorch_ssim (Gaussian 11x11 sigma 1.5, zero padding 5, all bands as channels, C1=0.01^2, C2=0.03^2, "
-    "mean of the whole map); mean over images. 8-bit PNGs are scaled to uint8/255",
+    "mean of the whole map); mean over images. 8-bit PNGs are scaled to uint8/255, uint16 Sentinel-2 "
+    "digital numbers are clipped to [0,10000] and divided by 10000",
     "field_rgb": "field protocol on the natural-colour bands B4, B3, B2 of multispectral reflectance only "
     "(same formulas as 'field'); for comparison with RGB-only results",
 }

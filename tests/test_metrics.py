@@ -16,6 +16,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from data.sentinel import s2_to_unit
 from metrics import (
+    PROTOCOL_DESCRIPTIONS,
     MetricsTable,
     field_metrics,
     field_ssim,
@@ -384,3 +385,15 @@ def test_format_table():
     assert any(line.startswith("real_A vs real_B (cloudy input)") and " inf " in line for line in lines)
     assert "1 of 2 images identical" in text and "10.000" in text
     assert MetricsTable().format_table() == "(no metrics)"
+
+
+def test_protocol_labels_name_each_reference():
+    """Every summary says which computation its numbers are (SPEC section 3: label every number)."""
+    summary = _filled_table().summary()["protocols"]
+    assert summary == {p: PROTOCOL_DESCRIPTIONS[p] for p in ("paper", "field")}
+    assert (
+        "scikit-image structural_similarity defaults (7x7 uniform window, sample covariance"
+        in summary["paper"]
+    )
+    assert "UnCRtainTS" in summary["field"] and "zero padding 5" in summary["field"]
+    assert "mean of the whole map" in summary["field"]
