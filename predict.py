@@ -29,7 +29,6 @@ import torch
 import data
 import models
 from data.sentinel import S2_BANDS, parse_bands
-from models.networks import unet_min_size
 from options.parser import OneLineParser, positive_int
 from options.test_options import TestOptions
 from util.device import resolve_device
@@ -161,29 +160,19 @@ def load_model(opt: argparse.Namespace, checkpoints_dir: str, epoch: str, gpu_id
 
 def model_forward(model: models.BaseModel) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``(cloudy, sar)`` in [0, 1] on the model's device -> cloud-free reflectance in [0, 1]."""
-    same_bands = model.opt.input_nc == model.opt.output_nc
+    output = model.roles.output
 
     def forward(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        a, c = a * 2 - 1, c * 2 - 1
-        b = a if same_bands else a.new_zeros((a.shape[0], model.opt.output_nc, *a.shape[2:]))
-        model.set_input({"A": a, "B": b, "C": c})
-        out = model.test()["fake_B"].float()
-        # The model keeps its inputs and every intermediate image for display; here they would
-        # stay alive through the next batch, doubling the memory a batch needs.
-        for name in {*model.visual_names, *model.visuals, "real_A", "real_B", "real_C"}:
-            if hasattr(model, name):
-                setattr(model, name, None)
-        model.visuals = {}
-        return out.add_(1).div_(2)
+        # The model's pure inference method keeps nothing between batches.
+        out = model.predict(a * 2 - 1, c * 2 - 1)[output].float()
+        return (out + 1) / 2
 
     return forward
 
 
 def window_multiple(opt: argparse.Namespace) -> int:
-    try:
-        return unet_min_size(opt.netG)
-    except ValueError:
-        return 1  # not a U-Net: any side
+    """Window sides must be multiples of this for the model of ``opt`` (e.g. 2**depth of a U-Net)."""
+    return models.find_model_using_name(opt.model).size_multiple(opt)
 
 
 # ---------------------------------------------------------------------------- the scene

@@ -3,8 +3,10 @@
     python test.py --dataroot DATA/test --name realcloud_21 --model pix2pix_attn --no_dropout \
         --display_id 0 --batchSize 1 --gpu_ids 0 --dataset_mode unaligned_sar --no_flip
 
-Writes ``results/<name>/<phase>_<epoch>/``: ``images/<stem>_<visual>.png``, ``index.html``,
-``metrics_per_image.csv`` and ``metrics_summary.json`` (output and cloudy input vs ground truth).
+Writes ``results/<name>/<phase>_<epoch>/``: ``images/<stem>_<visual>.png`` (the model's visuals
+in the page order it declares), ``index.html``, and ``metrics_per_image.csv`` and
+``metrics_summary.json`` (output and cloudy input vs ground truth). Without a ground-truth folder
+(``<phase>B``: real cloudy scenes) the outputs and the page are written and nothing is measured.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from data import create_dataloader
@@ -23,24 +24,18 @@ from util.errors import UserError, run_cli
 from util.html import HTML
 from util.util import batch_item, save_image, to_unit, visuals_to_images
 
-# Visuals saved per image, in page order (SPEC section 5).
-PAGE_ORDER = ("real_C", "real_A", "att_A", "att_overlay", "fake_C", "g_B", "fake_B", "real_B")
+NO_REFERENCE = "no cloud-free images (<phase>B) in --dataroot: outputs written, nothing measured"
 
 
-def measure(
-    table: MetricsTable,
-    stem: str,
-    visuals: dict[str, torch.Tensor],
-    images: dict,
-    rgb_bands: tuple[int, ...] | None = None,
-) -> None:
-    """Output and cloudy input against the ground truth, under both protocols (SPEC section 3).
+def measure(table: MetricsTable, stem: str, visuals: dict, images: dict, roles, rgb_bands=None) -> None:
+    """The model's output and the cloudy input against the ground truth, under both protocols
+    (SPEC section 3); ``roles`` (the model's) names the three.
 
     ``rgb_bands`` (positions of B4, B3, B2 in multispectral data) adds the field protocol on them
     alone ('field_rgb'); the paper protocol is measured on the 8-bit previews in ``images``.
     """
-    truth_u8, truth_unit = images["real_B"], to_unit(visuals["real_B"])
-    for name in ("fake_B", "real_A"):
+    truth_u8, truth_unit = images[roles.reference], to_unit(visuals[roles.reference])
+    for name in (roles.output, roles.cloudy):
         pred_unit = to_unit(visuals[name])
         table.add(stem, name, "paper", paper_metrics(images[name], truth_u8))
         table.add(stem, name, "field", field_metrics(pred_unit, truth_unit))
@@ -60,13 +55,13 @@ def add_metrics_tables(page: HTML, table: MetricsTable) -> None:
         page.add_table(rows, header=["comparison", *metrics])
 
 
-def image_caption(table: MetricsTable, stem: str) -> str:
+def image_caption(table: MetricsTable, stem: str, roles) -> str:
     """One line per image on the page: paper-protocol PSNR / SSIM of the output and of the cloudy input."""
     parts = []
-    for name, label in (("fake_B", "output"), ("real_A", "cloudy input")):
+    for name, label in ((roles.output, "output"), (roles.cloudy, "cloudy input")):
         m = table.get(stem, name, "paper")
         parts.append(f"{label}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}")
-    return "paper protocol vs real_B - " + "; ".join(parts)
+    return f"paper protocol vs {roles.reference} - " + "; ".join(parts)
 
 
 def run_test(argv: list[str] | None = None) -> int:
@@ -75,11 +70,10 @@ def run_test(argv: list[str] | None = None) -> int:
     if not ckpt_dir.is_dir():
         raise UserError(f"no experiment {ckpt_dir}; check --name and --checkpoints_dir")
     loader = create_dataloader(opt)
-    # GeoTIFF datasets (sen12mscr) render previews, name their RGB bands and write georeferenced outputs.
-    previewer = getattr(loader.dataset, "preview", None)
-    rgb_bands = getattr(loader.dataset, "rgb_bands", None)
-    save_geotiff = getattr(loader.dataset, "save_geotiff", None)
+    dataset = loader.dataset  # GeoTIFF datasets render previews and write georeferenced outputs
+    measured = dataset.has_reference
     model = create_model(opt)
+    roles = model.roles
     model.setup()
     if opt.eval:
         model.eval()
@@ -94,7 +88,7 @@ def run_test(argv: list[str] | None = None) -> int:
         ) from None
     TestOptions().save_options(opt, TestOptions().build_parser(argv))
     page = HTML(str(web_dir), f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
-    table = MetricsTable(reference="real_B")
+    table = MetricsTable(reference=roles.reference)
     total = int(min(opt.num_test, len(loader.dataset)))
     done, sections = 0, []
     with tqdm(total=total, desc="testing", unit="img", file=sys.stdout) as bar:
@@ -103,30 +97,34 @@ def run_test(argv: list[str] | None = None) -> int:
                 break
             model.set_input(batch)
             visuals = model.test()
-            for i in range(min(batch["A"].shape[0], total - done)):
+            for i in range(min(len(batch["stem"]), total - done)):
                 stem = batch["stem"][i]
                 sample = batch_item(visuals, i)
-                images = visuals_to_images(sample, previewer=previewer)
-                names = [n for n in PAGE_ORDER if n in images]
+                images = visuals_to_images(sample, roles, previewer=dataset.preview)
+                names = roles.ordered(images)
                 for name in names:
                     save_image(images[name], image_dir / f"{stem}_{name}.png", opt.aspect_ratio)
-                measure(table, stem, sample, images, rgb_bands)
-                if save_geotiff is not None:
-                    save_geotiff(image_dir / f"{stem}_fake_B.tif", sample["fake_B"], batch, i)
+                if measured:
+                    measure(table, stem, sample, images, roles, dataset.rgb_bands)
+                dataset.write_output(image_dir, stem, roles.output, sample[roles.output], batch, i)
                 sections.append((stem, names))
                 done += 1
                 bar.update(1)
 
-    table.write_csv(web_dir / "metrics_per_image.csv")
-    table.write_summary_json(web_dir / "metrics_summary.json")
-    add_metrics_tables(page, table)
+    if measured:
+        table.write_csv(web_dir / "metrics_per_image.csv")
+        table.write_summary_json(web_dir / "metrics_summary.json")
+        add_metrics_tables(page, table)
+    else:
+        page.add_text(NO_REFERENCE)
     for stem, names in sections:
         page.add_header(stem)
-        page.add_text(image_caption(table, stem))
+        if measured:
+            page.add_text(image_caption(table, stem, roles))
         files = [f"{stem}_{n}.png" for n in names]
         page.add_images(files, names, files, width=opt.display_winsize, ncols=4)
     page.save()
-    print(table.format_table())
+    print(table.format_table() if measured else NO_REFERENCE)
     print(f"{done} images tested; results page: {(web_dir / 'index.html').resolve()}")
     return 0
 

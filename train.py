@@ -99,7 +99,6 @@ def save(model, opt, label: str, progress: dict) -> None:
 def train(argv: list[str] | None = None) -> int:
     opt = TrainOptions().parse(argv)
     loader = create_dataloader(opt)
-    previewer = getattr(loader.dataset, "preview", None)  # e.g. natural colour for Sentinel-2 data
     model = create_model(opt)
     model.setup()
     progress = resume(model, opt)
@@ -145,7 +144,8 @@ def train(argv: list[str] | None = None) -> int:
 
             if finite and crossed(total_iters, step, opt.display_freq):
                 save_result = crossed(total_iters, step, opt.update_html_freq)
-                images = visuals_to_images(model.get_current_visuals(), previewer=previewer)
+                # The dataset's previews: e.g. natural colour for Sentinel-2 data.
+                images = visuals_to_images(model.get_current_visuals(), model.roles, loader.dataset.preview)
                 visualizer.display_current_results(images, epoch, save_result)
             if finite and crossed(total_iters, step, opt.print_freq):
                 values = model.get_current_losses()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +18,18 @@ from torch.utils.data import Dataset
 
 
 class BaseDataset(Dataset, ABC):
-    """A dataset reads ``opt`` once in ``__init__`` and returns dicts of tensors in ``__getitem__``."""
+    """A dataset reads ``opt`` once in ``__init__`` and returns dicts of tensors in ``__getitem__``.
+
+    Items: 'A' cloudy, 'C' SAR and (where there is a ground truth) 'B' cloud-free, (C, H, W) float32
+    in [-1, 1]; 'A_paths' ...; 'stem'. The optional features below have working defaults, which
+    datasets of other data (e.g. multispectral GeoTIFFs) override.
+    """
+
+    # Positions of the red, green and blue bands among the optical bands, where the data has more
+    # than three (adds the 'field_rgb' metrics); None: the optical images are RGB or have no RGB.
+    rgb_bands: tuple[int, int, int] | None = None
+    # False when the items carry no cloud-free 'B' (inference on real cloudy images): nothing is measured.
+    has_reference: bool = True
 
     def __init__(self, opt: argparse.Namespace) -> None:
         self.opt = opt
@@ -29,6 +41,21 @@ class BaseDataset(Dataset, ABC):
     ) -> argparse.ArgumentParser:
         """Add dataset-specific options or change defaults; returns the parser."""
         return parser
+
+    @staticmethod
+    def finalize_options(opt: argparse.Namespace) -> None:
+        """Derive or check options after parsing (e.g. band counts that follow the data)."""
+        return None
+
+    def preview(self, name: str, tensor: torch.Tensor, kind: str | None = None) -> np.ndarray | None:
+        """(H, W, 3) uint8 rendering of a visual of ``kind`` 'optical' or 'sar' (first of the batch);
+        None (the default): the generic rendering (grey, RGB or the first three bands)."""
+        return None
+
+    def write_output(self, folder: Path, stem: str, name: str, tensor: torch.Tensor, batch: dict, i: int):
+        """Write the output visual ``name`` of sample ``i`` in the data's own format (e.g. a georeferenced
+        GeoTIFF) into ``folder``; return the path written, or None (the default: PNGs only)."""
+        return None
 
     @abstractmethod
     def __len__(self) -> int: ...

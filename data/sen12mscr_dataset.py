@@ -26,7 +26,7 @@ with the same stretch. SAR (``real_C``) in false colour: VV, VH, mean.
 from __future__ import annotations
 
 import argparse
-import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,8 +38,6 @@ from util.util import to_unit
 from .base_dataset import BaseDataset, apply_params_array, draw_params
 from .sen12mscr import list_triplets, parse_seasons, read_triplet
 from .sentinel import S1_BANDS, S1_CLIP, S2_BANDS, S2_RGB, parse_bands, s1_preview, s2_preview
-
-SAR_VISUALS = ("real_C",)  # visuals that hold SAR; every other multi-band visual is optical
 
 
 def finalize_options(opt: argparse.Namespace) -> None:
@@ -162,17 +160,25 @@ class SEN12MSCRDataset(BaseDataset):
         return item
 
     # ------------------------------------------------------------------ outputs
-    def preview(self, name: str, tensor: torch.Tensor) -> np.ndarray | None:
-        """(H, W, 3) uint8 preview of a visual (first of the batch); None: not ours, use the default."""
+    def preview(self, name: str, tensor: torch.Tensor, kind: str | None = None) -> np.ndarray | None:
+        """(H, W, 3) uint8 preview of a visual (first of the batch); None: not ours, use the default.
+
+        ``kind`` 'sar' or 'optical' (from the model's roles); None: the batch convention, where
+        ``real_C`` is the SAR input."""
         unit = to_unit(tensor)
-        if name in SAR_VISUALS and unit.shape[0] == len(S1_BANDS):
+        sar = (name == "real_C") if kind is None else kind == "sar"
+        if sar and unit.shape[0] == len(S1_BANDS):
             return s1_preview(unit)
         if unit.shape[0] == len(self.bands):
             return s2_preview(unit, self.preview_bands)
         return None
 
-    def save_geotiff(self, path: str | os.PathLike, tensor: torch.Tensor, batch: dict, i: int) -> None:
-        """Write a visual (first of ``tensor``) as float32 reflectance with the georeference of sample ``i``."""
+    def write_output(
+        self, folder: Path, stem: str, name: str, tensor: torch.Tensor, batch: dict, i: int
+    ) -> Path:
+        """Write a visual (first of ``tensor``) as ``<stem>_<name>.tif``: float32 reflectance with the
+        georeference of sample ``i``."""
+        path = Path(folder) / f"{stem}_{name}.tif"
         write_geotiff(
             path,
             to_unit(tensor).astype(np.float32),
@@ -180,3 +186,4 @@ class SEN12MSCRDataset(BaseDataset):
             [float(v) for v in batch["transform"][i]],
             band_names=self.band_names,
         )
+        return path

@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 
 from util.errors import UserError
+from util.util import unit_to_u8
 
 from .base_dataset import BaseDataset, apply_params, draw_params, pil_to_tensor
 from .image_folder import load_image
@@ -157,7 +158,7 @@ class SimcloudDataset(BaseDataset):
             base = apply_params(load_image(paths["B"], opt.input_nc), opt, params)
         unit = np.asarray(base, dtype=np.float32) / np.float32(255.0)
         cloudy, mask = add_clouds(unit, cloud_rng(opt, index), **self.cloud_kwargs)
-        cloudy_u8 = np.clip(np.rint(cloudy * 255.0), 0, 255).astype(np.uint8)
+        cloudy_u8 = unit_to_u8(cloudy)
         return {
             "A": pil_to_tensor(Image.fromarray(cloudy_u8)),
             "B": pil_to_tensor(clear),

@@ -74,7 +74,11 @@ class TripletDataset(BaseDataset):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
-        self.triplets = paired_files(opt)
+        # Inference on real cloudy scenes has no cloud-free image: testing without <phase>B is allowed.
+        no_truth = not opt.is_train and not (Path(opt.dataroot) / f"{opt.phase}B").is_dir()
+        self.roles = ("A", "C") if no_truth else ROLES
+        self.has_reference = not no_truth
+        self.triplets = paired_files(opt, self.roles)
         self.channels = {"A": opt.input_nc, "B": opt.output_nc, "C": opt.sar_nc}
 
     def __len__(self) -> int:
@@ -82,7 +86,7 @@ class TripletDataset(BaseDataset):
 
     def __getitem__(self, index: int) -> dict:
         paths = self.triplets[index]
-        images = {role: load_image(paths[role], self.channels[role]) for role in ROLES}
+        images = {role: load_image(paths[role], self.channels[role]) for role in self.roles}
         sizes = {role: img.size for role, img in images.items()}
         if len(set(sizes.values())) > 1:
             detail = ", ".join(
@@ -97,6 +101,6 @@ class TripletDataset(BaseDataset):
             )
         params = draw_params(self.opt, (w, h))
         item = {role: pil_to_tensor(apply_params(img, self.opt, params)) for role, img in images.items()}
-        item.update({f"{role}_paths": str(paths[role]) for role in ROLES})
+        item.update({f"{role}_paths": str(paths[role]) for role in self.roles})
         item["stem"] = paths["A"].stem
         return item

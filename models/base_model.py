@@ -4,6 +4,12 @@ A model keeps its networks in ``self.nets`` (name -> module; files ``<label>_net
 its optimisers in ``self.optimizers`` (same names), the last losses in ``self.losses`` and the
 last images in ``self.visuals``. ``loss_names`` and ``visual_names`` declare what is reported;
 they are checked against what the model actually computes the first time they are read.
+
+Every model declares its :class:`Roles` (which inputs it reads, which visual is its output, which
+are SAR images or attention maps, and the page order) and implements one pure inference method,
+:meth:`BaseModel.infer` ``(cloudy, sar) -> {output and named extras}``. Training, ``test.py``
+and whole-scene inference all go through it; pages, metrics and previews read the roles instead
+of naming one model's visuals.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,9 +28,54 @@ from util.errors import UserError
 
 from .networks import get_scheduler, lr_factor
 
+# Visual names of the inputs, fixed by the batch convention: 'A' cloudy, 'B' cloud-free, 'C' SAR.
+INPUT_VISUALS = {"A": "real_A", "B": "real_B", "C": "real_C"}
+BAND_OPTIONS = {"A": "--input_nc", "B": "--output_nc", "C": "--sar_nc"}
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What a model reads and what its visuals are; declared once per model class.
+
+    - ``uses_sar``: :meth:`BaseModel.infer` needs the SAR image (else it is passed None).
+    - ``output``: the visual that is the cloud-free estimate (measured against ``real_B``).
+    - ``sar``: visuals holding SAR bands (previewed as SAR, never measured).
+    - ``attention``: visuals that are maps in [0, 1] (shown as heat maps; the first also as
+      ``att_overlay`` over the cloudy input).
+    - ``page_order``: visuals in the order pages show them (visuals not listed follow, sorted).
+    """
+
+    uses_sar: bool = True
+    output: str = "fake_B"
+    sar: tuple[str, ...] = ("real_C",)
+    attention: tuple[str, ...] = ()
+    page_order: tuple[str, ...] = ("real_C", "real_A", "fake_B", "real_B")
+    cloudy: str = "real_A"
+    reference: str = "real_B"
+
+    def kind(self, name: str) -> str:
+        """'attention', 'sar' or 'optical': how the visual ``name`` is rendered."""
+        if name in self.attention or name == "att_overlay":
+            return "attention"
+        return "sar" if name in self.sar else "optical"
+
+    def ordered(self, names) -> list[str]:
+        """``names`` in page order; names the declaration does not list follow, sorted."""
+        names = list(names)
+        listed = [n for n in self.page_order if n in names]
+        return listed + sorted(n for n in names if n not in listed)
+
 
 class BaseModel(ABC):
-    """Subclasses fill ``nets``, ``optimizers``, ``loss_names`` and ``visual_names`` in ``__init__``."""
+    """Subclasses fill ``nets``, ``optimizers``, ``loss_names`` and ``visual_names`` in ``__init__``,
+    set ``roles`` and implement :meth:`infer` (and :meth:`optimize_parameters` for training)."""
+
+    roles: Roles = Roles()
+    # Extra command-line flags for this model on top of the shared ones: ``tiny_flags`` make it small
+    # enough for a CPU smoke run (tests, ``compare --setting smoke``); ``light_flags`` give the
+    # lighter configuration of CPU demos (``compare --setting light``). Neither changes the code path.
+    tiny_flags: tuple[str, ...] = ()
+    light_flags: tuple[str, ...] = ()
 
     def __init__(self, opt: argparse.Namespace) -> None:
         self.opt = opt
@@ -38,6 +90,10 @@ class BaseModel(ABC):
         self.losses: dict[str, torch.Tensor] = {}
         self.visuals: dict[str, torch.Tensor] = {}
         self.image_paths: list[str] = []
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.real_A: torch.Tensor | None = None
+        self.real_B: torch.Tensor | None = None
+        self.real_C: torch.Tensor | None = None
         # Names of the non-finite losses of the last iteration, whose optimiser steps were then
         # skipped; empty when every optimiser stepped (see optimize_parameters).
         self.skipped_step: list[str] = []
@@ -52,13 +108,75 @@ class BaseModel(ABC):
     ) -> argparse.ArgumentParser:
         return parser
 
-    @abstractmethod
+    @classmethod
+    def size_multiple(cls, opt: argparse.Namespace) -> int:
+        """Image sides must be multiples of this (e.g. 2**depth for a U-Net); 1: any size."""
+        return 1
+
+    def band_counts(self) -> dict[str, int]:
+        """Bands of each batch entry: 'A' cloudy, 'B' cloud-free, 'C' SAR."""
+        return {"A": self.opt.input_nc, "B": self.opt.output_nc, "C": self.opt.sar_nc}
+
     def set_input(self, batch: dict) -> None:
-        """Unpack a batch from the data loader and move it to ``self.device``."""
+        """Unpack a batch: 'A' (B, input_nc, H, W), 'C' (B, sar_nc, H, W) and, where there is a ground
+        truth, 'B' (B, output_nc, H, W), all in [-1, 1]; check band counts and sizes; move to the device.
+
+        'B' is required for training only: inference on real cloudy scenes has no cloud-free image.
+        """
+        needed = ["A", "B"] if self.is_train else ["A"]
+        if self.roles.uses_sar:
+            needed.append("C")
+        lacking = [k for k in needed if batch.get(k) is None]
+        if lacking:
+            names = {"A": "cloudy", "B": "cloud-free", "C": "SAR"}
+            raise UserError(
+                f"model {self.opt.model} needs the {', '.join(names[k] for k in lacking)} image(s), "
+                "which the data does not give"
+            )
+        side = self.size_multiple(self.opt)
+        expected = self.band_counts()
+        for key in ("A", "B", "C"):
+            t = batch.get(key)
+            if t is None:
+                setattr(self, INPUT_VISUALS[key], None)
+                continue
+            if t.shape[1] != expected[key]:
+                raise UserError(
+                    f"{BAND_OPTIONS[key]} is {expected[key]} but the data gives {t.shape[1]} band(s) for {key}"
+                )
+            h, w = t.shape[-2:]
+            if h % side or w % side:
+                raise UserError(
+                    f"images of {w}x{h} do not fit model {self.opt.model} (--netG {self.opt.netG}): sides must "
+                    f"be multiples of {side}; change --crop_size/--preprocess or the network depth"
+                )
+            setattr(self, INPUT_VISUALS[key], t.to(self.device, non_blocking=True))
+        self.image_paths = list(batch.get("A_paths", []))
 
     @abstractmethod
+    def infer(self, cloudy: torch.Tensor, sar: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The model's mapping, and nothing else: no state is kept.
+
+        ``cloudy`` (B, input_nc, H, W) and ``sar`` (B, sar_nc, H, W) in [-1, 1] (``sar`` is None when
+        ``roles.uses_sar`` is False) -> a dict holding ``roles.output`` (B, output_nc, H, W) in [-1, 1]
+        and any named extras (e.g. attention maps in [0, 1]). Gradients flow when the caller allows them.
+        """
+
     def forward(self) -> dict[str, torch.Tensor]:
-        """Run the networks on the current input; return (and keep in ``self.visuals``) the outputs."""
+        """Run :meth:`infer` on the current input; keep its result in ``self.outputs`` and return (and
+        keep in ``self.visuals``) the inputs and outputs by visual name."""
+        self.outputs = self.infer(self.real_A, self.real_C if self.roles.uses_sar else None)
+        inputs = {"real_A": self.real_A, "real_B": self.real_B, "real_C": self.real_C}
+        self.visuals = {
+            **{k: v for k, v in inputs.items() if v is not None},
+            **self.outputs,
+        }
+        return self.visuals
+
+    def predict(self, cloudy: torch.Tensor, sar: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """:meth:`infer` for inference: no gradients, nothing kept on the model."""
+        with torch.inference_mode():
+            return self.infer(cloudy, sar if self.roles.uses_sar else None)
 
     @abstractmethod
     def optimize_parameters(self) -> dict[str, torch.Tensor]:
@@ -141,15 +259,13 @@ class BaseModel(ABC):
         return {name: float(self.losses[name].detach()) for name in self.loss_names}
 
     def get_current_visuals(self) -> dict[str, torch.Tensor]:
-        missing = [n for n in self.visual_names if n not in self.visuals]
+        """The declared visuals in ``visual_names`` order (inputs the data did not give are left out)."""
+        missing = [n for n in self.visual_names if n not in self.visuals and n not in INPUT_VISUALS.values()]
         if missing:
             raise KeyError(
                 f"{type(self).__name__}: visual name(s) {missing} are not produced; it produces {list(self.visuals)}"
             )
-        return {name: self.visuals[name] for name in self.visual_names}
-
-    def get_image_paths(self) -> list[str]:
-        return self.image_paths
+        return {name: self.visuals[name] for name in self.visual_names if name in self.visuals}
 
     def current_lrs(self) -> dict[str, float]:
         return {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}

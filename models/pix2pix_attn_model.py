@@ -20,7 +20,7 @@ from util.errors import UserError
 from util.image_pool import ImagePool
 
 from . import networks
-from .base_model import BaseModel
+from .base_model import BaseModel, Roles
 
 
 class _LambdaA(argparse.Action):
@@ -33,6 +33,14 @@ class _LambdaA(argparse.Action):
 
 
 class Pix2PixAttnModel(BaseModel):
+    roles = Roles(
+        uses_sar=True,
+        output="fake_B",
+        sar=("real_C",),
+        attention=("att_A",),
+        page_order=("real_C", "real_A", "att_A", "att_overlay", "fake_C", "g_B", "fake_B", "real_B"),
+    )
+
     @staticmethod
     def modify_commandline_options(
         parser: argparse.ArgumentParser, is_train: bool
@@ -69,7 +77,6 @@ class Pix2PixAttnModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
-        self.unet_side = networks.unet_min_size(opt.netG)
         unet = dict(
             ngf=opt.ngf,
             netG=opt.netG,
@@ -111,43 +118,25 @@ class Pix2PixAttnModel(BaseModel):
         for name, net in self.nets.items():
             self.nets[name] = net.to(self.device)
 
-    # ------------------------------------------------------------------ data
-    def set_input(self, batch: dict) -> None:
-        """Batch from the data loader: 'A' (B, input_nc, H, W), 'B' (B, output_nc, H, W), 'C' (B, sar_nc, H, W)."""
-        expected = {"A": self.opt.input_nc, "B": self.opt.output_nc, "C": self.opt.sar_nc}
-        option = {"A": "--input_nc", "B": "--output_nc", "C": "--sar_nc"}
-        for key, bands in expected.items():
-            t = batch[key]
-            if t.shape[1] != bands:
-                raise UserError(f"{option[key]} is {bands} but the data gives {t.shape[1]} band(s) for {key}")
-            h, w = t.shape[-2:]
-            if h % self.unet_side or w % self.unet_side:
-                raise UserError(
-                    f"images of {w}x{h} do not fit --netG {self.opt.netG} (sides must be multiples of "
-                    f"{self.unet_side}); change --crop_size/--preprocess or the U-Net depth"
-                )
-        self.real_A = batch["A"].to(self.device, non_blocking=True)
-        self.real_B = batch["B"].to(self.device, non_blocking=True)
-        self.real_C = batch["C"].to(self.device, non_blocking=True)
-        self.image_paths = list(batch.get("A_paths", []))
+    # ------------------------------------------------------------------ inference
+    @classmethod
+    def size_multiple(cls, opt: argparse.Namespace) -> int:
+        return networks.unet_min_size(opt.netG)
 
-    def forward(self) -> dict[str, torch.Tensor]:
+    def infer(self, cloudy: torch.Tensor, sar: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """att_A (B,1,H,W) in [0,1]; fake_C, g_B, fake_B (B,output_nc,H,W) in [-1,1]."""
         with self.autocast():
-            self.att_A = self.nets["A"](self.real_A)
-            self.fake_C = self.nets["G2"](self.real_C)
-            self.g_B = self.nets["G"](torch.cat([self.real_A, self.fake_C], 1))
-            self.fake_B = self.g_B * self.att_A + self.real_A * (1 - self.att_A)
-        self.visuals = {
-            "real_A": self.real_A,
-            "fake_B": self.fake_B,
-            "real_B": self.real_B,
-            "real_C": self.real_C,
-            "fake_C": self.fake_C,
-            "g_B": self.g_B,
-            "att_A": self.att_A,
-        }
-        return self.visuals
+            att_A = self.nets["A"](cloudy)
+            fake_C = self.nets["G2"](sar)
+            g_B = self.nets["G"](torch.cat([cloudy, fake_C], 1))
+            fake_B = g_B * att_A + cloudy * (1 - att_A)
+        return {"fake_B": fake_B, "fake_C": fake_C, "g_B": g_B, "att_A": att_A}
+
+    # The outputs of the last forward pass, by their official names.
+    fake_B = property(lambda self: self.outputs["fake_B"])
+    fake_C = property(lambda self: self.outputs["fake_C"])
+    g_B = property(lambda self: self.outputs["g_B"])
+    att_A = property(lambda self: self.outputs["att_A"])
 
     # ------------------------------------------------------------------ losses
     def generator_losses(self) -> dict[str, torch.Tensor]:

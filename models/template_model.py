@@ -7,9 +7,13 @@ The contract (see :class:`models.base_model.BaseModel`):
 - ``modify_commandline_options(parser, is_train)``: add options, change defaults.
 - ``__init__``: fill ``self.nets`` (files ``<label>_net_<key>.pth``), ``self.optimizers`` (same keys),
   ``self.loss_names`` and ``self.visual_names``; move the networks to ``self.device``.
-- ``set_input(batch)``: tensors 'A' (cloudy), 'B' (cloud-free), 'C' (SAR), each (B, C, H, W) in [-1, 1].
-- ``forward()``: compute and return the visuals dict (also kept in ``self.visuals``).
-- ``optimize_parameters()``: one step; return the losses dict (also kept in ``self.losses``).
+- ``roles``: which inputs :meth:`infer` needs (``uses_sar``), its output, which visuals are SAR
+  or attention maps, and the page order (see :class:`models.base_model.Roles`).
+- ``infer(cloudy, sar)``: the mapping alone, (B, C, H, W) tensors in [-1, 1] -> ``{"fake_B": ...,
+  extras}``; training (``forward``), ``test.py`` and whole-scene inference all call it.
+- ``optimize_parameters()``: one step; return the losses dict (also kept in ``self.losses``);
+  ``self.outputs`` holds what ``infer`` returned, ``self.real_A/real_B/real_C`` the batch.
+- optional: ``size_multiple(opt)`` (image sides must be multiples of it), ``extra_state()``.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from . import networks
-from .base_model import BaseModel
+from .base_model import BaseModel, Roles
 
 
 class TemplateModel(BaseModel):
+    # Cloudy image only: no SAR input, no attention map.
+    roles = Roles(uses_sar=False, output="fake_B", page_order=("real_C", "real_A", "fake_B", "real_B"))
+
     @staticmethod
     def modify_commandline_options(
         parser: argparse.ArgumentParser, is_train: bool
@@ -53,21 +60,19 @@ class TemplateModel(BaseModel):
                 "G": torch.optim.Adam(self.nets["G"].parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
             }
 
-    def set_input(self, batch: dict) -> None:
-        self.real_A = batch["A"].to(self.device)
-        self.real_B = batch["B"].to(self.device)
-        self.image_paths = list(batch.get("A_paths", []))
+    @classmethod
+    def size_multiple(cls, opt: argparse.Namespace) -> int:
+        return networks.unet_min_size(opt.netG)
 
-    def forward(self) -> dict[str, torch.Tensor]:
+    def infer(self, cloudy: torch.Tensor, sar: torch.Tensor | None) -> dict[str, torch.Tensor]:
         with self.autocast():
-            self.fake_B = self.nets["G"](self.real_A)
-        self.visuals = {"real_A": self.real_A, "fake_B": self.fake_B, "real_B": self.real_B}
-        return self.visuals
+            return {"fake_B": self.nets["G"](cloudy)}
 
     def optimize_parameters(self) -> dict[str, torch.Tensor]:
         self.forward()
         self.optimizers["G"].zero_grad(set_to_none=True)
-        self.losses = {"G_L1": self.opt.lambda_regression * F.l1_loss(self.fake_B.float(), self.real_B)}
+        fake_B = self.outputs["fake_B"]
+        self.losses = {"G_L1": self.opt.lambda_regression * F.l1_loss(fake_B.float(), self.real_B)}
         self.losses["G_L1"].backward()
         self.optimizers["G"].step()
         return self.losses

@@ -19,7 +19,7 @@ import torch
 
 import data
 import models
-from models.networks import INIT_CHOICES, NETD_CHOICES, NETG_CHOICES, NORM_CHOICES, unet_min_size
+from models.networks import INIT_CHOICES, NETD_CHOICES, NETG_CHOICES, NORM_CHOICES
 from util.device import resolve_device
 from util.errors import UserError
 
@@ -209,15 +209,13 @@ class BaseOptions:
         """Derived values (subclasses and models may extend)."""
         opt.dataset_mode = data.canonical_name(opt.dataset_mode)
         # A dataset may derive options from its own (e.g. sen12mscr: --input_nc from --s2_bands).
-        hook = getattr(data.find_dataset_using_name(opt.dataset_mode), "finalize_options", None)
-        if hook is not None:
-            hook(opt)
+        data.find_dataset_using_name(opt.dataset_mode).finalize_options(opt)
 
     def validate(self, opt: argparse.Namespace) -> None:
         """Reject missing or contradictory options with one clear message each."""
         if not opt.dataroot:
             raise UserError("--dataroot is required: the folder holding the image folders (e.g. data/train)")
-        side = unet_min_size(opt.netG)
+        side = models.find_model_using_name(opt.model).size_multiple(opt)
         crops = opt.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
         if opt.preprocess in ("resize_and_crop", "scale_width_and_crop") and opt.crop_size > opt.load_size:
             raise UserError(

@@ -47,8 +47,13 @@ def to_unit(t: torch.Tensor) -> np.ndarray:
 
 
 def unit_to_u8(arr: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> uint8, rounding to nearest."""
-    return np.clip(np.rint(np.asarray(arr, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    """[0, 1] floats -> uint8, rounding to nearest and clipping; NaN -> 0. The one float-to-8-bit
+    conversion of the project. float32 input is scaled in float32 (as it was made), other input in
+    float64, so results do not depend on who converts."""
+    a = np.asarray(arr)
+    if a.dtype != np.float32:
+        a = a.astype(np.float64)
+    return np.clip(np.rint(np.nan_to_num(a) * 255.0), 0, 255).astype(np.uint8)
 
 
 def tensor2im(t: torch.Tensor, rgb_bands: tuple[int, int, int] | None = None) -> np.ndarray:
@@ -119,34 +124,32 @@ def save_image(image: np.ndarray, path: str | os.PathLike, aspect_ratio: float =
     os.replace(tmp, path)
 
 
-def mkdirs(*paths: str | os.PathLike) -> None:
-    for p in paths:
-        Path(p).mkdir(parents=True, exist_ok=True)
-
-
-def visuals_to_images(
-    visuals: dict[str, torch.Tensor], rgb_bands=None, previewer=None
-) -> dict[str, np.ndarray]:
+def visuals_to_images(visuals: dict[str, torch.Tensor], roles=None, previewer=None) -> dict[str, np.ndarray]:
     """Model visuals (tensors) -> uint8 RGB images of the first sample of the batch.
 
-    Attention maps (names starting with ``att``) become heat maps, and an ``att_overlay``
-    (heat map over the cloudy input ``real_A``) is added when both are present.
-    ``previewer(name, tensor)`` (e.g. the ``preview`` method of a GeoTIFF dataset) renders a visual
-    as an (H, W, 3) uint8 image, such as a natural-colour composite, or returns None for the default.
+    ``roles`` (a model's :class:`models.base_model.Roles`) says which visuals are attention maps
+    (rendered as heat maps; the first also as ``att_overlay`` over the cloudy input) and which are
+    SAR; without it, names starting with ``att`` are attention maps and ``real_C`` is SAR.
+    ``previewer(name, tensor, kind)`` (a dataset's ``preview``) renders a visual of kind 'optical'
+    or 'sar' as an (H, W, 3) uint8 image, e.g. a natural-colour composite, or returns None for the
+    default rendering.
     """
+    if roles is None:
+        attention = tuple(n for n in visuals if n.startswith("att"))
+        sar: tuple[str, ...] = ("real_C",)
+        cloudy = "real_A"
+    else:
+        attention, sar, cloudy = roles.attention, roles.sar, roles.cloudy
     images = {}
     for name, tensor in visuals.items():
-        if name.startswith("att"):
+        if name in attention:
             images[name] = attention_heatmap(tensor)
             continue
-        image = previewer(name, tensor) if previewer is not None else None
-        if image is None:
-            image = tensor2im(tensor) if name == "real_C" else tensor2im(tensor, rgb_bands)
-        images[name] = image
-    if "att_A" in visuals and "real_A" in visuals:
-        images["att_overlay"] = attention_overlay(
-            visuals["att_A"], visuals["real_A"], rgb_bands, base=images["real_A"]
-        )
+        kind = "sar" if name in sar else "optical"
+        image = previewer(name, tensor, kind) if previewer is not None else None
+        images[name] = tensor2im(tensor) if image is None else image
+    if attention and attention[0] in visuals and cloudy in visuals:
+        images["att_overlay"] = attention_overlay(visuals[attention[0]], visuals[cloudy], base=images[cloudy])
     return images
 
 
