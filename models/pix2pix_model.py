@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from util.errors import UserError
-from util.image_pool import ImagePool
 
 from . import networks
 from .base_model import BaseModel, Roles
+from .image_pool import ImagePool
 
 
 def add_pix2pix_defaults(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:

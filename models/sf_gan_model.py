@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 
 from util.errors import UserError
-from util.image_pool import ImagePool
 
 from . import networks
 from .base_model import Roles
+from .image_pool import ImagePool
 from .pix2pix_model import Pix2PixModel, add_pix2pix_defaults, check_weights
 
 
