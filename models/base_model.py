@@ -214,6 +214,7 @@ class BaseModel(ABC):
                     n_epochs=opt.n_epochs,
                     n_epochs_decay=opt.n_epochs_decay,
                     lr_decay_iters=opt.lr_decay_iters,
+                    lr_decay_gamma=opt.lr_decay_gamma,
                 )
                 for optimizer in self.optimizers.values()
             ]
@@ -364,6 +365,7 @@ class BaseModel(ABC):
             n_epochs=opt.n_epochs,
             n_epochs_decay=opt.n_epochs_decay,
             lr_decay_iters=opt.lr_decay_iters,
+            lr_decay_gamma=opt.lr_decay_gamma,
         )
         for scheduler, optimizer in zip(self.schedulers, self.optimizers.values(), strict=True):
             if factor is None:
