@@ -82,6 +82,12 @@ class GLFCRModel(BaseModel):
         g = parser.add_argument_group("glf_cr network (defaults: the official settings)")
         for name, (_key, kind, default, text) in ARCH_OPTIONS.items():
             g.add_argument(f"--{name}", type=kind, default=default, help=text)
+        g.add_argument(
+            "--glf_checkpoint",
+            action="store_true",
+            help="recompute each block's activations in the backward pass: same results, far less "
+            "training memory (for 256-px crops), about a third more time",
+        )
         if is_train:
             # The official training (codes/train_CR_net.py): Adam(1e-4), StepLR(5, 0.5), 30 epochs, crop 128.
             parser.set_defaults(
@@ -106,7 +112,9 @@ class GLFCRModel(BaseModel):
                 f"--input_nc {opt.input_nc} and --output_nc {opt.output_nc} differ, but GLF-CR adds its "
                 "prediction to the cloudy input band by band; give both the same band count"
             )
-        net = GLFCRNet(in_nc=opt.input_nc, sar_nc=opt.sar_nc, **network_kwargs(opt))
+        net = GLFCRNet(
+            in_nc=opt.input_nc, sar_nc=opt.sar_nc, checkpoint=opt.glf_checkpoint, **network_kwargs(opt)
+        )
         self.nets = {"G": net.to(self.device)}
         self.visual_names = ["real_A", "fake_B", "real_B", "real_C"]
         if self.is_train:

@@ -97,6 +97,25 @@ def test_window_attention_on_256_pixels():
         assert net(torch.rand(1, 3, 256, 256), torch.rand(1, 2, 256, 256)).shape == (1, 3, 256, 256)
 
 
+def test_activation_checkpointing_gives_the_same_gradients():
+    kw = dict(in_nc=3, sar_nc=2, feats=4, growth=4, blocks=2, layers=2, heads=2, window=4, up_feats=2)
+    torch.manual_seed(0)
+    plain = GLFCRNet(**kw, drop_path=0.5)
+    saving = GLFCRNet(**kw, drop_path=0.5, checkpoint=True)
+    saving.load_state_dict(plain.state_dict())
+    cloudy, sar = torch.rand(2, 3, 16, 16), torch.rand(2, 2, 16, 16)
+    grads, calls = [], []
+    for net in (plain, saving):
+        calls.append(0)
+        net.RDBs[0].register_forward_hook(lambda *_: calls.__setitem__(-1, calls[-1] + 1))
+        torch.manual_seed(1)  # the same stochastic-depth draws, also when a block is recomputed
+        net(cloudy, sar).square().mean().backward()
+        grads.append({k: p.grad for k, p in net.named_parameters() if p.grad is not None})
+    assert calls == [1, 2]  # checkpointing recomputes the block in the backward pass
+    assert grads[0].keys() == grads[1].keys()
+    assert all(torch.allclose(grads[0][k], grads[1][k], atol=1e-7) for k in grads[0])
+
+
 @pytest.mark.parametrize("bands,sar", list(PAPER_PARAMS))
 def test_parameter_count_at_the_paper_settings(bands, sar, capsys):
     count = sum(p.numel() for p in GLFCRNet(in_nc=bands, sar_nc=sar).parameters())

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .glf_cr_blocks import KernelConv2D, KernelPredictor, ResidualDenseBlock
 
@@ -34,6 +35,9 @@ class GLFCRNet(nn.Module):
 
     H and W must be multiples of ``2 * window``. No output activation: the network adds a predicted
     residual to the cloudy input, in the data's own range (the official code: reflectance in [0, 1]).
+    ``checkpoint=True`` recomputes each block's activations during the backward pass instead of
+    keeping them (same results, a fraction of the training memory: the window attention keeps
+    several (windows, heads, N, N) maps per layer, ~13 GB for one 256 x 256 sample otherwise).
     """
 
     def __init__(
@@ -51,9 +55,11 @@ class GLFCRNet(nn.Module):
         kernel_size: int = 5,
         drop_path: float = 0.2,
         up_feats: int = 64,
+        checkpoint: bool = False,
     ) -> None:
         super().__init__()
         self.window = window
+        self.checkpoint = checkpoint
         self.SFENet1 = nn.Conv2d(in_nc * 4, feats, 5, padding=2)
         self.SFENet2 = nn.Conv2d(feats, feats, 3, padding=1)
         self.SFENet1_SAR = nn.Conv2d(sar_nc * 4, feats, 5, padding=2)
@@ -92,14 +98,20 @@ class GLFCRNet(nn.Module):
         new_sar = sar_f + (new_opt - sar_m) * torch.sigmoid(self.opt_distribute_1x1conv[i](new_opt - sar_m))
         return new_opt, new_sar
 
+    def stage(self, i: int, x: torch.Tensor, x_sar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Residual dense block ``i`` (global fusion inside), then its local fusion."""
+        return self.local_fusion(i, *self.RDBs[i](x, x_sar))
+
     def forward(self, cloudy: torch.Tensor, sar: torch.Tensor) -> torch.Tensor:
         f_1 = self.SFENet1(F.pixel_unshuffle(cloudy, 2))
         x = self.SFENet2(f_1)
         x_sar = self.SFENet2_SAR(self.SFENet1_SAR(F.pixel_unshuffle(sar, 2)))
         outs = []
-        for i, block in enumerate(self.RDBs):
-            x, x_sar = block(x, x_sar)
-            x, x_sar = self.local_fusion(i, x, x_sar)
+        for i in range(len(self.RDBs)):
+            if self.checkpoint and torch.is_grad_enabled():
+                x, x_sar = checkpoint(self.stage, i, x, x_sar, use_reentrant=False)
+            else:
+                x, x_sar = self.stage(i, x, x_sar)
             outs.append(x)
         x = self.GFF(torch.cat(outs, 1)) + f_1
         return self.UPNet(x) + cloudy
