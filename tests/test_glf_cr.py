@@ -156,7 +156,6 @@ def test_official_training_defaults(tmp_path):
     assert (opt.glf_window, opt.glf_kernel, opt.glf_up_feats, opt.glf_drop_path) == (8, 5, 64, 0.2)
 
 
-@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)`")
 def test_schedule_halves_every_five_epochs(tmp_path):
     model = build(tmp_path, "--lr_decay_iters", "5")
     lrs = []
