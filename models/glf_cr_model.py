@@ -85,8 +85,8 @@ class GLFCRModel(BaseModel):
         g.add_argument(
             "--glf_checkpoint",
             action="store_true",
-            help="recompute each block's activations in the backward pass: same results, far less "
-            "training memory (for 256-px crops), about a third more time",
+            help="recompute each block's activations in the backward pass (one more forward pass of "
+            "each block): same results, far less training memory, e.g. for 256-px crops",
         )
         if is_train:
             # The official training (codes/train_CR_net.py): Adam(1e-4), StepLR(5, 0.5), 30 epochs, crop 128.
