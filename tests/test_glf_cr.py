@@ -7,12 +7,14 @@ import torch
 
 import test as test_script
 import train
+from comparison.report import read_table
 from data import create_dataloader
 from models import create_model
 from models.glf_cr_model import GLFCRModel
 from models.networks.glf_cr import GLFCRNet
 from models.networks.glf_cr_blocks import DenseSwinLayer, kernel_conv2d, shifted_window_mask
 from options.train_options import TrainOptions
+from scripts import compare
 from tests.helpers import expect_error, make_triplets, read_rgb, test_argv, train_argv
 
 TINY_GLF = ["--model", "glf_cr", *GLFCRModel.tiny_flags]
@@ -281,3 +283,14 @@ def test_bad_options_give_one_line_errors(tmp_path, capfd, extra, fragments):
         train_argv(tmp_path / "data", tmp_path / "ckpt", "bad", *TINY_GLF, *extra),
         *fragments,
     )
+
+
+def test_comparison_smoke_setting_runs_glf_cr(tmp_path, capsys):
+    make_triplets(tmp_path / "data" / "train", "train", n=2, size=32)
+    make_triplets(tmp_path / "data" / "test", "test", n=2, size=32, seed=1)
+    argv = ["--dataroot", str(tmp_path / "data"), "--setting", "smoke", "--models", "glf_cr", "--rows", "1"]
+    argv += ["--checkpoints_dir", str(tmp_path / "ck"), "--results_dir", str(tmp_path / "res")]
+    assert compare.main(argv) == 0
+    rows = read_table(tmp_path / "res" / "compare" / "smoke")
+    assert [r["model"] for r in rows] == ["GLF-CR", "cloudy input (no model)"]
+    assert float(rows[0]["parameters, inference (M)"]) > 0 and float(rows[0]["field PSNR (dB)"]) > 0
