@@ -126,6 +126,10 @@ class GLFCRModel(BaseModel):
         # Pixel-unshuffle x2, then whole attention windows.
         return 2 * max(1, opt.glf_window)
 
+    @classmethod
+    def size_rule(cls, opt: argparse.Namespace) -> tuple[str, str]:
+        return f"--glf_window {opt.glf_window} (x2 for the unshuffle)", "a smaller --glf_window"
+
     def infer(self, cloudy: torch.Tensor, sar: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """cloudy (B, C, H, W), sar (B, sar_nc, H, W) in [-1, 1] -> fake_B (B, C, H, W), about [-1, 1]."""
         with self.autocast():

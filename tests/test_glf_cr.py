@@ -16,6 +16,7 @@ from models.networks.glf_cr_blocks import DenseSwinLayer, kernel_conv2d, shifted
 from options.train_options import TrainOptions
 from scripts import compare
 from tests.helpers import expect_error, make_triplets, read_rgb, test_argv, train_argv
+from util.errors import UserError
 
 TINY_GLF = ["--model", "glf_cr", *GLFCRModel.tiny_flags]
 # Parameter counts at the official settings (F 96, growth 48, 6 blocks x 5 layers, 8 heads, window 8,
@@ -271,7 +272,10 @@ def test_train_then_test_on_png_triplets(tmp_path):
         (["--glf_drop_path", "1"], ("--glf_drop_path must be in [0, 1)",)),
         (["--glf_mlp_ratio", "0"], ("--glf_mlp_ratio must be positive",)),
         (["--output_nc", "4"], ("--input_nc 3 and --output_nc 4 differ",)),
-        (["--crop_size", "20", "--preprocess", "crop"], ("divisible by 8",)),
+        (
+            ["--crop_size", "20", "--preprocess", "crop"],
+            ("--glf_window 4 (x2", "divisible by 8", "--glf_window"),
+        ),
         (["--lr_decay_gamma", "0"], ("--lr_decay_gamma must be in (0, 1]",)),
     ],
 )
@@ -294,3 +298,9 @@ def test_comparison_smoke_setting_runs_glf_cr(tmp_path, capsys):
     rows = read_table(tmp_path / "res" / "compare" / "smoke")
     assert [r["model"] for r in rows] == ["GLF-CR", "cloudy input (no model)"]
     assert float(rows[0]["parameters, inference (M)"]) > 0 and float(rows[0]["field PSNR (dB)"]) > 0
+
+
+def test_images_off_the_window_grid_are_refused(tmp_path):
+    model = build(tmp_path)
+    with pytest.raises(UserError, match=r"sides must be multiples of 8; .*a smaller --glf_window"):
+        model.set_input(batch(size=20))
