@@ -10,12 +10,12 @@ batch here is in [-1, 1], so :meth:`infer` maps it to [0, 1], runs the network, 
 the L1 loss is measured on the [0, 1] scale: the official network, loss values and weights.
 
 Official training (``codes/train_CR_net.py``): Adam, lr 1e-4, betas (0.9, 0.999), lr x 0.5 every
-5 epochs, 30 epochs, batch size 1, random 128 x 128 crops of the 256 x 256 patches. The official
-loop skips the scheduler after its first epoch, so its halvings come one epoch later than ours
-(after epochs 6, 11, ... instead of 5, 10, ...). Its SAR scaling clips VH to [-32.5, 0] dB
-(``--sar_scaling dsen2cr`` of ``--dataset_mode sen12mscr``). fake_B has no output activation (the
-network adds a residual to the cloudy input), so it can leave [-1, 1] slightly; writers and metrics
-clip to the data range, as the official evaluation did not.
+5 epochs, 30 epochs, batch size 1, random 128 x 128 crops of the 256 x 256 patches, no flips (add
+``--no_flip``). The official loop skips the scheduler after its first epoch, so its halvings come
+one epoch later than ours (after epochs 6, 11, ... instead of 5, 10, ...). Its SAR scaling clips VH
+to [-32.5, 0] dB (``--sar_scaling dsen2cr`` of ``--dataset_mode sen12mscr``). fake_B has no output
+activation (the network adds a residual to the cloudy input), so it can leave [-1, 1] slightly;
+test.py's metrics and the image writers clip it to the data range (the official evaluation did not).
 """
 
 from __future__ import annotations
