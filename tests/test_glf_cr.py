@@ -16,7 +16,9 @@ from models.networks.glf_cr_blocks import DenseSwinLayer, kernel_conv2d, shifted
 from options.train_options import TrainOptions
 from scripts import compare
 from tests.helpers import expect_error, make_triplets, read_rgb, test_argv, train_argv
+from tests.sen12mscr_fixtures import make_tree
 from util.errors import UserError
+from util.geotiff import read_geotiff
 
 TINY_GLF = ["--model", "glf_cr", *GLFCRModel.tiny_flags]
 # Parameter counts at the official settings (F 96, growth 48, 6 blocks x 5 layers, 8 heads, window 8,
@@ -304,3 +306,18 @@ def test_images_off_the_window_grid_are_refused(tmp_path):
     model = build(tmp_path)
     with pytest.raises(UserError, match=r"sides must be multiples of 8; .*a smaller --glf_window"):
         model.set_input(batch(size=20))
+
+
+def test_train_then_test_on_sen12mscr_13_bands(tmp_path):
+    """The paper's setting: 13 S2 bands, 2 S1 bands, the official SAR scaling; GeoTIFF outputs."""
+    tree = make_tree(tmp_path / "sen12mscr")
+    common = ["--dataroot", str(tree), "--dataset_mode", "sen12mscr", "--name", "ms"]
+    common += ["--checkpoints_dir", str(tmp_path / "ck"), "--sar_scaling", "dsen2cr", "--crop_size", "32"]
+    common += ["--num_threads", "0", "--display_id", "0", "--gpu_ids", "-1", *TINY_GLF]
+    assert train.main([*common, "--n_epochs", "1", "--no_flip"]) == 0
+    assert test_script.main([*common, "--results_dir", str(tmp_path / "res")]) == 0
+    out = tmp_path / "res" / "ms" / "test_latest" / "images"
+    outputs = sorted(out.glob("*_fake_B.tif"))
+    assert outputs
+    geo, _ = read_geotiff(outputs[0])
+    assert geo.shape == (13, 32, 32) and 0 <= geo.min() and geo.max() <= 1
