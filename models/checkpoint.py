@@ -82,7 +82,15 @@ ARCHITECTURE_OPTIONS = (
 )
 # Options of the learning-rate schedule: these may change on resume (e.g. more epochs); the
 # learning rate then follows the new schedule from the epoch reached.
-SCHEDULE_OPTIONS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters", "epoch_count")
+SCHEDULE_OPTIONS = (
+    "lr",
+    "lr_policy",
+    "n_epochs",
+    "n_epochs_decay",
+    "lr_decay_iters",
+    "lr_decay_gamma",
+    "epoch_count",
+)
 LATEST = "latest"
 _STATE_KEYS = ("progress", "rng", "nets", "optimizers", "schedulers")
 
