@@ -27,7 +27,7 @@ from dominate import tags as h
 from dominate.util import text as dom_text
 
 from display.html import HTML, relative_url
-from util.metrics_io import MetricsTable
+from metrics import MetricsTable
 
 Row = tuple[str, Sequence[tuple[str, str]]]  # (stem, [(visual name, file name in images/)])
 

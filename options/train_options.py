@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import models
 from models.checkpoint import Checkpoints
 from models.networks import GAN_MODES, LR_POLICIES
 from util.errors import UserError
@@ -104,7 +105,16 @@ class TrainOptions(BaseOptions):
             help="learning-rate policy ('lambda' is the old name of 'linear')",
         )
         g.add_argument(
-            "--lr_decay_iters", type=positive_int, default=50, help="'step' policy: x0.1 every N epochs"
+            "--lr_decay_iters",
+            type=positive_int,
+            default=50,
+            help="'step' policy: x --lr_decay_gamma every N epochs",
+        )
+        g.add_argument(
+            "--lr_decay_gamma",
+            type=float,
+            default=0.1,
+            help="'step' policy: the factor applied every --lr_decay_iters epochs",
         )
         g.add_argument(
             "--nonfinite",
@@ -121,6 +131,8 @@ class TrainOptions(BaseOptions):
             raise UserError("--n_epochs plus --n_epochs_decay must be at least 1")
         if opt.lr <= 0:
             raise UserError(f"--lr must be positive, got {opt.lr}")
+        if not 0 < opt.lr_decay_gamma <= 1:
+            raise UserError(f"--lr_decay_gamma must be in (0, 1], got {opt.lr_decay_gamma}")
         if not opt.display_retry_interval >= 0:
             raise UserError(
                 f"--display_retry_interval must be 0 or more seconds, got {opt.display_retry_interval}"
@@ -136,5 +148,6 @@ class TrainOptions(BaseOptions):
                 previous = json.loads(saved.read_text())
             except (OSError, ValueError):
                 previous = {}
-            Checkpoints.check_compatible(previous, opt, str(saved))
+            own = models.find_model_using_name(opt.model).architecture_options
+            Checkpoints.check_compatible(previous, opt, str(saved), own)
         super().save_options(opt, parser)

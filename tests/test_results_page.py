@@ -12,9 +12,9 @@ import pytest
 import test as test_script
 import train
 from display.results_page import PAGES, role_labels, write_results_page
+from metrics import MetricsTable
 from models.pix2pix_attn_model import Pix2PixAttnModel
 from tests.helpers import make_triplets, test_argv, train_argv
-from util.metrics_io import MetricsTable
 
 PSNR = {"s0": 21.5, "s1": 30.25, "s2": 12.0, "s3": 25.0}
 
