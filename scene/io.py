@@ -1,18 +1,9 @@
-"""Whole-scene GeoTIFF I/O for ``predict.py``: inputs, the window grid, blending, streaming output.
+"""Reading a scene: the two input rasters, their checks, and batches of windows read from them.
 
-The scene is covered by square windows of side ``window`` placed every ``stride = window -
-overlap`` pixels from the top-left corner; the last row/column of windows may run past the
-bottom/right border, and that part is filled by reflecting the scene (so every window the
-network sees is full-size, and all seams are alike). Each window's prediction is weighted by a
-separable profile that is 1 in the middle and rises as sin^2 over the overlap on every side that
-has a neighbour (sides on the scene border stay at 1); in the overlap the rising and the falling
-ramps sum to exactly 1, so the blend is a smooth cross-fade, and the accumulated weights are
-divided out in any case.
-
-Windows are processed in raster order, strip by strip, and read in batches (:class:`BatchReader`);
-``util/scene_predict.py`` blends them on the device and writes each strip's first ``stride`` rows as soon as
-no later window touches them, carrying only the last ``overlap`` rows to the next strip, so memory
-does not grow with the scene height.
+Windows of the grid (:mod:`scene.windows`) are read in batches (:class:`BatchReader`), as stored
+(digital numbers, dB): the scaling and the per-pixel nodata masks are applied on the device
+(:mod:`scene.scaling`). Boxes running past the bottom/right border are filled by mirroring the
+scene, as :mod:`scene.windows` describes.
 """
 
 from __future__ import annotations
@@ -22,14 +13,16 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import torch
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from data.sentinel import S2_BANDS, parse_bands
+from scene.windows import WindowGrid
 from util.errors import UserError
 
 S2_DTYPES = ("uint16", "int16", "uint32", "int32")  # digital numbers, reflectance x 10000
@@ -147,68 +140,6 @@ def _reflect(start: int, count: int, size: int) -> np.ndarray:
     return np.where(idx >= size, period - idx, idx)
 
 
-# ---------------------------------------------------------------------------- window grid
-@dataclass(frozen=True)
-class WindowGrid:
-    """Windows of side ``window`` every ``window - overlap`` pixels over a ``height x width`` scene."""
-
-    height: int
-    width: int
-    window: int
-    overlap: int
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.overlap < self.window:
-            raise UserError(
-                f"--overlap {self.overlap} must be at least 0 and less than --window {self.window}"
-            )
-
-    @property
-    def stride(self) -> int:
-        return self.window - self.overlap
-
-    def origins(self, length: int) -> list[int]:
-        count = 1 if length <= self.window else math.ceil((length - self.window) / self.stride) + 1
-        return [i * self.stride for i in range(count)]
-
-    @cached_property
-    def rows(self) -> list[int]:
-        """Top rows of the strips of windows."""
-        return self.origins(self.height)
-
-    @cached_property
-    def cols(self) -> list[int]:
-        """Left columns of the windows in a strip."""
-        return self.origins(self.width)
-
-    @property
-    def padded_width(self) -> int:
-        return self.cols[-1] + self.window
-
-    def __len__(self) -> int:
-        return len(self.rows) * len(self.cols)
-
-    def windows(self) -> list[tuple[int, int]]:
-        """(strip k, column j) of every window, in raster order."""
-        return [(k, j) for k in range(len(self.rows)) for j in range(len(self.cols))]
-
-    def final_rows(self, k: int) -> int:
-        """Rows of strip ``k`` (from its top) that no later strip touches."""
-        return self.stride if k < len(self.rows) - 1 else self.height - self.rows[k]
-
-    def ramp(self, index: int, count: int) -> np.ndarray:
-        """1-D blend weight (window,) of window ``index`` of ``count`` along one axis (all > 0)."""
-        weight = np.ones(self.window, np.float64)
-        r = self.overlap
-        if r:
-            up = np.sin(0.5 * np.pi * (np.arange(r) + 0.5) / r) ** 2  # up[i] + up[r-1-i] == 1
-            if index > 0:
-                weight[:r] *= up
-            if index < count - 1:
-                weight[-r:] *= up[::-1]
-        return weight.astype(np.float32)
-
-
 @dataclass
 class Box:
     """Raw inputs of consecutive windows of one strip, read as one box ``(bands, window, width)``."""
@@ -305,66 +236,132 @@ class BatchReader:
         return flat[: math.prod(shape)].reshape(shape), owner
 
 
-# ---------------------------------------------------------------------------- output
-def output_profile(
-    src: rasterio.io.DatasetReader, count: int, nodata: float, compress: str, stride: int
-) -> dict:
-    """Float32 GeoTIFF profile on the grid of ``src``.
+# ---------------------------------------------------------------------------- the scene
+@dataclass
+class Scene:
+    """The two inputs, which of their bands to read (1-based) and how to scale them."""
 
-    Tiles are 256 wide and as tall as the largest power of two (16..256) dividing the stride, so
-    the rows finished by each strip fill whole tiles (no tile is written twice).
+    cloudy: rasterio.io.DatasetReader
+    sar: rasterio.io.DatasetReader
+    s2_indexes: list[int]
+    s1_indexes: list[int]
+    s2_nodata: float | None
+    s1_nodata: float | None
+    sar_scaling: str = "standard"
+    band_names: tuple[str, ...] = ()
+
+    @property
+    def height(self) -> int:
+        return self.cloudy.height
+
+    @property
+    def width(self) -> int:
+        return self.cloudy.width
+
+    def batch_reader(self, grid: WindowGrid, batch_size: int = 1, pin: bool = False) -> BatchReader:
+        """Reader of batches; ``pin``: into page-locked memory, for fast asynchronous copies to a GPU."""
+        return BatchReader(
+            self.cloudy.name,
+            self.sar.name,
+            self.s2_indexes,
+            self.s1_indexes,
+            self.s2_nodata,
+            self.s1_nodata,
+            grid,
+            batch_size,
+            pinned if pin else None,
+        )
+
+    def close(self) -> None:
+        self.cloudy.close()
+        self.sar.close()
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def pinned(n: int, dtype: np.dtype) -> tuple[np.ndarray, torch.Tensor]:
+    """A page-locked torch buffer of n values (unsigned integers as the signed type of their size,
+    which torch supports fully) and a numpy view of it in ``dtype``."""
+    signed = np.dtype(dtype.str.replace("u", "i"))
+    tensor = torch.empty(n, dtype=torch.from_numpy(np.empty(0, signed)).dtype, pin_memory=True)
+    return tensor.numpy().view(dtype), tensor
+
+
+def open_scene(
+    cloudy: str | os.PathLike,
+    sar: str | os.PathLike,
+    *,
+    input_nc: int,
+    sar_nc: int,
+    s2_bands: str | None = None,
+    cloudy_nodata: str | float | None = None,
+    sar_nodata: str | float | None = None,
+    sar_scaling: str = "standard",
+) -> Scene:
+    """Open and check a cloudy Sentinel-2 (DN) and a Sentinel-1 (dB) raster for a model of
+    ``input_nc`` optical and ``sar_nc`` SAR bands.
+
+    ``s2_bands`` picks the bands of a 13-band scene ('all', 'rgb', names or numbers); the nodata
+    values default to the files' own ('none': no nodata value).
     """
-    block_h = next((b for b in (256, 128, 64, 32, 16) if stride % b == 0), 16)
-    profile = {
-        "driver": "GTiff",
-        "width": src.width,
-        "height": src.height,
-        "count": count,
-        "dtype": "float32",
-        "crs": src.crs,
-        "transform": src.transform,
-        "nodata": nodata,
-        # Band-interleaved: writes need no reordering of the (bands, rows, cols) arrays.
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": block_h,
-        "interleave": "band",
-        "BIGTIFF": "IF_SAFER",
-    }
-    if compress != "none":
-        # Float reflectance compresses little (10-25%) at any level: take the fastest, on all cores.
-        profile.update(compress=compress, predictor=3, zlevel=1, zstd_level=1, num_threads="ALL_CPUS")
-    return profile
-
-
-class AtomicOutput:
-    """Write ``path`` through a temporary file beside it; rename on success, remove on failure.
-
-    An existing file at ``path`` is replaced only by a complete new one.
-    """
-
-    def __init__(self, path: str | os.PathLike, profile: dict) -> None:
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.tif")
-        self.profile = profile
-        self.dataset = None
-
-    def __enter__(self) -> rasterio.io.DatasetWriter:
+    cloudy_ds = open_raster(cloudy, "cloudy")
+    try:
+        sar_ds = open_raster(sar, "SAR")
         try:
-            self.dataset = rasterio.open(self.tmp, "w", **self.profile)
-        except (RasterioError, OSError) as err:
-            self.tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot write {self.tmp}: {err}; choose a writable --out folder") from None
-        return self.dataset
+            return _check_scene(
+                cloudy_ds, sar_ds, cloudy, sar, input_nc, sar_nc, s2_bands, cloudy_nodata, sar_nodata, sar_scaling
+            )
+        except BaseException:
+            sar_ds.close()
+            raise
+    except BaseException:
+        cloudy_ds.close()
+        raise
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self.dataset.close()
-        except (RasterioError, OSError) as err:
-            if exc_type is None:
-                self.tmp.unlink(missing_ok=True)
-                raise UserError(f"writing {self.path} failed: {err}") from None
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+
+def _check_scene(
+    cloudy: rasterio.io.DatasetReader,
+    sar: rasterio.io.DatasetReader,
+    cloudy_path: str | os.PathLike,
+    sar_path: str | os.PathLike,
+    input_nc: int,
+    sar_nc: int,
+    s2_bands: str | None,
+    cloudy_nodata: str | float | None,
+    sar_nodata: str | float | None,
+    sar_scaling: str,
+) -> Scene:
+    check_dtype(cloudy, S2_DTYPES, "Sentinel-2 digital numbers (reflectance x 10000)")
+    check_dtype(sar, S1_DTYPES, "Sentinel-1 backscatter in dB")
+    check_same_grid(cloudy, sar)
+    n = cloudy.count
+    if s2_bands and n == len(S2_BANDS):
+        picked = parse_bands(str(s2_bands))
+    elif n == input_nc:
+        picked = tuple(range(n))
+    else:
+        hint = " (give --s2_bands to choose them from a 13-band scene)" if n == len(S2_BANDS) else ""
+        raise UserError(f"{cloudy_path} has {n} band(s) but the model takes {input_nc}{hint}")
+    if len(picked) != input_nc:
+        raise UserError(f"--s2_bands {s2_bands} selects {len(picked)} band(s) but the model takes {input_nc}")
+    if sar.count != sar_nc:
+        raise UserError(f"{sar_path} has {sar.count} band(s) but the model takes {sar_nc} SAR band(s)")
+    names = (
+        tuple(S2_BANDS[i] for i in picked)
+        if n == len(S2_BANDS)
+        else tuple(d or f"band_{i + 1}" for i, d in enumerate(cloudy.descriptions))
+    )
+    return Scene(
+        cloudy,
+        sar,
+        [i + 1 for i in picked],
+        list(range(1, sar.count + 1)),
+        parse_nodata(cloudy_nodata) if cloudy_nodata is not None else cloudy.nodata,
+        parse_nodata(sar_nodata) if sar_nodata is not None else sar.nodata,
+        str(sar_scaling or "standard"),
+        names,
+    )

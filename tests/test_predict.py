@@ -13,10 +13,15 @@ from affine import Affine
 
 import predict
 from data.sentinel import s1_to_unit, s2_to_unit
+from scene import predictor as scene_predictor
+from scene.io import open_scene, read_box
+from scene.model import load_model, load_options, model_forward
+from scene.output import OutputFormat, atomic_geotiff
+from scene.pipeline import predict_scene
+from scene.scaling import as_float, s1_unit, s2_unit
+from scene.windows import WindowGrid
 from tests.helpers import run_main
 from util.errors import UserError
-from util.scene_io import AtomicOutput, WindowGrid, output_profile, read_box
-from util.scene_predict import _as_float, predict_scene, s1_unit, s2_unit
 
 CRS = "EPSG:32632"
 TRANSFORM = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5100000.0)
@@ -155,14 +160,10 @@ def run_scene(
     workers: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """predict_scene with a given forward function; returns the output array and the windows run."""
-    args = predict.build_parser().parse_args(
-        ["--cloudy", str(s2), "--sar", str(s1), "--out", str(out), "--name", "x"]
-    )
-    opt = type("Opt", (), {"input_nc": bands, "sar_nc": 2})()
-    scene = predict.open_scene(args, opt)
+    scene = open_scene(s2, s1, input_nc=bands, sar_nc=2)
     grid = WindowGrid(scene.cloudy.height, scene.cloudy.width, window, overlap)
     reader = scene.batch_reader(grid, batch_size)
-    with AtomicOutput(out, output_profile(scene.cloudy, bands, float("nan"), "none", grid.stride)) as dst:
+    with atomic_geotiff(out, OutputFormat().profile(scene.cloudy, bands, grid.stride)) as dst:
         ran = predict_scene(
             reader, forward, bands, dst, torch.device("cpu"), batch_size, progress=False, workers=workers
         )
@@ -200,7 +201,7 @@ def test_device_scaling_equals_data_sentinel(dtype):
     raw[:, 0, 0] = 0
     unsigned = raw.dtype.kind == "u"
     tensor = torch.from_numpy(raw.view(raw.dtype.str.replace("u", "i")) if unsigned else raw)
-    unit, missing = s2_unit(_as_float(tensor, unsigned), 0)
+    unit, missing = s2_unit(as_float(tensor, unsigned), 0)
     np.testing.assert_array_equal(unit.numpy(), numpy_unit(raw, "s2", 0))
     assert missing.numpy().sum() == 1 and missing[0, 0]
 
@@ -234,7 +235,7 @@ def test_georeference_and_format_kept_for_a_scene_not_a_multiple_of_the_window(c
 
 
 def test_bands_named_in_the_training_options_are_selected(ckpt, tmp_path, monkeypatch):
-    monkeypatch.setattr(predict, "model_forward", lambda model: identity)
+    monkeypatch.setattr(scene_predictor, "model_forward", lambda model: identity)
     s2, s1 = write_scene(tmp_path, 40, 40)
     out = tmp_path / "rgb.tif"
     assert run_main(predict.main, argv(ckpt, s2, s1, out, name="rgb")) == 0
@@ -276,8 +277,8 @@ def test_streaming_strips_equal_whole_scene_accumulation_for_any_batch_size(
 ):
     """Strips, carried rows, emitted column pieces, batches spanning strips and the reader and
     writer threads (used on GPUs) change nothing."""
-    opt = predict.load_options(str(ckpt), "ms13")
-    forward = predict.model_forward(predict.load_model(opt, str(ckpt), "latest", "-1"))
+    opt = load_options(str(ckpt), "ms13")
+    forward = model_forward(load_model(opt, str(ckpt), "latest", "-1"))
     s2, s1 = write_scene(tmp_path, 75, 100, smooth=True)
     out, ran = run_scene(s2, s1, forward, batch_size=batch_size, out=tmp_path / "o.tif", workers=workers)
     expected = reference(s2, s1, forward, WindowGrid(75, 100, 32, 8))
@@ -434,7 +435,7 @@ def test_an_existing_output_is_untouched_when_the_run_fails(ckpt, tmp_path, caps
 
         return forward
 
-    monkeypatch.setattr(predict, "model_forward", failing_forward)
+    monkeypatch.setattr(scene_predictor, "model_forward", failing_forward)
     expect_error(capsys, argv(ckpt, s2, s1, out, "--batch_size", "2"), "simulated failure")
     (tmp_path / "bad").mkdir()
     s2_bad, _ = write_scene(tmp_path / "bad", 96, 96, s2_bands=5)
