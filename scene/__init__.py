@@ -17,7 +17,7 @@ command line.
 
 from scene.output import COMPRESSIONS, OUT_DTYPES, OutputFormat
 from scene.pipeline import Forward, keep_heap_flat
-from scene.predictor import SceneResult, ScenePredictor, predict_scene_file
+from scene.predictor import ScenePredictor, SceneResult, predict_scene_file
 
 __all__ = [
     "COMPRESSIONS",

@@ -313,7 +313,16 @@ def open_scene(
         sar_ds = open_raster(sar, "SAR")
         try:
             return _check_scene(
-                cloudy_ds, sar_ds, cloudy, sar, input_nc, sar_nc, s2_bands, cloudy_nodata, sar_nodata, sar_scaling
+                cloudy_ds,
+                sar_ds,
+                cloudy,
+                sar,
+                input_nc,
+                sar_nc,
+                s2_bands,
+                cloudy_nodata,
+                sar_nodata,
+                sar_scaling,
             )
         except BaseException:
             sar_ds.close()

@@ -130,9 +130,7 @@ class OutputFormat:
             )
         return profile
 
-    def describe(
-        self, dst: rasterio.io.DatasetWriter, band_names: Sequence[str], **tags: str
-    ) -> None:
+    def describe(self, dst: rasterio.io.DatasetWriter, band_names: Sequence[str], **tags: str) -> None:
         """Band descriptions and tags saying what the values are (and, for uint16, their scale)."""
         dn = self.dtype == "uint16"
         for i, band in enumerate(band_names[: dst.count], start=1):

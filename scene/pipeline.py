@@ -78,7 +78,9 @@ def predict_scene(
     last_col, ran = len(grid.cols) - 1, 0
     piece_size = bands * grid.window * blender.buf.shape[-1]
     with (
-        _Consumer(lambda item: _write(dst, grid, fmt.dtype, *item), depth=WRITE_QUEUE, thread=write_thread) as sink,
+        _Consumer(
+            lambda item: _write(dst, grid, fmt.dtype, *item), depth=WRITE_QUEUE, thread=write_thread
+        ) as sink,
         tqdm(total=len(grid), unit="win", desc="predict", file=sys.stderr, disable=not progress) as bar,
     ):
 
@@ -168,9 +170,7 @@ def device_inputs(
     active = iter(batch.active)
     for box, ((raw_a, unsigned_a), (raw_c, unsigned_c)) in zip(batch.boxes, tensors):
         a, miss_a = s2_unit(as_float(raw_a.to(device, non_blocking=True), unsigned_a), nodata[0])
-        c, miss_c = s1_unit(
-            as_float(raw_c.to(device, non_blocking=True), unsigned_c), nodata[1], sar_scaling
-        )
+        c, miss_c = s1_unit(as_float(raw_c.to(device, non_blocking=True), unsigned_c), nodata[1], sar_scaling)
         valid = (~(miss_a & miss_c)).float()
         valid[box.inside[0] :], valid[:, box.inside[1] :] = 0.0, 0.0
         for off in range(0, raw_a.shape[-1] - w + 1, grid.stride):

@@ -85,7 +85,12 @@ class ScenePredictor:
         *,
         gpu_ids: str = "auto",
     ) -> None:
-        self.checkpoints_dir, self.name, self.epoch, self.gpu_ids = Path(checkpoints_dir), name, epoch, gpu_ids
+        self.checkpoints_dir, self.name, self.epoch, self.gpu_ids = (
+            Path(checkpoints_dir),
+            name,
+            epoch,
+            gpu_ids,
+        )
         self.opt = load_options(checkpoints_dir, name)
         self._model: models.BaseModel | None = None
         self._forward: Forward | None = None
@@ -197,7 +202,9 @@ class ScenePredictor:
         fmt = OutputFormat.parse(out_dtype, nodata, compress)
         self.check_settings(window=window, overlap=overlap, batch_size=batch_size, num_threads=num_threads)
         with gdal_env():
-            scene = self.open(cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata)
+            scene = self.open(
+                cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata
+            )
             with scene:  # input errors come before the model is built
                 run = forward or self.forward
                 return self.write(
@@ -229,7 +236,9 @@ class ScenePredictor:
         device = self.model.device
         start = time.perf_counter()
         with atomic_geotiff(out, fmt.profile(scene.cloudy, self.bands, grid.stride)) as dst:
-            fmt.describe(dst, scene.band_names, experiment=self.name, epoch=str(self.epoch), model=self.opt.model)
+            fmt.describe(
+                dst, scene.band_names, experiment=self.name, epoch=str(self.epoch), model=self.opt.model
+            )
             reader = scene.batch_reader(grid, batch_size, pin=device.type == "cuda")
             try:
                 ran = predict_scene(
