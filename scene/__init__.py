@@ -8,7 +8,7 @@ The public API:
 * :data:`OUT_DTYPES` — the output types ('float32' reflectance, 'uint16' reflectance x 10000).
 
 The modules beneath, bottom up: :mod:`scene.windows` (the window grid and the blending),
-:mod:`scene.io` (the inputs, read in batches), :mod:`scene.scaling` (Sentinel scaling on the
+:mod:`scene.reader` (windows read in batches), :mod:`scene.io` (the inputs and their checks), :mod:`scene.scaling` (Sentinel scaling on the
 device), :mod:`scene.output` (output types, GeoTIFF profile, atomic output),
 :mod:`scene.pipeline` (the streaming pipeline and its threads), :mod:`scene.model` (the trained
 model and its forward function) and :mod:`scene.predictor` (the API above). ``predict.py`` is its

@@ -85,7 +85,8 @@ class OutputFormat:
 
     def encode(self, unit: torch.Tensor) -> torch.Tensor:
         """(C, H, W) reflectance in [0, 1], :attr:`fill` where there is no data -> stored values
-        (uint16 as int16 bits: view the host copy as uint16)."""
+        (uint16 as int16 bits: view the host copy as uint16). Digital numbers are
+        ``data.sentinel.unit_to_s2`` on the device (same rounding: half to even)."""
         if self.dtype == "float32":
             return unit
         missing = torch.isnan(unit)

@@ -1,6 +1,6 @@
 """The streaming pipeline of whole-scene inference: read, scale, run, blend, write.
 
-:func:`predict_scene` runs a forward function over every window of a :class:`scene.io.BatchReader`'s
+:func:`predict_scene` runs a forward function over every window of a :class:`scene.reader.BatchReader`'s
 grid: it scales each batch on the device (:mod:`scene.scaling`), blends the predictions
 (:class:`scene.windows.Blender`), converts the finished rows to the output type
 (:class:`scene.output.OutputFormat`) and writes them. Reading threads (on a GPU) and a writing
@@ -25,8 +25,8 @@ import rasterio
 import torch
 from tqdm import tqdm
 
-from scene.io import Batch, BatchReader
 from scene.output import OutputFormat
+from scene.reader import Batch, BatchReader
 from scene.scaling import as_float, s1_unit, s2_unit
 from scene.windows import Blender, WindowGrid
 

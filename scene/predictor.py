@@ -79,8 +79,8 @@ class ScenePredictor:
 
     def __init__(
         self,
-        checkpoints_dir: str | os.PathLike = "./checkpoints",
-        name: str = "experiment_name",
+        checkpoints_dir: str | os.PathLike,
+        name: str,
         epoch: str | int = "latest",
         *,
         gpu_ids: str = "auto",

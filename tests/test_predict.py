@@ -13,10 +13,11 @@ from affine import Affine
 import predict
 from data.sentinel import s1_to_unit
 from scene import predictor as scene_predictor
-from scene.io import open_scene, read_box
+from scene.io import open_scene
 from scene.model import load_model, load_options, model_forward
 from scene.output import OutputFormat, atomic_geotiff
 from scene.pipeline import predict_scene
+from scene.reader import read_box
 from scene.scaling import as_float, s1_unit, s2_unit
 from scene.windows import WindowGrid
 from tests.helpers import run_main

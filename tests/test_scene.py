@@ -14,6 +14,7 @@ import rasterio
 import torch
 
 import predict
+from data.sentinel import unit_to_s2
 from scene import OUT_DTYPES, OutputFormat, ScenePredictor, SceneResult, predict_scene_file
 from scene.windows import WindowGrid
 from tests.helpers import run_main
@@ -156,6 +157,14 @@ def test_encoding_rounds_clips_and_marks_nodata():
     assert zero.tolist() == [[[0, 1, 1, 1, 1, 1234, 10000, 10000, 10000]]]
     assert high.tolist() == [[[65535, 0, 0, 0, 1, 1234, 10000, 10000, 10000]]]
     assert OutputFormat.parse("float32", None).encode(unit) is unit
+
+
+def test_digital_numbers_equal_data_sentinel():
+    """The device conversion gives data.sentinel.unit_to_s2's numbers (nodata above the range)."""
+    unit = torch.from_numpy(np.random.default_rng(0).uniform(-0.1, 1.1, (3, 17, 19)).astype(np.float32))
+    unit[0, 0, :4] = torch.tensor([0.00005, 0.00015, 0.49995, 0.99995])  # halves: round to even
+    dn = OutputFormat.parse("uint16", 10001).encode(unit).numpy().view(np.uint16)
+    np.testing.assert_array_equal(dn, unit_to_s2(unit.numpy()))
 
 
 # ---------------------------------------------------------------------------- errors
