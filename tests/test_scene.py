@@ -237,3 +237,18 @@ def test_benchmarks_run_as_modules(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "network only:" in out and "predict.py:" in out and "writing (uint16, none)" in out
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_uint16_on_the_gpu_is_its_float_output_in_digital_numbers(ckpt, tmp_path):
+    """Conversion on the device, int16 transport through page-locked buffers, the writer thread."""
+    gpu = ScenePredictor(ckpt, "ms4", gpu_ids="0")
+    s2, s1 = four_band_scene(tmp_path, 200, 150)
+    missing = hide_corner(s2, s1)
+    gpu.predict(s2, s1, tmp_path / "f.tif", **SETTINGS)
+    gpu.predict(s2, s1, tmp_path / "dn.tif", out_dtype="uint16", **SETTINGS)
+    unit, dn = read(tmp_path / "f.tif"), read(tmp_path / "dn.tif")
+    assert (dn[:, missing] == 0).all() and np.isnan(unit[:, missing]).all()
+    expected = np.round(unit[:, ~missing].astype(np.float64) * 10000)
+    assert np.abs(dn[:, ~missing].astype(np.int64) - expected).max() <= 1
