@@ -86,7 +86,7 @@ class OutputFormat:
     def encode(self, unit: torch.Tensor) -> torch.Tensor:
         """(C, H, W) reflectance in [0, 1], :attr:`fill` where there is no data -> stored values
         (uint16 as int16 bits: view the host copy as uint16). Digital numbers are
-        ``data.sentinel.unit_to_s2`` on the device (same rounding: half to even)."""
+        ``rint(clip(unit, 0, 1) * 10000)`` (half to even), the inverse of ``data.sentinel.s2_to_unit``."""
         if self.dtype == "float32":
             return unit
         missing = torch.isnan(unit)

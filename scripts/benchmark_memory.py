@@ -22,6 +22,7 @@ from pathlib import Path
 
 from scene import OUT_DTYPES
 from scripts.benchmark_predict import gpu_ids, make_experiment, write_scene
+from util.errors import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]  # where predict.py is
 
@@ -39,7 +40,7 @@ def peak_rss(cmd: list[str], log: Path) -> tuple[float, float]:
     return usage.ru_maxrss / 1024, time.perf_counter() - start  # Linux: KiB
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m scripts.benchmark_memory", description=__doc__.split("\n\n")[0]
     )
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({(large / small) ** 2:.0f}x the pixels; target within 10%)"
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (0 ok, 2 error)."""
+    return run_cli(lambda: run(argv))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from scene.output import atomic_geotiff
 from scene.pipeline import batches, default_workers, device_inputs, ordered_map, read_batch
 from scene.predictor import gdal_env
 from scene.windows import WindowGrid
+from util.errors import UserError, run_cli
 
 SAR_BANDS = 2
 
@@ -126,7 +127,7 @@ def time_network(forward, grid: WindowGrid, batch_size: int, bands: int, device:
     return time.perf_counter() - start
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m scripts.benchmark_predict", description=__doc__.split("\n\n")[0]
     )
@@ -156,8 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but no CUDA device is available", file=sys.stderr)
-        return 2
+        raise UserError("--device cuda but no CUDA device is available")
 
     with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
         tmp = Path(tmp)
@@ -300,6 +300,11 @@ def time_stages(run: Run) -> dict[str, float]:
 
 def fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (0 ok, 2 error)."""
+    return run_cli(lambda: run(argv))
 
 
 if __name__ == "__main__":

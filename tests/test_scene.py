@@ -14,7 +14,7 @@ import rasterio
 import torch
 
 import predict
-from data.sentinel import unit_to_s2
+from data.sentinel import s2_to_unit
 from scene import OUT_DTYPES, OutputFormat, ScenePredictor, SceneResult, predict_scene_file
 from scene.windows import WindowGrid
 from tests.helpers import run_main
@@ -159,12 +159,15 @@ def test_encoding_rounds_clips_and_marks_nodata():
     assert OutputFormat.parse("float32", None).encode(unit) is unit
 
 
-def test_digital_numbers_equal_data_sentinel():
-    """The device conversion gives data.sentinel.unit_to_s2's numbers (nodata above the range)."""
+def test_digital_numbers_invert_data_sentinel():
+    """The device conversion is numpy's rint(clip(x, 0, 1) * 10000) (nodata above the range), and
+    data.sentinel.s2_to_unit maps its numbers back to within half a DN."""
     unit = torch.from_numpy(np.random.default_rng(0).uniform(-0.1, 1.1, (3, 17, 19)).astype(np.float32))
     unit[0, 0, :4] = torch.tensor([0.00005, 0.00015, 0.49995, 0.99995])  # halves: round to even
     dn = OutputFormat.parse("uint16", 10001).encode(unit).numpy().view(np.uint16)
-    np.testing.assert_array_equal(dn, unit_to_s2(unit.numpy()))
+    expected = np.rint(np.clip(unit.numpy(), 0, 1) * np.float32(10000))
+    np.testing.assert_array_equal(dn, expected)
+    assert np.abs(s2_to_unit(dn) - np.clip(unit.numpy(), 0, 1)).max() <= 0.5e-4 + 1e-7
 
 
 # ---------------------------------------------------------------------------- errors
