@@ -77,6 +77,9 @@ class BaseModel(ABC):
     # lighter configuration of CPU demos (``compare --setting light``). Neither changes the code path.
     tiny_flags: tuple[str, ...] = ()
     light_flags: tuple[str, ...] = ()
+    # The model's own options that shape its networks (beside the shared --ngf, --netG, ...):
+    # resuming with other values is refused.
+    architecture_options: tuple[str, ...] = ()
 
     def __init__(self, opt: argparse.Namespace) -> None:
         self.opt = opt

@@ -190,11 +190,14 @@ class Checkpoints:
             )
 
     @staticmethod
-    def check_compatible(saved: Mapping[str, Any], opt: argparse.Namespace, source: str) -> None:
-        """Refuse to resume when an architecture option differs from the saved run's ``saved``."""
+    def check_compatible(
+        saved: Mapping[str, Any], opt: argparse.Namespace, source: str, model_options: tuple[str, ...] = ()
+    ) -> None:
+        """Refuse to resume when an architecture option (shared, or the model's own
+        ``model_options``) differs from the saved run's ``saved``."""
         diffs = [
             f"--{k} {saved[k]} (saved) vs {getattr(opt, k)} (now)"
-            for k in ARCHITECTURE_OPTIONS
+            for k in (*ARCHITECTURE_OPTIONS, *model_options)
             if k in saved and saved[k] != getattr(opt, k, saved[k])
         ]
         if diffs:
@@ -284,7 +287,7 @@ class Checkpoints:
         path = self.state_path(label)
         state = self.read_state(label)
         saved = state.get("options", {})
-        self.check_compatible(saved, opt, str(path))
+        self.check_compatible(saved, opt, str(path), type(model).architecture_options)
         model.load_training_state(state, str(path))
         progress = dict(state["progress"])
         keep_plateau = saved.get("lr_policy") == opt.lr_policy == "plateau"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import models
 from models.checkpoint import Checkpoints
 from models.networks import GAN_MODES, LR_POLICIES
 from util.errors import UserError
@@ -117,5 +118,6 @@ class TrainOptions(BaseOptions):
                 previous = json.loads(saved.read_text())
             except (OSError, ValueError):
                 previous = {}
-            Checkpoints.check_compatible(previous, opt, str(saved))
+            own = models.find_model_using_name(opt.model).architecture_options
+            Checkpoints.check_compatible(previous, opt, str(saved), own)
         super().save_options(opt, parser)
