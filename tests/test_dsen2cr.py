@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage, signal
-from sen12mscr_fixtures import make_tree
+from sen12mscr_fixtures import make_tree, tif_path
 
+import predict
 import test as test_script
 import train as train_script
 from data import create_dataloader
@@ -22,7 +23,7 @@ from models.dsen2cr_model import Dsen2crModel
 from models.networks.cloud_mask import BandLayout, cloud_shadow_mask
 from models.networks.dsen2cr import DSen2CR, carl_loss, parameter_count
 from options.train_options import TrainOptions
-from tests.helpers import TINY, expect_error, make_triplets, test_argv, train_argv
+from tests.helpers import expect_error, make_triplets, test_argv, train_argv
 from util.errors import UserError
 from util.geotiff import read_geotiff
 
@@ -431,6 +432,21 @@ def test_train_then_test_on_sen12mscr(tmp_path):
     geo, info = read_geotiff(out / "ROIs1158_spring_106_p30_fake_B.tif")
     assert geo.shape == (13, 32, 32) and 0 <= geo.min() and geo.max() <= 1
     assert (out / "ROIs1158_spring_106_p30_cloud_mask.png").is_file()
+    # Whole-scene inference reads the saved options and goes through the same infer.
+    s2, s1 = (
+        tif_path(tree, "s2_cloudy", "ROIs1158_spring", "106", "30"),
+        tif_path(tree, "s1", "ROIs1158_spring", "106", "30"),
+    )
+    scene_out = tmp_path / "scene.tif"
+    argv = ["--cloudy", str(s2), "--sar", str(s1), "--out", str(scene_out), "--name", "ms"]
+    assert (
+        predict.main(
+            [*argv, "--checkpoints_dir", str(ck), "--gpu_ids", "-1", "--window", "32", "--overlap", "8"]
+        )
+        == 0
+    )
+    whole, _ = read_geotiff(scene_out)
+    np.testing.assert_allclose(whole, geo, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -465,9 +481,7 @@ def test_bad_loss_name_lists_the_choices(tmp_path, capfd):
     expect_error(capfd, train_script.main, argv, "invalid choice", "carl", "l1")
 
 
-def test_tiny_flags_are_cli_flags():
-    assert TINY  # the shared tiny CLI flags plus the model's own give a CPU-sized network
-    opt = TrainOptions().parse(
-        ["--dataroot", "x", "--model", "dsen2cr", *Dsen2crModel.light_flags], save=False
-    )
-    assert (opt.dsen2cr_feature_sizes, opt.dsen2cr_num_layers) == (32, 8)
+def test_tiny_and_light_flags_are_command_line_flags():
+    for flags, size in ((Dsen2crModel.tiny_flags, (8, 2)), (Dsen2crModel.light_flags, (32, 8))):
+        opt = TrainOptions().parse(["--dataroot", "x", "--model", "dsen2cr", *flags], save=False)
+        assert (opt.dsen2cr_feature_sizes, opt.dsen2cr_num_layers) == size
