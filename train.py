@@ -18,11 +18,10 @@ from tqdm import tqdm
 
 from data import create_dataloader
 from models import create_model
+from models.checkpoint import LATEST, Checkpoints
 from options.base_options import saved_options
 from options.train_options import TrainOptions
-from util.checkpoint import saved_together
 from util.errors import UserError, run_cli
-from util.train_state import load_training_state, save_training_state, state_path
 from util.util import visuals_to_images
 from util.visualizer import Visualizer
 
@@ -67,41 +66,14 @@ def check_finite(
     return skipped
 
 
-def resume(model, opt) -> dict:
-    """Progress to start from: a saved training state, else weights only (official files), else zero."""
-    progress = {"epoch": opt.epoch_count - 1, "total_iters": 0}
-    if not opt.continue_train:
-        return progress
-    label = model.checkpoint_label()
-    if state_path(model.save_dir, label).is_file():
-        progress = load_training_state(model, label, opt)
-        within = (
-            f", {progress['epoch_iter']} images into epoch {progress['epoch'] + 1}"
-            if progress.get("epoch_iter")
-            else ""
-        )
-        print(f"resuming after epoch {progress['epoch']}{within} ({progress['total_iters']} images seen)")
-    else:
-        model.load_networks(label)
-        print(
-            f"no training state for '{label}' in {model.save_dir}: loaded the weights only; optimisers "
-            f"start afresh at epoch {opt.epoch_count}"
-        )
-    return progress
-
-
-def save(model, opt, label: str, progress: dict) -> None:
-    with saved_together():  # all files of the checkpoint, or (if a write fails) none of them
-        model.save_networks(label)
-        save_training_state(model, label, progress, saved_options(opt))
-
-
 def train(argv: list[str] | None = None) -> int:
     opt = TrainOptions().parse(argv)
     loader = create_dataloader(opt)
     model = create_model(opt)
     model.setup()
-    progress = resume(model, opt)
+    checkpoints = Checkpoints(model.save_dir)
+    progress = checkpoints.resume(model, opt)
+    options = saved_options(opt)
     visualizer = Visualizer(
         name=opt.name,
         checkpoints_dir=opt.checkpoints_dir,
@@ -155,18 +127,17 @@ def train(argv: list[str] | None = None) -> int:
             if crossed(total_iters, step, opt.save_latest_freq):
                 print(f"saving the latest model (epoch {epoch}, images {total_iters})")
                 here = {"epoch": epoch - 1, "epoch_iter": epoch_iter, "total_iters": total_iters}
-                save(model, opt, "latest", here)
+                checkpoints.save(model, LATEST, here, options)
                 if opt.save_by_iter:
-                    save(model, opt, f"iter_{total_iters}", here)
+                    checkpoints.save(model, Checkpoints.iter_label(total_iters), here, options)
             iter_data_time = time.time()
 
         model.update_learning_rate()
         progress = {"epoch": epoch, "total_iters": total_iters}
-        save(model, opt, "latest", progress)
+        checkpoints.save(model, LATEST, progress, options)
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
             print(f"saving the model at the end of epoch {epoch} (images {total_iters})")
-            with saved_together():
-                model.save_networks(epoch)
+            checkpoints.save_weights(model.nets, epoch)
         visualizer.save_loss_plot()
         print(f"end of epoch {epoch} / {last_epoch} \t time taken: {time.time() - epoch_start:.1f} s")
     if skipped:

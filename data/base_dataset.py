@@ -16,6 +16,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from util.errors import UserError
+
 
 class BaseDataset(Dataset, ABC):
     """A dataset reads ``opt`` once in ``__init__`` and returns dicts of tensors in ``__getitem__``.
@@ -34,6 +36,7 @@ class BaseDataset(Dataset, ABC):
     def __init__(self, opt: argparse.Namespace) -> None:
         self.opt = opt
         self.root = opt.dataroot
+        self.transform = PairedTransform(opt)
 
     @staticmethod
     def modify_commandline_options(
@@ -69,45 +72,79 @@ def _rand_int(high: int) -> int:
     return int(torch.randint(0, high + 1, ()).item()) if high > 0 else 0
 
 
-def scaled_size(opt: argparse.Namespace, size: tuple[int, int]) -> tuple[int, int]:
-    """(w, h) after the scaling step of ``opt.preprocess``."""
-    w, h = size
-    if "resize" in opt.preprocess:
-        return opt.load_size, opt.load_size
-    if "scale_width" in opt.preprocess and w != opt.load_size:
-        return opt.load_size, max(opt.crop_size, round(opt.load_size * h / w))
-    return w, h
+class PairedTransform:
+    """The geometry of a sample (scaling, crop, flip), drawn once and applied to all of its images.
 
-
-def draw_params(opt: argparse.Namespace, size: tuple[int, int]) -> dict:
-    """Draw one sample's crop corner and flip for images of (w, h) = ``size``.
-
-    Training crops at random; testing (``opt.is_train`` false) takes the centre crop.
+    Built once per dataset from ``--preprocess``, ``--load_size``, ``--crop_size``, ``--no_flip`` and the
+    phase: training crops at random and flips unless ``--no_flip``; testing takes the centre crop.
     """
-    w, h = scaled_size(opt, size)
-    crop = "crop" in opt.preprocess
-    x = y = 0
-    if crop:
-        if opt.is_train:
-            x, y = _rand_int(w - opt.crop_size), _rand_int(h - opt.crop_size)
-        else:
-            x, y = max(0, (w - opt.crop_size) // 2), max(0, (h - opt.crop_size) // 2)
-    flip = opt.is_train and not opt.no_flip and bool(torch.rand(()).item() > 0.5)
-    return {"size": (w, h), "crop": (x, y) if crop else None, "flip": flip}
 
+    def __init__(self, opt: argparse.Namespace) -> None:
+        self.preprocess = str(opt.preprocess)
+        self.load_size = int(opt.load_size)
+        self.crop_size = int(opt.crop_size)
+        self.is_train = bool(opt.is_train)
+        self.flip = self.is_train and not opt.no_flip
+        self.crop = "crop" in self.preprocess
 
-def apply_params(
-    img: Image.Image, opt: argparse.Namespace, params: dict, method=Image.BICUBIC
-) -> Image.Image:
-    """Scale, crop and flip a PIL image as drawn by :func:`draw_params`."""
-    if img.size != params["size"]:
-        img = img.resize(params["size"], method)
-    if params["crop"] is not None:
-        x, y = params["crop"]
-        img = img.crop((x, y, x + opt.crop_size, y + opt.crop_size))
-    if params["flip"]:
-        img = img.transpose(Image.FLIP_LEFT_RIGHT)
-    return img
+    def scaled_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(w, h) after the scaling step of ``--preprocess``."""
+        w, h = size
+        if "resize" in self.preprocess:
+            return self.load_size, self.load_size
+        if "scale_width" in self.preprocess and w != self.load_size:
+            return self.load_size, max(self.crop_size, round(self.load_size * h / w))
+        return w, h
+
+    def draw(self, size: tuple[int, int], source: object) -> dict:
+        """Check that images of (w, h) = ``size`` (read from ``source``) fit the crop; draw the crop
+        corner and the flip."""
+        w, h = size
+        if self.preprocess == "crop" and min(w, h) < self.crop_size:
+            raise UserError(
+                f"{source} is {w}x{h}, smaller than --crop_size {self.crop_size}; "
+                "use a smaller crop or --preprocess resize_and_crop"
+            )
+        w, h = self.scaled_size(size)
+        x = y = 0
+        if self.crop:
+            if self.is_train:
+                x, y = _rand_int(w - self.crop_size), _rand_int(h - self.crop_size)
+            else:
+                x, y = max(0, (w - self.crop_size) // 2), max(0, (h - self.crop_size) // 2)
+        flip = self.flip and bool(torch.rand(()).item() > 0.5)
+        return {"size": (w, h), "crop": (x, y) if self.crop else None, "flip": flip}
+
+    def apply(self, img: Image.Image, params: dict, method=Image.BICUBIC) -> Image.Image:
+        """Scale, crop and flip a PIL image as drawn by :meth:`draw`."""
+        if img.size != params["size"]:
+            img = img.resize(params["size"], method)
+        if params["crop"] is not None:
+            x, y = params["crop"]
+            img = img.crop((x, y, x + self.crop_size, y + self.crop_size))
+        if params["flip"]:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        return img
+
+    def apply_array(self, arr: np.ndarray, params: dict) -> np.ndarray:
+        """:meth:`apply` for a ``(C, H, W)`` float array of any band count (e.g. reflectance).
+
+        Scaling is bicubic (antialiased when shrinking) and clipped to the input's value range, so
+        reflectance stays in [0, 1]; the crop and the flip are exact.
+        """
+        w, h = params["size"]
+        if (arr.shape[2], arr.shape[1]) != (w, h):
+            t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None]
+            t = torch.nn.functional.interpolate(
+                t, size=(h, w), mode="bicubic", align_corners=False, antialias=True
+            )
+            arr = np.clip(t[0].numpy(), float(arr.min()), float(arr.max()))
+        if params["crop"] is not None:
+            x, y = params["crop"]
+            arr = arr[:, y : y + self.crop_size, x : x + self.crop_size]
+        if params["flip"]:
+            arr = arr[:, :, ::-1]
+        return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
@@ -116,24 +153,3 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
-
-
-def apply_params_array(arr: np.ndarray, opt: argparse.Namespace, params: dict) -> np.ndarray:
-    """:func:`apply_params` for a ``(C, H, W)`` float array of any band count (e.g. reflectance).
-
-    Scaling is bicubic (antialiased when shrinking) and clipped to the input's value range, so
-    reflectance stays in [0, 1]; the crop and the flip are exact.
-    """
-    w, h = params["size"]
-    if (arr.shape[2], arr.shape[1]) != (w, h):
-        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None]
-        t = torch.nn.functional.interpolate(
-            t, size=(h, w), mode="bicubic", align_corners=False, antialias=True
-        )
-        arr = np.clip(t[0].numpy(), float(arr.min()), float(arr.max()))
-    if params["crop"] is not None:
-        x, y = params["crop"]
-        arr = arr[:, y : y + opt.crop_size, x : x + opt.crop_size]
-    if params["flip"]:
-        arr = arr[:, :, ::-1]
-    return np.ascontiguousarray(arr, dtype=np.float32)

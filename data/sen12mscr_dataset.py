@@ -35,7 +35,7 @@ from util.errors import UserError
 from util.geotiff import window_transform, write_geotiff
 from util.util import to_unit
 
-from .base_dataset import BaseDataset, apply_params_array, draw_params
+from .base_dataset import BaseDataset
 from .sen12mscr import list_triplets, parse_seasons, read_triplet
 from .sentinel import S1_BANDS, S1_CLIP, S2_BANDS, S2_RGB, parse_bands, s1_preview, s2_preview
 
@@ -107,7 +107,6 @@ class SEN12MSCRDataset(BaseDataset):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
-        finalize_options(opt)  # options may come from elsewhere than the parser: check them again
         self.bands = parse_bands(opt.s2_bands)
         self.band_names = tuple(S2_BANDS[b] for b in self.bands)
         self.rgb_bands = rgb_positions(self.bands)  # for the 'field_rgb' metrics; None if not all selected
@@ -131,11 +130,7 @@ class SEN12MSCRDataset(BaseDataset):
         data = read_triplet(t, self.bands, opt.sar_scaling)
         info = data["info"]
         w, h = info.width, info.height
-        if opt.preprocess == "crop" and min(w, h) < opt.crop_size:
-            raise UserError(
-                f"{t.s2} is {w}x{h}, smaller than --crop_size {opt.crop_size}; use a smaller crop"
-            )
-        params = draw_params(opt, (w, h))
+        params = self.transform.draw((w, h), t.s2)
         tw, th = params["size"]
         x, y = params["crop"] if params["crop"] is not None else (0, 0)
         side = opt.crop_size if params["crop"] is not None else tw
@@ -143,7 +138,7 @@ class SEN12MSCRDataset(BaseDataset):
             info.transform, scale=(w / tw, h / th), offset=(x, y), flip_width=side if params["flip"] else None
         )
         item: dict = {
-            key: torch.from_numpy(apply_params_array(data[key], opt, params) * 2.0 - 1.0)
+            key: torch.from_numpy(self.transform.apply_array(data[key], params) * 2.0 - 1.0)
             for key in ("A", "B", "C")
         }
         item.update(

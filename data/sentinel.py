@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from util.errors import UserError
+from util.util import unit_to_u8
 
 S2_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 S1_BANDS = ("VV", "VH")
@@ -60,19 +61,14 @@ def s1_to_unit(db: np.ndarray, variant: str = "standard") -> np.ndarray:
     return out
 
 
-def unit_to_s2(unit: np.ndarray) -> np.ndarray:
-    """Reflectance in [0, 1] -> S2 digital numbers (uint16)."""
-    return np.rint(np.clip(unit, 0.0, 1.0) * S2_MAX).astype(np.uint16)
-
-
 def s2_preview(unit: np.ndarray, rgb: tuple[int, int, int] = S2_RGB) -> np.ndarray:
     """Natural-colour preview: reflectance (C, H, W) -> (H, W, 3) uint8, [0, 0.3] stretched to 0..255."""
     rgb_img = np.stack([unit[i] for i in rgb], axis=-1) / S2_PREVIEW_MAX
-    return np.clip(np.rint(np.nan_to_num(rgb_img) * 255.0), 0, 255).astype(np.uint8)
+    return unit_to_u8(rgb_img)
 
 
 def s1_preview(unit: np.ndarray) -> np.ndarray:
     """False-colour SAR preview: [0, 1] (2, H, W) -> (H, W, 3) uint8 as VV, VH, mean(VV, VH)."""
     vv, vh = unit[0], unit[1] if unit.shape[0] > 1 else unit[0]
     img = np.stack([vv, vh, (vv + vh) / 2.0], axis=-1)
-    return np.clip(np.rint(np.nan_to_num(img) * 255.0), 0, 255).astype(np.uint8)
+    return unit_to_u8(img)

@@ -36,8 +36,9 @@ import torch
 from PIL import Image
 
 from util.errors import UserError
+from util.util import unit_to_u8
 
-from .base_dataset import BaseDataset, apply_params, draw_params, pil_to_tensor
+from .base_dataset import BaseDataset, pil_to_tensor
 from .image_folder import load_image
 from .synthetic_clouds import add_clouds
 from .triplet_dataset import paired_files
@@ -57,21 +58,6 @@ def check_thickness(value: float) -> None:
         )
 
 
-class _CoverAction(argparse.Action):
-    """Stores ``--cloud_cover MIN MAX`` as a list, refusing an impossible range at parse time."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        low, high = (float(v) for v in values)
-        check_cover(low, high)
-        setattr(namespace, self.dest, [low, high])
-
-
-class _ThicknessAction(argparse.Action):
-    def __call__(self, parser, namespace, values, option_string=None):
-        check_thickness(float(values))
-        setattr(namespace, self.dest, float(values))
-
-
 def cloud_rng(opt: argparse.Namespace, index: int) -> np.random.Generator:
     """The generator of one sample's clouds: fresh per read in training, fixed per index in testing."""
     if opt.is_train:
@@ -84,6 +70,13 @@ class SimcloudDataset(BaseDataset):
     """Cloud-free optical / SAR pairs with simulated clouds drawn over the optical image on the fly."""
 
     @staticmethod
+    def finalize_options(opt: argparse.Namespace) -> None:
+        """Refuse an impossible cloud cover range or thickness (checked once, after parsing)."""
+        opt.cloud_cover = [float(v) for v in opt.cloud_cover]
+        check_cover(*opt.cloud_cover)
+        check_thickness(float(opt.cloud_thickness))
+
+    @staticmethod
     def modify_commandline_options(
         parser: argparse.ArgumentParser, is_train: bool
     ) -> argparse.ArgumentParser:
@@ -94,14 +87,12 @@ class SimcloudDataset(BaseDataset):
             type=float,
             metavar=("MIN", "MAX"),
             default=[0.2, 0.7],
-            action=_CoverAction,
             help="fraction of the image under thick cloud, drawn uniformly in [MIN, MAX] per image",
         )
         g.add_argument(
             "--cloud_thickness",
             type=float,
             default=1.0,
-            action=_ThicknessAction,
             help="opacity of the thickest clouds, in (0, 1] (1: opaque cores)",
         )
         g.add_argument("--no_haze", action="store_true", help="no thin haze layer over the whole image")
@@ -116,9 +107,6 @@ class SimcloudDataset(BaseDataset):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
-        # Options may come from elsewhere than the parser (scripts, saved runs): check them again.
-        check_cover(*(float(v) for v in opt.cloud_cover))
-        check_thickness(float(opt.cloud_thickness))
         self.pairs = paired_files(opt, ROLES)
         self.cloud_kwargs = {
             "cover": (float(opt.cloud_cover[0]), float(opt.cloud_cover[1])),
@@ -141,23 +129,17 @@ class SimcloudDataset(BaseDataset):
                 f"{paths['B'].name} {clear.size[0]}x{clear.size[1]}, {paths['C'].parent.name}/"
                 f"{paths['C'].name} {sar.size[0]}x{sar.size[1]})"
             )
-        w, h = clear.size
-        if opt.preprocess == "crop" and min(w, h) < opt.crop_size:
-            raise UserError(
-                f"{paths['B']} is {w}x{h}, smaller than --crop_size {opt.crop_size}; "
-                "use --preprocess resize_and_crop or a smaller crop"
-            )
-        params = draw_params(opt, (w, h))
-        clear = apply_params(clear, opt, params)
-        sar = apply_params(sar, opt, params)
+        params = self.transform.draw(clear.size, paths["B"])
+        clear = self.transform.apply(clear, params)
+        sar = self.transform.apply(sar, params)
         # The cloudy input has input_nc bands; the clouds depend only on the generator and the size,
         # so the same mask falls on the image whatever its band count.
         base = clear
         if opt.input_nc != opt.output_nc:
-            base = apply_params(load_image(paths["B"], opt.input_nc), opt, params)
+            base = self.transform.apply(load_image(paths["B"], opt.input_nc), params)
         unit = np.asarray(base, dtype=np.float32) / np.float32(255.0)
         cloudy, mask = add_clouds(unit, cloud_rng(opt, index), **self.cloud_kwargs)
-        cloudy_u8 = np.clip(np.rint(cloudy * 255.0), 0, 255).astype(np.uint8)
+        cloudy_u8 = unit_to_u8(cloudy)
         return {
             "A": pil_to_tensor(Image.fromarray(cloudy_u8)),
             "B": pil_to_tensor(clear),

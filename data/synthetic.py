@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from data.synthetic_clouds import add_clouds, fractal_noise
 from data.synthetic_scene import SAR_RANGES_DB, Scene, generate_scene, make_sar, make_scene
+from util.util import unit_to_u8
 
 __all__ = [
     "SAR_RANGES_DB",
@@ -51,7 +52,7 @@ _CLOUD_KEYS = {"cover", "thickness", "haze", "shadows", "thick"}
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """Float image in [0, 1] -> uint8 in [0, 255] (rounded, clipped)."""
-    return np.clip(np.rint(np.asarray(img, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    return unit_to_u8(np.asarray(img, np.float32))
 
 
 def _check_cloud_kwargs(cloud_kwargs: dict[str, Any]) -> None:

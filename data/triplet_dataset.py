@@ -16,7 +16,7 @@ from pathlib import Path
 
 from util.errors import UserError
 
-from .base_dataset import BaseDataset, apply_params, draw_params, pil_to_tensor
+from .base_dataset import BaseDataset, pil_to_tensor
 from .image_folder import list_images, load_image
 
 ROLES = ("A", "B", "C")
@@ -93,14 +93,8 @@ class TripletDataset(BaseDataset):
                 f"{paths[r].parent.name}/{paths[r].name} {w}x{h}" for r, (w, h) in sizes.items()
             )
             raise UserError(f"triplet {paths['A'].stem} has images of different sizes ({detail})")
-        w, h = sizes["A"]
-        if self.opt.preprocess == "crop" and min(w, h) < self.opt.crop_size:
-            raise UserError(
-                f"{paths['A']} is {w}x{h}, smaller than --crop_size {self.opt.crop_size}; "
-                "use --preprocess resize_and_crop or a smaller crop"
-            )
-        params = draw_params(self.opt, (w, h))
-        item = {role: pil_to_tensor(apply_params(img, self.opt, params)) for role, img in images.items()}
+        params = self.transform.draw(sizes["A"], paths["A"])
+        item = {role: pil_to_tensor(self.transform.apply(img, params)) for role, img in images.items()}
         item.update({f"{role}_paths": str(paths[role]) for role in self.roles})
         item["stem"] = paths["A"].stem
         return item

@@ -23,10 +23,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from util.checkpoint import atomic_save, load_weights, safe_load
 from util.errors import UserError
 
-from .networks import get_scheduler, lr_factor
+from .checkpoint import Checkpoints
+from .networks import get_scheduler
+from .weights import cpu_state_dict, load_weights, unwrap
 
 # Visual names of the inputs, fixed by the batch convention: 'A' cloudy, 'B' cloud-free, 'C' SAR.
 INPUT_VISUALS = {"A": "real_A", "B": "real_B", "C": "real_C"}
@@ -218,11 +219,8 @@ class BaseModel(ABC):
                 for optimizer in self.optimizers.values()
             ]
         if not self.is_train:
-            self.load_networks(self.checkpoint_label())
+            self.load_networks(Checkpoints.selected_label(opt))
         self.print_networks(opt.verbose)
-
-    def checkpoint_label(self) -> str:
-        return f"iter_{self.opt.load_iter}" if self.opt.load_iter > 0 else str(self.opt.epoch)
 
     def autocast(self):
         """Context for the forward passes (a no-op unless ``amp_dtype`` is set)."""
@@ -267,9 +265,6 @@ class BaseModel(ABC):
             )
         return {name: self.visuals[name] for name in self.visual_names if name in self.visuals}
 
-    def get_image_paths(self) -> list[str]:
-        return self.image_paths
-
     def current_lrs(self) -> dict[str, float]:
         return {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
 
@@ -295,87 +290,54 @@ class BaseModel(ABC):
         print("-----------------------------------------------")
 
     # ------------------------------------------------------------------ weights
-    def weight_path(self, label: str, name: str) -> Path:
-        return self.save_dir / f"{label}_net_{name}.pth"
+    @property
+    def checkpoints(self) -> Checkpoints:
+        """The checkpoint files of this experiment (``checkpoints/<name>/``)."""
+        return Checkpoints(self.save_dir)
 
     def save_networks(self, label: str | int) -> None:
         """Write ``<label>_net_<name>.pth`` for every network: plain CPU state_dicts, official keys."""
-        self.save_dir.mkdir(parents=True, exist_ok=True)
-        for name, net in self.nets.items():
-            state = {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
-            atomic_save(state, self.weight_path(str(label), name))
+        self.checkpoints.save_weights(self.nets, label)
 
     def load_networks(self, label: str | int, names: list[str] | None = None) -> None:
         """Load ``<label>_net_<name>.pth`` (ours or the official code's) into the networks."""
-        for name in names or list(self.nets):
-            path = self.weight_path(str(label), name)
-            if not path.is_file():
-                have = sorted({p.name.split("_net_")[0] for p in self.save_dir.glob("*_net_*.pth")})
-                hint = (
-                    f"saved checkpoints: {', '.join(have)}"
-                    if have
-                    else f"{self.save_dir} holds no checkpoints"
-                )
-                raise UserError(f"no weights {path} for --epoch {label}; {hint}")
-            load_weights(unwrap(self.nets[name]), safe_load(path), path)
-            print(f"loaded {path}")
+        self.checkpoints.load_weights(self.nets, label, names)
 
     # ------------------------------------------------------------------ training state
     def training_state(self) -> dict:
-        """Everything needed to resume: weights, optimisers, schedulers and the model's extra state."""
+        """Everything needed to resume: weights, optimisers, schedules and the model's extra state."""
         return {
-            "nets": {
-                name: {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
-                for name, net in self.nets.items()
-            },
+            "nets": {name: cpu_state_dict(net) for name, net in self.nets.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "schedulers": [s.state_dict() for s in self.schedulers],
             "extra": self.extra_state(),
         }
 
-    def load_training_state(self, state: dict, source: str, *, restore_schedule: bool = True) -> None:
-        """Restore weights, optimisers, schedulers and extra state from :meth:`training_state`.
-
-        ``restore_schedule=False`` keeps the schedulers built from the current options and sets
-        the learning rates by their closed form (see :meth:`reschedule`): used when the schedule
-        options changed, e.g. a finished run extended with more epochs.
-        """
+    def load_training_state(self, state: dict, source: str) -> None:
+        """Restore weights, optimisers and extra state from :meth:`training_state` (schedules:
+        :meth:`restore_schedule`)."""
         for name, net in self.nets.items():
             if name not in state["nets"]:
                 raise UserError(f"{source} has no weights for network {name}")
             load_weights(unwrap(net), state["nets"][name], f"{source} [{name}]")
         for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-        if restore_schedule:
-            for scheduler, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
-                scheduler.load_state_dict(sched_state)
+            if name not in state["optimizers"]:
+                raise UserError(f"{source} has no state for optimiser {name}; retrain or use another --model")
+            try:
+                optimizer.load_state_dict(state["optimizers"][name])
+            except ValueError as err:
+                raise UserError(f"{source}: the state of optimiser {name} does not fit ({err})") from None
         self.load_extra_state(state.get("extra", {}))
 
-    def reschedule(self, epochs_done: int) -> None:
-        """Put every scheduler at ``epochs_done`` steps of the current options' schedule.
+    def restore_schedule(self, epochs_done: int, plateau_states: list[dict] | None = None) -> None:
+        """Put every schedule at ``epochs_done`` epochs of the current options' schedule.
 
-        ``plateau`` keeps the restored learning rates (its factor depends on the metric history).
+        Closed-form policies set ``lr = --lr x factor(epochs_done)``, also when the schedule
+        options changed on resume. ``plateau`` follows its metric history, not the epoch: it takes
+        ``plateau_states`` (saved by a plateau run) and keeps the optimisers' restored lrs.
         """
-        opt = self.opt
-        factor = lr_factor(
-            epochs_done,
-            lr_policy=opt.lr_policy,
-            epoch_count=opt.epoch_count,
-            n_epochs=opt.n_epochs,
-            n_epochs_decay=opt.n_epochs_decay,
-            lr_decay_iters=opt.lr_decay_iters,
-        )
-        for scheduler, optimizer in zip(self.schedulers, self.optimizers.values(), strict=True):
-            if factor is None:
-                continue
-            for group in optimizer.param_groups:
-                group["initial_lr"] = opt.lr
-                group["lr"] = opt.lr * factor
-            scheduler.base_lrs = [opt.lr for _ in optimizer.param_groups]
-            scheduler.last_epoch = epochs_done
-            scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
-
-
-def unwrap(net: nn.Module) -> nn.Module:
-    """The bare network inside a DataParallel / DistributedDataParallel wrapper."""
-    return net.module if hasattr(net, "module") else net
+        for i, scheduler in enumerate(self.schedulers):
+            if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.set_epoch(epochs_done)
+            elif plateau_states is not None and i < len(plateau_states):
+                scheduler.load_state_dict(plateau_states[i])

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from models.checkpoint import Checkpoints
 from models.networks import GAN_MODES, LR_POLICIES
 from util.errors import UserError
-from util.train_state import check_compatible
 
 from .base_options import BaseOptions
 from .parser import non_negative_int, positive_int
@@ -111,32 +110,12 @@ class TrainOptions(BaseOptions):
     def save_options(self, opt: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         """Refuse before anything is written if this run would clobber or misread an earlier one."""
         folder = self.options_dir(opt)
-        existing = sorted(folder.glob("*_net_*.pth")) if folder.is_dir() else []
-        if existing and not opt.continue_train:
-            raise UserError(
-                f"{folder} already holds a trained model ({existing[0].name}, ...); "
-                "add --continue_train to resume it, or choose another --name"
-            )
-        if opt.continue_train and not self.has_checkpoint(folder, opt):
-            raise UserError(
-                f"--continue_train: no checkpoint '{self.label(opt)}' to resume in {folder}; "
-                "check --name, --checkpoints_dir and --epoch, or drop --continue_train to start afresh"
-            )
+        Checkpoints(folder).check_start(opt)
         saved = folder / "train_opt.json"
         if opt.continue_train and saved.is_file():
             try:
                 previous = json.loads(saved.read_text())
             except (OSError, ValueError):
                 previous = {}
-            check_compatible(previous, opt, str(saved))
+            Checkpoints.check_compatible(previous, opt, str(saved))
         super().save_options(opt, parser)
-
-    @staticmethod
-    def label(opt: argparse.Namespace) -> str:
-        """The checkpoint label that --continue_train loads (as BaseModel.checkpoint_label)."""
-        return f"iter_{opt.load_iter}" if opt.load_iter > 0 else str(opt.epoch)
-
-    @staticmethod
-    def has_checkpoint(folder: Path, opt: argparse.Namespace) -> bool:
-        label = TrainOptions.label(opt)
-        return (folder / f"{label}_train_state.pth").is_file() or any(folder.glob(f"{label}_net_*.pth"))

@@ -1,6 +1,6 @@
 """Convert native SEN12MS-CR GeoTIFFs into the official PNG triplet layout (8-bit RGB), reproducibly.
 
-    python scripts/convert_sen12mscr.py --root SEN12MSCR --out DATA [--bands rgb|B4,B3,B2]
+    python -m scripts.convert_sen12mscr --root SEN12MSCR --out DATA [--bands rgb|B4,B3,B2]
         [--stretch 0.3 | --percentile 2 98] [--sar_scaling standard|dsen2cr] [--seasons spring,winter]
         [--splits train,test] [--skip_incomplete] [--overwrite]
 
@@ -32,18 +32,15 @@ import json
 import sys
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from data.sen12mscr import SPLITS, TEST_SCENES, VAL_SCENES, list_triplets, parse_seasons, read_triplet  # noqa: E402
-from data.sentinel import S1_CLIP, S2_BANDS, S2_MAX, parse_bands, s1_preview  # noqa: E402
-from options.parser import OneLineParser  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
+from data.sen12mscr import SPLITS, TEST_SCENES, VAL_SCENES, list_triplets, parse_seasons, read_triplet
+from data.sentinel import S1_CLIP, S2_BANDS, S2_MAX, parse_bands, s1_preview
+from options.parser import OneLineParser
+from util.errors import UserError, run_cli
+from util.util import unit_to_u8
 
 MANIFEST = "sen12mscr_manifest.json"
 ATTRIBUTION = (
@@ -101,7 +98,7 @@ def stretch_u8(unit: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarra
     """(3, H, W) reflectance -> (H, W, 3) uint8: per band, [low, high] -> 0..255 linearly, clipped."""
     span = np.maximum(high - low, 1e-6)[:, None, None]
     scaled = (unit.astype(np.float64) - low[:, None, None]) / span
-    return np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+    return unit_to_u8(scaled).transpose(1, 2, 0)
 
 
 def stretch_limits(clear: np.ndarray, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """The one-command demo: make synthetic data, train the paper's model, test it, print the metrics.
 
-    make demo              (installs first), or:  python scripts/demo.py [--quick] [--gpu_ids auto]
+    make demo              (installs first), or:  python -m scripts.demo [--quick] [--gpu_ids auto]
 
 The model is the paper's ``pix2pix_attn`` (same networks, losses and update order) in a lighter
 configuration that trains on a laptop CPU in minutes: U-Net depth 7 (``unet_128``) with 32
@@ -15,14 +15,13 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import test as test_script
+import train as train_script
+from data.image_folder import is_image_file
+from scripts import make_demo_data
+from util.errors import run_cli
 
-import test as test_script  # noqa: E402
-import train as train_script  # noqa: E402
-from data.image_folder import is_image_file  # noqa: E402
-from scripts import make_demo_data  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # defaults live in the checkout, wherever it is run from
 
 N_TRAIN, N_TEST = 160, 40
 MODEL = ["--model", "pix2pix_attn", "--netG", "unet_128", "--ngf", "32", "--ndf", "32"]
@@ -86,7 +85,7 @@ def ensure_data(out: Path, seed: int) -> int:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "datasets" / "demo", help="demo data folder")
     parser.add_argument("--name", default="demo", help="experiment name")
@@ -130,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             "0",
         ]
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: run(argv))
 
 
 if __name__ == "__main__":

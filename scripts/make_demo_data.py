@@ -2,7 +2,7 @@
 
 Example (from the repository root)::
 
-    python scripts/make_demo_data.py --out datasets/demo --n_train 160 --n_test 40 --size 256 --seed 0
+    python -m scripts.make_demo_data --out datasets/demo --n_train 160 --n_test 40 --size 256 --seed 0
 
 writes ``OUT/train/train{A,B,C}`` and ``OUT/test/test{A,B,C}`` PNG triplets
 (A = cloudy optical, B = cloud-free optical, C = SAR as RGB: VV, VH, VV/VH ratio in dB).
@@ -15,25 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from data.synthetic import write_dataset  # noqa: E402
-
-
-class _UsageError(Exception):
-    """Bad command-line option (reported as one line, exit status 2)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
+from data.synthetic import write_dataset
+from options.parser import OneLineParser
+from util.errors import UserError, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of the script."""
-    p = _Parser(description="Write synthetic SAR/optical cloud-removal triplets (PNG).")
+    p = OneLineParser(description="Write synthetic SAR/optical cloud-removal triplets (PNG).")
     p.add_argument(
         "--out", type=Path, default=Path("datasets/demo"), help="output folder (default datasets/demo)"
     )
@@ -61,23 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the generator; returns the exit status (0 ok, 2 bad options / refused output)."""
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    lo, hi = args.cloud_cover
+    if args.size < 16:
+        raise UserError(f"--size must be at least 16, got {args.size}")
+    if args.n_train < 0 or args.n_test < 0 or args.n_train + args.n_test < 1:
+        raise UserError("--n_train and --n_test must be >= 0 with at least one sample")
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    if not (0.0 <= lo <= hi <= 1.0):
+        raise UserError(f"--cloud_cover needs 0 <= LOW <= HIGH <= 1, got {lo} {hi}")
+    if not (0.0 <= args.thickness <= 1.0):
+        raise UserError(f"--thickness must be in [0, 1], got {args.thickness}")
     try:
-        args = build_parser().parse_args(argv)
-        lo, hi = args.cloud_cover
-        if args.size < 16:
-            raise _UsageError(f"--size must be at least 16, got {args.size}")
-        if args.n_train < 0 or args.n_test < 0 or args.n_train + args.n_test < 1:
-            raise _UsageError("--n_train and --n_test must be >= 0 with at least one sample")
-        if args.workers < 1:
-            raise _UsageError(f"--workers must be >= 1, got {args.workers}")
-        if args.seed < 0:
-            raise _UsageError(f"--seed must be >= 0, got {args.seed}")
-        if not (0.0 <= lo <= hi <= 1.0):
-            raise _UsageError(f"--cloud_cover needs 0 <= LOW <= HIGH <= 1, got {lo} {hi}")
-        if not (0.0 <= args.thickness <= 1.0):
-            raise _UsageError(f"--thickness must be in [0, 1], got {args.thickness}")
         counts = write_dataset(
             args.out,
             args.n_train,
@@ -93,13 +81,18 @@ def main(argv: list[str] | None = None) -> int:
             haze=not args.no_haze,
             shadows=not args.no_shadows,
         )
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    except (_UsageError, ValueError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, FileExistsError) as exc:
+        raise UserError(str(exc)) from None
     print(f"wrote {counts['train']} train and {counts['test']} test triplets to {args.out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the generator; returns the exit status (0 ok, 2 bad options / refused output)."""
+    try:
+        return run_cli(lambda: run(argv))
+    except SystemExit as exc:  # --help, or a bad option reported by the parser
+        return int(exc.code or 0)
 
 
 if __name__ == "__main__":

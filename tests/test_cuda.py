@@ -13,8 +13,8 @@ import torch
 import test as test_script
 import train as train_script
 from models import networks
+from models.checkpoint import safe_load
 from tests.helpers import make_triplets, read_rgb, run_main, test_argv, train_argv
-from util.checkpoint import safe_load
 
 pytestmark = [
     pytest.mark.needs_cuda,

@@ -12,7 +12,6 @@ from options.base_options import saved_options
 from options.train_options import TrainOptions
 from tests.helpers import make_triplets, train_argv
 from util.image_pool import ImagePool
-from util.train_state import load_training_state, save_training_state, state_path
 
 LOSS_NAMES = {"G_GAN", "G_L1", "G_SSIM", "G_attn", "G2_L1", "G2_SSIM", "D_real", "D_fake"}
 NETS = ("G", "G2", "A", "D")
@@ -212,13 +211,13 @@ def test_training_state_round_trip(tmp_path):
         model.optimize_parameters()
     model.update_learning_rate()
     progress = {"epoch": 1, "total_iters": 2}
-    path = save_training_state(model, "latest", progress, saved_options(model.opt))
-    assert path == state_path(model.save_dir, "latest") and path.is_file()
+    path = model.checkpoints.save(model, "latest", progress, saved_options(model.opt))
+    assert path == model.checkpoints.state_path("latest") and path.is_file()
     rng_after_save = torch.rand(3)
 
     torch.manual_seed(99)
     other = build(tmp_path, "--pool_size", "4", "--lr_policy", "step", "--lr_decay_iters", "1")
-    assert load_training_state(other, "latest", other.opt) == progress
+    assert other.checkpoints.load_training_state(other, "latest", other.opt) == progress
     assert torch.equal(torch.rand(3), rng_after_save)
     for name in NETS:
         a, b = model.nets[name].state_dict(), other.nets[name].state_dict()

@@ -13,7 +13,7 @@ from torch import nn
 import tests.helpers  # noqa: F401  (the suite's single-thread policy)
 from models import networks
 from models.networks import GANLoss, SSIMLoss, get_scheduler, ssim
-from util.checkpoint import load_weights, safe_load
+from models.weights import load_weights, safe_load
 
 NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from models.checkpoint import safe_load
 from tests.helpers import make_triplets, train_argv
-from util.checkpoint import safe_load
 
 ROOT = Path(__file__).resolve().parents[1]
 NETS = ("G", "G2", "A", "D")

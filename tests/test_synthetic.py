@@ -220,7 +220,7 @@ def test_script_writes_and_reports_errors(tmp_path, capsys):
 
 def test_script_runs_from_repo_root(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "scripts/make_demo_data.py", "--size", "8"],
+        [sys.executable, "-m", "scripts.make_demo_data", "--size", "8"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,1 +1,1 @@
-"""Utilities: device selection, image conversion, image pool, checkpoints, HTML and visdom display."""
+"""Utilities: device selection, image conversion, image pool, atomic files, random states, HTML and visdom display."""

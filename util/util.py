@@ -47,8 +47,13 @@ def to_unit(t: torch.Tensor) -> np.ndarray:
 
 
 def unit_to_u8(arr: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> uint8, rounding to nearest."""
-    return np.clip(np.rint(np.asarray(arr, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    """[0, 1] floats -> uint8, rounding to nearest and clipping; NaN -> 0. The one float-to-8-bit
+    conversion of the project. float32 input is scaled in float32 (as it was made), other input in
+    float64, so results do not depend on who converts."""
+    a = np.asarray(arr)
+    if a.dtype != np.float32:
+        a = a.astype(np.float64)
+    return np.clip(np.rint(np.nan_to_num(a) * 255.0), 0, 255).astype(np.uint8)
 
 
 def tensor2im(t: torch.Tensor, rgb_bands: tuple[int, int, int] | None = None) -> np.ndarray:
@@ -117,11 +122,6 @@ def save_image(image: np.ndarray, path: str | os.PathLike, aspect_ratio: float =
     tmp = path.with_name(f".{path.name}.tmp")
     pil.save(tmp, format="PNG")
     os.replace(tmp, path)
-
-
-def mkdirs(*paths: str | os.PathLike) -> None:
-    for p in paths:
-        Path(p).mkdir(parents=True, exist_ok=True)
 
 
 def visuals_to_images(visuals: dict[str, torch.Tensor], roles=None, previewer=None) -> dict[str, np.ndarray]:

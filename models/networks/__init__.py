@@ -11,7 +11,7 @@ from .init import INIT_CHOICES, init_weights
 from .losses import GAN_MODES, GANLoss, SSIMLoss, ssim
 from .normalization import NORM_CHOICES, get_norm_layer
 from .patchgan import NLayerDiscriminator, PixelDiscriminator
-from .schedulers import LR_POLICIES, get_scheduler, lr_factor
+from .schedulers import LR_POLICIES, EpochSchedule, get_scheduler, lr_factor
 from .unet import AbsClamp, AttentionUnet, UnetGenerator, UnetSkipBlock
 
 # Name -> number of down-samplings; the input size must be divisible by 2 ** depth.
@@ -29,6 +29,7 @@ __all__ = [
     "UNET_DEPTHS",
     "AbsClamp",
     "AttentionUnet",
+    "EpochSchedule",
     "GANLoss",
     "NLayerDiscriminator",
     "PixelDiscriminator",

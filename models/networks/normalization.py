@@ -22,7 +22,7 @@ def get_norm_layer(norm: str) -> Callable[[int], nn.Module]:
     The official code built it with running statistics but never switched to eval mode, so it
     always normalised with per-instance statistics; ``track_running_stats=False`` gives those
     same outputs in train and in eval mode (official checkpoints' unused buffers are dropped on
-    load, see :func:`models.networks.checkpoint.load_official_state_dict`).
+    load, see :func:`models.weights.load_weights`).
     """
     if norm == "instance":
         return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)

@@ -1,0 +1,324 @@
+"""Checkpoints of one experiment folder (``checkpoints/<name>/``): the one owner of saving and resuming.
+
+Files (SPEC section 5), for a label ``latest``, an epoch number or ``iter_<n>``:
+
+- ``<label>_net_<name>.pth``: a network's plain CPU state_dict with the official keys, so official
+  files load here (:func:`load_weights`) and ours load into the official code;
+- ``<label>_train_state.pth``: everything ``--continue_train`` needs, self-contained: networks,
+  optimisers, schedules, the model's extra state (image pool), progress counters, every random
+  generator and the options.
+
+:class:`Checkpoints` names the files, says which label ``--epoch/--load_iter`` select, refuses to
+train into a folder that holds a model (unless ``--continue_train``) or to resume with other
+architecture options, and saves and loads. Every save is one :class:`CheckpointWriter`
+transaction: its files replace their predecessors together, or (disk full, Ctrl-C) none does.
+Loading uses ``weights_only=True``: no code in a file ever runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from util.errors import UserError
+from util.fileio import RenameTogether
+from util.rng import capture_rng, restore_rng
+
+from .weights import cpu_state_dict, load_weights, safe_load, unwrap
+
+__all__ = [
+    "FORMAT_VERSION",
+    "LATEST",
+    "CheckpointWriter",
+    "Checkpoints",
+    "atomic_save",
+    "cpu_state_dict",
+    "load_weights",
+    "safe_load",
+    "unwrap",
+]
+
+if TYPE_CHECKING:
+    from .base_model import BaseModel
+
+# 2: schedules are closed forms of the epoch (their state is the epoch count). Version 1 files
+# (torch scheduler states) still load: the schedule is recomputed from the epoch they reached.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# Options that change the networks' shapes or the data they expect: resuming with other values
+# would not fit the saved state (or would silently train another model).
+ARCHITECTURE_OPTIONS = (
+    "model",
+    "input_nc",
+    "output_nc",
+    "sar_nc",
+    "ngf",
+    "ndf",
+    "netG",
+    "netD",
+    "n_layers_D",
+    "norm",
+    "no_dropout",
+    "conv_bias",
+)
+# Options of the learning-rate schedule: these may change on resume (e.g. more epochs); the
+# learning rate then follows the new schedule from the epoch reached.
+SCHEDULE_OPTIONS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters", "epoch_count")
+LATEST = "latest"
+_STATE_KEYS = ("progress", "rng", "nets", "optimizers", "schedulers")
+
+
+class CheckpointWriter:
+    """One all-or-nothing checkpoint write.
+
+    Inside ``with CheckpointWriter() as writer:`` each :meth:`save` goes to a hidden temporary
+    (``.<file>.tmp<pid>``); at the block's end all are renamed onto their files together. A
+    failed write (a full disk: :class:`UserError` naming the file) or any exception removes the
+    temporaries and leaves every previous file as it was; temporaries of killed processes are
+    removed by the next successful save of the same file.
+    """
+
+    def __init__(self) -> None:
+        self._files = RenameTogether(durable=True)
+
+    def save(self, obj: Any, path: str | os.PathLike) -> Path:
+        """``torch.save(obj)`` for ``path``, which appears when the transaction commits."""
+        path = Path(path)
+        tmp = self._files.path(path)
+        try:
+            with open(tmp, "wb") as fh:
+                torch.save(obj, fh)
+        except BaseException as err:  # also Ctrl-C: leave no temporary file behind
+            self._files.discard()
+            if isinstance(err, OSError):
+                raise UserError(
+                    f"could not write checkpoint {path}: {err.strerror or err}; the previous checkpoint is kept"
+                ) from err
+            raise
+        return path
+
+    def commit(self) -> list[Path]:
+        """Rename every written file onto its target; return the targets."""
+        try:
+            return self._files.commit()
+        except OSError as err:
+            raise UserError(f"could not replace checkpoint {err.filename}: {err.strerror or err}") from err
+
+    def __enter__(self) -> CheckpointWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self._files.discard()
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` one file atomically (a one-file :class:`CheckpointWriter`)."""
+    with CheckpointWriter() as writer:
+        return writer.save(obj, path)
+
+
+class Checkpoints:
+    """The checkpoint files of one experiment folder ``save_dir`` (``checkpoints/<name>/``)."""
+
+    def __init__(self, save_dir: str | os.PathLike) -> None:
+        self.save_dir = Path(save_dir)
+
+    # ------------------------------------------------------------------ labels and file names
+    @staticmethod
+    def selected_label(opt: argparse.Namespace) -> str:
+        """The label ``--load_iter`` (``iter_<n>`` when > 0) or else ``--epoch`` selects."""
+        return Checkpoints.iter_label(opt.load_iter) if opt.load_iter > 0 else str(opt.epoch)
+
+    @staticmethod
+    def iter_label(total_iters: int) -> str:
+        """The label of a ``--save_by_iter`` checkpoint after ``total_iters`` images."""
+        return f"iter_{total_iters}"
+
+    def weight_path(self, label: str | int, name: str) -> Path:
+        return self.save_dir / f"{label}_net_{name}.pth"
+
+    def state_path(self, label: str | int) -> Path:
+        return self.save_dir / f"{label}_train_state.pth"
+
+    def labels(self) -> list[str]:
+        """Labels saved in the folder: epochs in order, then ``iter_<n>`` in order, then ``latest``."""
+        if not self.save_dir.is_dir():
+            return []
+        found = {p.name.split("_net_")[0] for p in self.save_dir.glob("*_net_*.pth")}
+        found |= {p.name[: -len("_train_state.pth")] for p in self.save_dir.glob("*_train_state.pth")}
+
+        def order(label: str) -> tuple:
+            if label.isdigit():
+                return (0, int(label), label)
+            if label.startswith("iter_") and label[5:].isdigit():
+                return (1, int(label[5:]), label)
+            return (2 if label == LATEST else 3, 0, label)
+
+        return sorted(found, key=order)
+
+    def has(self, label: str) -> bool:
+        """Whether ``label`` has a training state or weights here."""
+        return self.state_path(label).is_file() or any(self.save_dir.glob(f"{label}_net_*.pth"))
+
+    # ------------------------------------------------------------------ refusals
+    def check_start(self, opt: argparse.Namespace) -> None:
+        """Refuse, before anything is written, a run that would clobber or miss a saved model.
+
+        A fresh run into a folder holding a model would overwrite it: ``--continue_train`` or
+        another ``--name``. ``--continue_train`` needs the checkpoint it selects.
+        """
+        saved = self.labels()
+        if saved and not opt.continue_train:
+            raise UserError(
+                f"{self.save_dir} already holds a trained model (checkpoints: {', '.join(saved)}); "
+                "add --continue_train to resume it, or choose another --name"
+            )
+        label = self.selected_label(opt)
+        if opt.continue_train and not self.has(label):
+            raise UserError(
+                f"--continue_train: no checkpoint '{label}' to resume in {self.save_dir}; "
+                "check --name, --checkpoints_dir and --epoch, or drop --continue_train to start afresh"
+            )
+
+    @staticmethod
+    def check_compatible(saved: Mapping[str, Any], opt: argparse.Namespace, source: str) -> None:
+        """Refuse to resume when an architecture option differs from the saved run's ``saved``."""
+        diffs = [
+            f"--{k} {saved[k]} (saved) vs {getattr(opt, k)} (now)"
+            for k in ARCHITECTURE_OPTIONS
+            if k in saved and saved[k] != getattr(opt, k, saved[k])
+        ]
+        if diffs:
+            raise UserError(
+                f"cannot resume from {source}: {'; '.join(diffs)}; "
+                "repeat the original options or start a new --name"
+            )
+
+    # ------------------------------------------------------------------ weights
+    def _mkdir(self) -> None:
+        try:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(
+                f"cannot create {self.save_dir}: {err.strerror or err}; choose a writable --checkpoints_dir"
+            ) from None
+
+    def save_weights(
+        self, nets: Mapping[str, nn.Module], label: str | int, writer: CheckpointWriter | None = None
+    ) -> None:
+        """Write ``<label>_net_<name>.pth`` for every network (all together: in ``writer``, or in one
+        transaction of their own)."""
+        if writer is None:
+            with CheckpointWriter() as own:
+                return self.save_weights(nets, label, own)
+        self._mkdir()
+        for name, net in nets.items():
+            writer.save(cpu_state_dict(net), self.weight_path(label, name))
+        return None
+
+    def load_weights(
+        self, nets: Mapping[str, nn.Module], label: str | int, names: Iterable[str] | None = None
+    ) -> None:
+        """Load ``<label>_net_<name>.pth`` (ours or the official code's) into ``nets`` (or ``names`` of them)."""
+        for name in list(names) if names is not None else list(nets):
+            path = self.weight_path(label, name)
+            if not path.is_file():
+                have = self.labels()
+                hint = (
+                    f"saved checkpoints: {', '.join(have)}"
+                    if have
+                    else f"{self.save_dir} holds no checkpoints"
+                )
+                raise UserError(f"no weights {path} for --epoch {label}; {hint}")
+            load_weights(unwrap(nets[name]), safe_load(path), path)
+            print(f"loaded {path}")
+
+    # ------------------------------------------------------------------ training state
+    def save(self, model: BaseModel, label: str | int, progress: Mapping[str, int], options: Mapping) -> Path:
+        """Save the weights and the training state of ``label`` in one transaction; return the state's path.
+
+        ``progress``: ``epoch`` (epochs finished), ``total_iters`` (images seen) and, mid-epoch,
+        ``epoch_iter`` (images seen in the unfinished epoch). ``options``: plain (JSON-able) data.
+        """
+        state = {
+            "format_version": FORMAT_VERSION,
+            "progress": dict(progress),
+            "rng": capture_rng(),
+            "options": dict(options),
+            **model.training_state(),
+        }
+        with CheckpointWriter() as writer:
+            self.save_weights(model.nets, label, writer)
+            return writer.save(state, self.state_path(label))
+
+    def read_state(self, label: str | int) -> dict:
+        """The training-state file of ``label``, checked to be one this code can resume from."""
+        path = self.state_path(label)
+        state = safe_load(path)
+        version = state.get("format_version") if isinstance(state, dict) else None
+        if version not in READABLE_VERSIONS:
+            raise UserError(
+                f"{path} is not a training-state file this code reads (format {version}, this code "
+                f"writes {FORMAT_VERSION}); resume with the code that wrote it, or retrain"
+            )
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise UserError(f"{path} is an incomplete training-state file (no {', '.join(missing)}); retrain")
+        return state
+
+    def load_training_state(self, model: BaseModel, label: str | int, opt: argparse.Namespace) -> dict:
+        """Restore ``model`` and every random generator from ``<label>_train_state.pth``; return the progress.
+
+        The learning rates follow the current options' schedule at the epoch reached (the saved
+        one unless schedule options changed); ``plateau`` keeps its saved state and learning rates.
+        """
+        path = self.state_path(label)
+        state = self.read_state(label)
+        saved = state.get("options", {})
+        self.check_compatible(saved, opt, str(path))
+        model.load_training_state(state, str(path))
+        progress = dict(state["progress"])
+        keep_plateau = saved.get("lr_policy") == opt.lr_policy == "plateau"
+        epochs_done = max(0, int(progress["epoch"]) - opt.epoch_count + 1)
+        model.restore_schedule(epochs_done, state["schedulers"] if keep_plateau else None)
+        changed = [
+            f"--{k} {saved[k]} -> {getattr(opt, k)}"
+            for k in SCHEDULE_OPTIONS
+            if k in saved and saved[k] != getattr(opt, k, saved[k])
+        ]
+        if changed:
+            lr = next(iter(model.current_lrs().values()), 0.0)
+            print(f"schedule changed on resume ({'; '.join(changed)}): learning rate now {lr:.7f}")
+        restore_rng(state["rng"])
+        return progress
+
+    def resume(self, model: BaseModel, opt: argparse.Namespace) -> dict:
+        """The progress to start from: a saved training state, else weights only (official files), else zero."""
+        progress = {"epoch": opt.epoch_count - 1, "total_iters": 0}
+        if not opt.continue_train:
+            return progress
+        label = self.selected_label(opt)
+        if self.state_path(label).is_file():
+            progress = self.load_training_state(model, label, opt)
+            within = (
+                f", {progress['epoch_iter']} images into epoch {progress['epoch'] + 1}"
+                if progress.get("epoch_iter")
+                else ""
+            )
+            print(f"resuming after epoch {progress['epoch']}{within} ({progress['total_iters']} images seen)")
+        else:
+            self.load_weights(model.nets, label)
+            print(
+                f"no training state for '{label}' in {self.save_dir}: loaded the weights only; optimisers "
+                f"start afresh at epoch {opt.epoch_count}"
+            )
+        return progress
