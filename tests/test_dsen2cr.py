@@ -485,3 +485,13 @@ def test_tiny_and_light_flags_are_command_line_flags():
     for flags, size in ((Dsen2crModel.tiny_flags, (8, 2)), (Dsen2crModel.light_flags, (32, 8))):
         opt = TrainOptions().parse(["--dataroot", "x", "--model", "dsen2cr", *flags], save=False)
         assert (opt.dsen2cr_feature_sizes, opt.dsen2cr_num_layers) == size
+
+
+def test_resume_restores_the_nadam_state(tmp_path):
+    root, ck = tmp_path / "data", tmp_path / "ck"
+    make_triplets(root, "train", n=2)
+    argv = train_argv(root, ck, "r", *MODEL, "--batch_size", "2")
+    assert train_script.main(argv) == 0
+    assert train_script.main([*argv, "--continue_train", "--n_epochs", "2"]) == 0
+    nadam = torch.load(ck / "r" / "latest_train_state.pth", weights_only=True)["optimizers"]["G"]
+    assert all(int(s["step"]) == 2 for s in nadam["state"].values())  # one step per epoch, both kept
