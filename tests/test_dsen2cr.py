@@ -189,8 +189,9 @@ def test_plain_l1_variant(tmp_path):
 
 
 # ----------------------------------------------------------------------------- cloud mask
-def scene(size: int = 32) -> torch.Tensor:
-    """(1, 13, size, size) reflectance: vegetated ground with a bright cloud disc and a dark shadow."""
+def scene(size: int = 32) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """(1, 13, size, size) reflectance of vegetated ground with a bright cloud disc and a dark shadow,
+    and the (size, size) bool masks of the cloud and of the shadow."""
     rng = np.random.default_rng(0)
     ground = np.array([0.12, 0.05, 0.08, 0.06, 0.12, 0.25, 0.3, 0.32, 0.33, 0.1, 0.005, 0.2, 0.1])
     img = ground[:, None, None] * (1 + 0.1 * rng.standard_normal((13, size, size)))
