@@ -9,12 +9,14 @@ with Nadam (lr 7e-5, batch 16, no learning-rate schedule, 8 epochs in the offici
 (L_T) variant.
 
 Units. Our tensors are in [-1, 1]; with ``--dataset_mode sen12mscr`` that is reflectance
-(DN / 10000, clipped) mapped from [0, 1]. The paper's network saw Sentinel-2 DN / 2000 (so [0, 5])
-and SAR clipped and mapped to [0, 2], so the model converts on the way in (optical x -> 2.5 (x + 1),
-SAR s -> s + 1), adds the long skip and computes CARL in those units (loss values comparable to
-the paper's), and converts the prediction back (p -> p / 2.5 - 1). The output is clamped to
-[-1, 1], the range of the data (reflectance 0..1), for every consumer of :meth:`infer`; the loss
-reads the unclamped prediction, as the paper's did. PNG data are mapped the same way.
+(DN / 10000, clipped) mapped from [0, 1]. The paper's network saw Sentinel-2 DN / 2000, i.e.
+reflectance x 5 ([0, 5]), and SAR clipped and mapped to [0, 2], so the model converts on the way
+in (optical x -> 5 r (x + 1) / 2, SAR s -> s + 1), adds the long skip and computes CARL in those
+units (loss values comparable to the paper's), and converts the prediction back. ``r`` turns the
+data's [0, 1] into reflectance: 1 for Sentinel-2 data, ``--dsen2cr_png_stretch`` (0.3) for 8-bit
+PNG previews, whose white stands for reflectance 0.3; so the network sees the same units whatever
+the data. The output is clamped to [-1, 1], the range of the data, for every consumer of
+:meth:`infer`; the loss reads the unclamped prediction, as the paper's did.
 The paper's SAR clip (VH in [-32.5, 0] dB) is ``--sar_scaling dsen2cr`` of the SEN12MS-CR reader.
 
 The mask is also a visual, ``cloud_mask`` (1: cloud or shadow), shown as an attention map.
@@ -34,8 +36,8 @@ from .base_model import BaseModel, Roles
 from .networks.cloud_mask import CLOUD_THRESHOLD, BandLayout, cloud_shadow_mask
 from .networks.dsen2cr import DSen2CR, carl_loss
 
-# [-1, 1] -> the paper's units: optical [0, 5] (reflectance x 5 = DN / 2000), SAR [0, 2].
-OPTICAL_SCALE = 5.0
+# The paper's units: optical reflectance x 5 (= Sentinel-2 DN / 2000), SAR [0, 2].
+REFLECTANCE_TO_PAPER = 5.0
 SAR_SCALE = 2.0
 # Bands of a 3-band PNG: R, G, B (the natural-colour composite B4, B3, B2).
 RGB_NAMES = ("B4", "B3", "B2")
@@ -120,8 +122,9 @@ class Dsen2crModel(BaseModel):
             "--dsen2cr_png_stretch",
             type=float,
             default=0.3,
-            help="3-band PNG data: the reflectance that white (255) stands for, for the cloud mask's "
-            "thresholds (0.3: previews made by scripts/convert_sen12mscr.py)",
+            help="3-band PNG data: the reflectance that white (255) stands for (0.3: previews made by "
+            "scripts/convert_sen12mscr.py); sets the units the network sees (reflectance x 5, as "
+            "the paper's DN / 2000) and the cloud mask's thresholds",
         )
         if is_train:
             g.add_argument(
@@ -147,6 +150,8 @@ class Dsen2crModel(BaseModel):
         if not self.use_sar:
             self.roles = dataclasses.replace(type(self).roles, uses_sar=False)
         self.layout = band_layout(opt)
+        # [0, 1] data -> the paper's optical units (reflectance x 5).
+        self.optical_scale = REFLECTANCE_TO_PAPER * self.layout.reflectance_scale
         self.nets = {
             "G": DSen2CR(
                 optical_nc=opt.input_nc,
@@ -197,16 +202,16 @@ class Dsen2crModel(BaseModel):
         return cloud_shadow_mask((cloudy + 1) / 2, self.layout, threshold=self.opt.dsen2cr_cloud_threshold)
 
     def predict_paper_units(self, cloudy: torch.Tensor, sar: torch.Tensor | None) -> torch.Tensor:
-        """The network's unclamped prediction in the paper's units (optical x 5, [0, 5] for reflectance
-        0..1) from ``cloudy`` and ``sar`` in [-1, 1]."""
-        optical = (cloudy + 1) * (OPTICAL_SCALE / 2)
+        """The network's unclamped prediction in the paper's units (reflectance x 5) from ``cloudy``
+        and ``sar`` in [-1, 1]."""
+        optical = (cloudy + 1) * (self.optical_scale / 2)
         sar_units = (sar + 1) * (SAR_SCALE / 2) if self.use_sar else None
         with self.autocast():
             return self.nets["G"](optical, sar_units)
 
     def outputs_from(self, pred: torch.Tensor, cloudy: torch.Tensor) -> dict[str, torch.Tensor]:
         """fake_B in [-1, 1] (the prediction mapped back and clamped to the data range) and the mask."""
-        fake_B = (pred.float() * (2 / OPTICAL_SCALE) - 1).clamp(-1.0, 1.0)
+        fake_B = (pred.float() * (2 / self.optical_scale) - 1).clamp(-1.0, 1.0)
         return {"fake_B": fake_B, "cloud_mask": self.cloud_mask(cloudy)}
 
     def infer(self, cloudy: torch.Tensor, sar: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -216,11 +221,11 @@ class Dsen2crModel(BaseModel):
     # ------------------------------------------------------------------ training
     def losses_from(self, pred: torch.Tensor) -> dict[str, torch.Tensor]:
         """CARL (or plain L1) of the unclamped prediction ``pred``, in the paper's units."""
-        target = (self.real_B + 1) * (OPTICAL_SCALE / 2)
+        target = (self.real_B + 1) * (self.optical_scale / 2)
         pred = pred.float()
         if self.opt.dsen2cr_loss == "l1":
             return {"G_L1": (pred - target).abs().mean()}
-        cloudy = (self.real_A + 1) * (OPTICAL_SCALE / 2)
+        cloudy = (self.real_A + 1) * (self.optical_scale / 2)
         terms = carl_loss(
             pred, cloudy, target, self.outputs["cloud_mask"], lambda_target=self.opt.dsen2cr_lambda
         )

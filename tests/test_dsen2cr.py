@@ -117,6 +117,23 @@ def test_long_skip_adds_the_cloudy_input(tmp_path):
     torch.testing.assert_close(model.predict(data["A"], data["C"])["fake_B"], data["A"], atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "extra, bands, white",
+    [((), (3, 3, 3), 0.3), (("--dsen2cr_png_stretch", "0.5"), (3, 3, 3), 0.5), (tuple(S2), (13, 13, 2), 1.0)],
+    ids=["png", "png-stretch-0.5", "sentinel"],
+)
+def test_the_network_sees_the_papers_units(tmp_path, extra, bands, white):
+    """Optical: reflectance x 5 (the paper's DN / 2000), white of a PNG being reflectance ``white``;
+    SAR: [0, 2]. The output maps back through the same scale (the long skip stays exact)."""
+    model = build(tmp_path, *extra)
+    seen = {}
+    model.nets["G"].register_forward_pre_hook(lambda _, args: seen.update(optical=args[0], sar=args[1]))
+    data = batch(bands=bands)
+    model.predict(data["A"], data["C"])
+    torch.testing.assert_close(seen["optical"], (data["A"] + 1) / 2 * white * 5)
+    torch.testing.assert_close(seen["sar"], data["C"] + 1)
+
+
 def test_residual_blocks_are_scaled(tmp_path):
     """Each block adds 0.1 x its branch (the paper's residual scaling)."""
     net = DSen2CR(optical_nc=3, sar_nc=3, feature_sizes=4, num_layers=1, res_scale=0.1)
@@ -168,7 +185,8 @@ def test_model_loss_is_carl_in_the_papers_units(tmp_path):
         pred = model.predict_paper_units(model.real_A, model.real_C)
         model.outputs = model.outputs_from(pred, model.real_A)
         got = model.losses_from(pred)
-    to_paper = lambda t: (t + 1) * 2.5  # noqa: E731 - [-1, 1] -> reflectance x 5
+    # [-1, 1] -> PNG value [0, 1] -> reflectance (white = 0.3) -> the paper's units (x 5)
+    to_paper = lambda t: (t + 1) / 2 * 0.3 * 5  # noqa: E731
     mask = model.cloud_mask(data["A"])
     want = carl_loss(pred, to_paper(data["A"]), to_paper(data["B"]), mask, lambda_target=0.5)
     assert got["G_target"].item() == pytest.approx(want["target"].item())
@@ -184,7 +202,7 @@ def test_plain_l1_variant(tmp_path):
     losses = model.optimize_parameters()
     assert model.loss_names == ["G_L1"] and set(losses) == {"G_L1"}
     assert losses["G_L1"].item() == pytest.approx(
-        (pred - (data["B"] + 1) * 2.5).abs().mean().item(), rel=1e-5
+        (pred - (data["B"] + 1) / 2 * 1.5).abs().mean().item(), rel=1e-5
     )
 
 
