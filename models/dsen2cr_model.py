@@ -86,7 +86,12 @@ class Dsen2crModel(BaseModel):
     )
     tiny_flags = ("--dsen2cr_feature_sizes", "8", "--dsen2cr_num_layers", "2")
     light_flags = ("--dsen2cr_feature_sizes", "32", "--dsen2cr_num_layers", "8")
-    architecture_options = ("dsen2cr_feature_sizes", "dsen2cr_num_layers", "dsen2cr_res_scale", "dsen2cr_no_sar")
+    architecture_options = (
+        "dsen2cr_feature_sizes",
+        "dsen2cr_num_layers",
+        "dsen2cr_res_scale",
+        "dsen2cr_no_sar",
+    )
 
     @staticmethod
     def modify_commandline_options(
