@@ -21,7 +21,7 @@ import argparse
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -44,8 +44,21 @@ __all__ = [
     "unwrap",
 ]
 
-if TYPE_CHECKING:
-    from .base_model import BaseModel
+
+class Checkpointable(Protocol):
+    """What a checkpoint needs of a model (``BaseModel`` provides it): its networks and its state."""
+
+    nets: dict[str, nn.Module]
+    architecture_options: tuple[str, ...]
+
+    def training_state(self) -> dict: ...
+
+    def load_training_state(self, state: dict, source: str) -> None: ...
+
+    def restore_schedule(self, epochs_done: int, plateau_states: list[dict] | None = None) -> None: ...
+
+    def current_lrs(self) -> dict[str, float]: ...
+
 
 # 2: schedules are closed forms of the epoch (their state is the epoch count). Version 1 files
 # (torch scheduler states) still load: the schedule is recomputed from the epoch they reached.
@@ -69,7 +82,15 @@ ARCHITECTURE_OPTIONS = (
 )
 # Options of the learning-rate schedule: these may change on resume (e.g. more epochs); the
 # learning rate then follows the new schedule from the epoch reached.
-SCHEDULE_OPTIONS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters", "epoch_count")
+SCHEDULE_OPTIONS = (
+    "lr",
+    "lr_policy",
+    "n_epochs",
+    "n_epochs_decay",
+    "lr_decay_iters",
+    "lr_decay_gamma",
+    "epoch_count",
+)
 LATEST = "latest"
 _STATE_KEYS = ("progress", "rng", "nets", "optimizers", "schedulers")
 
@@ -246,7 +267,9 @@ class Checkpoints:
             print(f"loaded {path}")
 
     # ------------------------------------------------------------------ training state
-    def save(self, model: BaseModel, label: str | int, progress: Mapping[str, int], options: Mapping) -> Path:
+    def save(
+        self, model: Checkpointable, label: str | int, progress: Mapping[str, int], options: Mapping
+    ) -> Path:
         """Save the weights and the training state of ``label`` in one transaction; return the state's path.
 
         ``progress``: ``epoch`` (epochs finished), ``total_iters`` (images seen) and, mid-epoch,
@@ -278,7 +301,7 @@ class Checkpoints:
             raise UserError(f"{path} is an incomplete training-state file (no {', '.join(missing)}); retrain")
         return state
 
-    def load_training_state(self, model: BaseModel, label: str | int, opt: argparse.Namespace) -> dict:
+    def load_training_state(self, model: Checkpointable, label: str | int, opt: argparse.Namespace) -> dict:
         """Restore ``model`` and every random generator from ``<label>_train_state.pth``; return the progress.
 
         The learning rates follow the current options' schedule at the epoch reached (the saved
@@ -304,7 +327,7 @@ class Checkpoints:
         restore_rng(state["rng"])
         return progress
 
-    def resume(self, model: BaseModel, opt: argparse.Namespace) -> dict:
+    def resume(self, model: Checkpointable, opt: argparse.Namespace) -> dict:
         """The progress to start from: a saved training state, else weights only (official files), else zero."""
         progress = {"epoch": opt.epoch_count - 1, "total_iters": 0}
         if not opt.continue_train:
