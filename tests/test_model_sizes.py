@@ -26,8 +26,8 @@ def test_counts_at_the_papers_settings(capsys):
         assert counts[model][data] == nets, (model, data)
 
 
-def test_table_and_errors(capsys, capfd):
+def test_table_and_errors(capfd):
     assert model_sizes.main(["--models", "dsen2cr"]) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "| DSen2-CR | 1 | G 18,903,555 | G 18,947,341 |" in out
     expect_error(capfd, model_sizes.main, ["--models", "nope"], "unknown model(s) nope")
