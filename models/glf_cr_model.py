@@ -74,6 +74,7 @@ class GLFCRModel(BaseModel):
         "--glf_feats", "32", "--glf_growth", "16", "--glf_blocks", "2", "--glf_layers", "3", "--glf_heads", "4",
         "--glf_up_feats", "16",
     )  # fmt: skip
+    architecture_options = tuple(ARCH_OPTIONS)
 
     @staticmethod
     def modify_commandline_options(
