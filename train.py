@@ -17,13 +17,13 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataloader
+from display.visualizer import Visualizer
 from models import create_model
 from models.checkpoint import LATEST, Checkpoints, SaveBudget
 from options.base_options import saved_options
 from options.train_options import TrainOptions
 from util.errors import UserError, run_cli
 from util.util import visuals_to_images
-from util.visualizer import Visualizer
 
 
 def crossed(total: int, step: int, freq: int) -> bool:
@@ -75,20 +75,13 @@ def train(argv: list[str] | None = None) -> int:
     # End-of-epoch 'latest' saves take at most this share of the time.
     budget = SaveBudget(opt.save_budget, Checkpoints.expected_save_seconds(model))
     progress = checkpoints.resume(model, opt)
+    with Visualizer.from_train_options(opt) as visualizer:  # closing flushes TensorBoard / W&B
+        return run_epochs(opt, loader, model, checkpoints, visualizer, progress)
+
+
+def run_epochs(opt, loader, model, checkpoints: Checkpoints, visualizer: Visualizer, progress: dict) -> int:
+    """Train from ``progress`` to the last epoch: display, log, checkpoint; return the exit status."""
     options = saved_options(opt)
-    visualizer = Visualizer(
-        name=opt.name,
-        checkpoints_dir=opt.checkpoints_dir,
-        display_id=opt.display_id,
-        display_server=opt.display_server,
-        display_port=opt.display_port,
-        display_env=opt.display_env,
-        display_ncols=opt.display_ncols,
-        display_winsize=opt.display_winsize,
-        use_html=not opt.no_html,
-        is_train=True,
-        retry_interval=opt.display_retry_interval,
-    )
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     total_iters = progress["total_iters"]
     skipped = 0
@@ -120,12 +113,16 @@ def train(argv: list[str] | None = None) -> int:
                 save_result = crossed(total_iters, step, opt.update_html_freq)
                 # The dataset's previews: e.g. natural colour for Sentinel-2 data.
                 images = visuals_to_images(model.get_current_visuals(), model.roles, loader.dataset.preview)
-                visualizer.display_current_results(images, epoch, save_result)
+                images = {name: images[name] for name in model.roles.ordered(images)}  # the page order
+                visualizer.display_current_results(images, epoch, save_result, step=total_iters)
             if finite and crossed(total_iters, step, opt.print_freq):
                 values = model.get_current_losses()
                 t_comp = (time.time() - iter_start) / step
                 visualizer.print_current_losses(epoch, epoch_iter, values, t_comp, t_data)
-                visualizer.plot_current_losses(epoch, epoch_iter / max(1, len(loader.dataset)), values)
+                ratio = epoch_iter / max(1, len(loader.dataset))
+                visualizer.plot_current_losses(
+                    epoch, ratio, values, step=total_iters, lrs=model.current_lrs()
+                )
             if crossed(total_iters, step, opt.save_latest_freq):
                 print(f"saving the latest model (epoch {epoch}, images {total_iters})")
                 here = {"epoch": epoch - 1, "epoch_iter": epoch_iter, "total_iters": total_iters}

@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -47,8 +47,21 @@ __all__ = [
     "unwrap",
 ]
 
-if TYPE_CHECKING:
-    from .base_model import BaseModel
+
+class Checkpointable(Protocol):
+    """What a checkpoint needs of a model (``BaseModel`` provides it): its networks and its state."""
+
+    nets: dict[str, nn.Module]
+    architecture_options: tuple[str, ...]
+
+    def training_state(self) -> dict: ...
+
+    def load_training_state(self, state: dict, source: str) -> None: ...
+
+    def restore_schedule(self, epochs_done: int, plateau_states: list[dict] | None = None) -> None: ...
+
+    def current_lrs(self) -> dict[str, float]: ...
+
 
 # 2: schedules are closed forms of the epoch (their state is the epoch count). Version 1 files
 # (torch scheduler states) still load: the schedule is recomputed from the epoch they reached.
@@ -72,7 +85,15 @@ ARCHITECTURE_OPTIONS = (
 )
 # Options of the learning-rate schedule: these may change on resume (e.g. more epochs); the
 # learning rate then follows the new schedule from the epoch reached.
-SCHEDULE_OPTIONS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters", "epoch_count")
+SCHEDULE_OPTIONS = (
+    "lr",
+    "lr_policy",
+    "n_epochs",
+    "n_epochs_decay",
+    "lr_decay_iters",
+    "lr_decay_gamma",
+    "epoch_count",
+)
 LATEST = "latest"
 _STATE_KEYS = ("progress", "rng", "nets", "optimizers", "schedulers")
 
@@ -231,11 +252,14 @@ class Checkpoints:
             )
 
     @staticmethod
-    def check_compatible(saved: Mapping[str, Any], opt: argparse.Namespace, source: str) -> None:
-        """Refuse to resume when an architecture option differs from the saved run's ``saved``."""
+    def check_compatible(
+        saved: Mapping[str, Any], opt: argparse.Namespace, source: str, model_options: tuple[str, ...] = ()
+    ) -> None:
+        """Refuse to resume when an architecture option (shared, or the model's own
+        ``model_options``) differs from the saved run's ``saved``."""
         diffs = [
             f"--{k} {saved[k]} (saved) vs {getattr(opt, k)} (now)"
-            for k in ARCHITECTURE_OPTIONS
+            for k in (*ARCHITECTURE_OPTIONS, *model_options)
             if k in saved and saved[k] != getattr(opt, k, saved[k])
         ]
         if diffs:
@@ -288,13 +312,15 @@ class Checkpoints:
     EXPECTED_WRITE_RATE = 200e6
 
     @classmethod
-    def expected_save_seconds(cls, model: BaseModel) -> float:
+    def expected_save_seconds(cls, model: Checkpointable) -> float:
         """A guess of :meth:`save`'s duration before any save was timed: the weights (in their files
         and again in the state) and two Adam moments, i.e. 4 x the parameters' bytes."""
         nbytes = sum(p.numel() * p.element_size() for net in model.nets.values() for p in net.parameters())
         return 4 * nbytes / cls.EXPECTED_WRITE_RATE
 
-    def save(self, model: BaseModel, label: str | int, progress: Mapping[str, int], options: Mapping) -> Path:
+    def save(
+        self, model: Checkpointable, label: str | int, progress: Mapping[str, int], options: Mapping
+    ) -> Path:
         """Save the weights and the training state of ``label`` in one transaction; return the state's path.
 
         ``progress``: ``epoch`` (epochs finished), ``total_iters`` (images seen) and, mid-epoch,
@@ -326,7 +352,7 @@ class Checkpoints:
             raise UserError(f"{path} is an incomplete training-state file (no {', '.join(missing)}); retrain")
         return state
 
-    def load_training_state(self, model: BaseModel, label: str | int, opt: argparse.Namespace) -> dict:
+    def load_training_state(self, model: Checkpointable, label: str | int, opt: argparse.Namespace) -> dict:
         """Restore ``model`` and every random generator from ``<label>_train_state.pth``; return the progress.
 
         The learning rates follow the current options' schedule at the epoch reached (the saved
@@ -335,7 +361,7 @@ class Checkpoints:
         path = self.state_path(label)
         state = self.read_state(label)
         saved = state.get("options", {})
-        self.check_compatible(saved, opt, str(path))
+        self.check_compatible(saved, opt, str(path), type(model).architecture_options)
         model.load_training_state(state, str(path))
         progress = dict(state["progress"])
         keep_plateau = saved.get("lr_policy") == opt.lr_policy == "plateau"
@@ -352,7 +378,7 @@ class Checkpoints:
         restore_rng(state["rng"])
         return progress
 
-    def resume(self, model: BaseModel, opt: argparse.Namespace) -> dict:
+    def resume(self, model: Checkpointable, opt: argparse.Namespace) -> dict:
         """The progress to start from: a saved training state, else weights only (official files), else zero."""
         progress = {"epoch": opt.epoch_count - 1, "total_iters": 0}
         if not opt.continue_train:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import models
 from models.checkpoint import Checkpoints
 from models.networks import GAN_MODES, LR_POLICIES
 from util.errors import UserError
@@ -36,6 +37,25 @@ class TrainOptions(BaseOptions):
             type=float,
             default=60.0,
             help="seconds between attempts to reach an unreachable visdom server",
+        )
+        g = parser.add_argument_group("loggers (optional, beside visdom)")
+        g.add_argument(
+            "--use_tensorboard",
+            action="store_true",
+            help="log losses, learning rates and images to TensorBoard (pip install tensorboard)",
+        )
+        g.add_argument(
+            "--tensorboard_dir",
+            default="",
+            help="TensorBoard log folder (default: checkpoints/<name>/tensorboard)",
+        )
+        g.add_argument("--use_wandb", action="store_true", help="log to Weights & Biases (pip install wandb)")
+        g.add_argument("--wandb_project_name", default="SAR-cloud-removal", help="W&B project")
+        g.add_argument(
+            "--wandb_mode",
+            default=None,
+            choices=("online", "offline", "disabled"),
+            help="W&B mode; offline needs no network (default: $WANDB_MODE, else online)",
         )
 
         g = parser.add_argument_group("saving")
@@ -94,7 +114,16 @@ class TrainOptions(BaseOptions):
             help="learning-rate policy ('lambda' is the old name of 'linear')",
         )
         g.add_argument(
-            "--lr_decay_iters", type=positive_int, default=50, help="'step' policy: x0.1 every N epochs"
+            "--lr_decay_iters",
+            type=positive_int,
+            default=50,
+            help="'step' policy: x --lr_decay_gamma every N epochs",
+        )
+        g.add_argument(
+            "--lr_decay_gamma",
+            type=float,
+            default=0.1,
+            help="'step' policy: the factor applied every --lr_decay_iters epochs",
         )
         g.add_argument(
             "--optimizer_impl",
@@ -131,6 +160,8 @@ class TrainOptions(BaseOptions):
             raise UserError(f"--lr must be positive, got {opt.lr}")
         if not 0 < opt.save_budget <= 1:
             raise UserError(f"--save_budget must be in (0, 1], got {opt.save_budget}")
+        if not 0 < opt.lr_decay_gamma <= 1:
+            raise UserError(f"--lr_decay_gamma must be in (0, 1], got {opt.lr_decay_gamma}")
         if not opt.display_retry_interval >= 0:
             raise UserError(
                 f"--display_retry_interval must be 0 or more seconds, got {opt.display_retry_interval}"
@@ -146,5 +177,6 @@ class TrainOptions(BaseOptions):
                 previous = json.loads(saved.read_text())
             except (OSError, ValueError):
                 previous = {}
-            Checkpoints.check_compatible(previous, opt, str(saved))
+            own = models.find_model_using_name(opt.model).architecture_options
+            Checkpoints.check_compatible(previous, opt, str(saved), own)
         super().save_options(opt, parser)
