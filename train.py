@@ -72,8 +72,6 @@ def train(argv: list[str] | None = None) -> int:
     model = create_model(opt)
     model.setup()
     checkpoints = Checkpoints(model.save_dir)
-    # End-of-epoch 'latest' saves take at most this share of the time.
-    budget = SaveBudget(opt.save_budget, Checkpoints.expected_save_seconds(model))
     progress = checkpoints.resume(model, opt)
     with Visualizer.from_train_options(opt) as visualizer:  # closing flushes TensorBoard / W&B
         return run_epochs(opt, loader, model, checkpoints, visualizer, progress)
@@ -82,6 +80,8 @@ def train(argv: list[str] | None = None) -> int:
 def run_epochs(opt, loader, model, checkpoints: Checkpoints, visualizer: Visualizer, progress: dict) -> int:
     """Train from ``progress`` to the last epoch: display, log, checkpoint; return the exit status."""
     options = saved_options(opt)
+    # End-of-epoch 'latest' saves take at most this share of the time.
+    budget = SaveBudget(opt.save_budget, Checkpoints.expected_save_seconds(model))
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     total_iters = progress["total_iters"]
     skipped = 0
