@@ -174,8 +174,9 @@ class Dsen2crModel(BaseModel):
             # torch's NAdam is Dozat's Nadam with the momentum schedule of Keras' Nadam
             # (schedule_decay 0.004 = momentum_decay 4e-3); the official code passed epsilon 1e-8.
             self.optimizers = {
-                "G": torch.optim.NAdam(
+                "G": self.make_optimizer(
                     self.nets["G"].parameters(),
+                    torch.optim.NAdam,
                     lr=opt.lr,
                     betas=(opt.beta1, 0.999),
                     eps=1e-8,

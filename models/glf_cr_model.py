@@ -120,7 +120,9 @@ class GLFCRModel(BaseModel):
         self.visual_names = ["real_A", "fake_B", "real_B", "real_C"]
         if self.is_train:
             self.loss_names = ["G_L1"]
-            self.optimizers = {"G": torch.optim.Adam(net.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))}
+            self.optimizers = {
+                "G": self.make_optimizer(net.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+            }
 
     @classmethod
     def size_multiple(cls, opt: argparse.Namespace) -> int:

@@ -125,7 +125,9 @@ class Pix2PixModel(BaseModel):
         )
 
     def adam(self, name: str) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.nets[name].parameters(), lr=self.opt.lr, betas=(self.opt.beta1, 0.999))
+        return self.make_optimizer(
+            self.nets[name].parameters(), lr=self.opt.lr, betas=(self.opt.beta1, 0.999)
+        )
 
     # ------------------------------------------------------------------ inference
     def infer(self, cloudy: torch.Tensor, sar: torch.Tensor | None) -> dict[str, torch.Tensor]:

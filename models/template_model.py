@@ -58,7 +58,7 @@ class TemplateModel(BaseModel):
         if self.is_train:
             self.loss_names = ["G_L1"]
             self.optimizers = {
-                "G": torch.optim.Adam(self.nets["G"].parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+                "G": self.make_optimizer(self.nets["G"].parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
             }
 
     @classmethod
