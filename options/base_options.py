@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 import data
 import models
 from models.networks import INIT_CHOICES, NETD_CHOICES, NETG_CHOICES, NORM_CHOICES
-from util.device import AMP_DTYPES, TF32_CHOICES, configure_backends, resolve_device
+from util.device import AMP_DTYPES, TF32_CHOICES, configure_backends, default_loader_workers, resolve_device
 from util.errors import UserError
 
 from .parser import OneLineParser, non_negative_int, positive_int, size_or_inf
@@ -117,9 +116,10 @@ class BaseOptions:
             "--nThreads",
             dest="num_threads",
             type=non_negative_int,
-            default=min(4, os.cpu_count() or 1),
-            help="data-loading worker processes (0: load in the main process); default: 4, "
-            "or the number of CPU cores if fewer",
+            default=None,
+            help="data-loading worker processes (0: load in the main process); default: 4, or the "
+            "number of CPU cores if fewer, but 0 for a run on a CPU of at most 2 cores (workers would "
+            "take the cores the networks compute on)",
         )
         g.add_argument("--batch_size", "--batchSize", dest="batch_size", type=positive_int, default=1)
         g.add_argument(
@@ -226,6 +226,8 @@ class BaseOptions:
         self.finalize(opt)
         self.validate(opt)
         opt.device, opt.gpu_list = resolve_device(opt.gpu_ids)
+        if opt.num_threads is None:
+            opt.num_threads = default_loader_workers(opt.device)
         configure_backends(opt.device, tf32=opt.tf32, cudnn_benchmark=opt.cudnn_benchmark)
         seed_everything(opt.seed)
         self.print_options(opt, parser)

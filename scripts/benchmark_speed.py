@@ -12,13 +12,15 @@ synthetic 256x256 PNG triplets made in a temporary folder; the networks are the 
 (``unet_256``, 64 filters, official options: 286 -> 256 crops, pool 50, step schedule).
 
 * ``plain``: what the official code computes, in eager float32: two backward passes for the
-  generators, then PyTorch's default Adam (``--train_step official --optimizer_impl default``);
-  in whole runs it also writes the training state after every epoch (``--save_budget 1``).
+  generators, then PyTorch's default Adam (``--train_step official --optimizer_impl default``),
+  with the former default of loader workers (4, or the number of cores if fewer); in whole runs it
+  also writes the training state after every epoch (``--save_budget 1``). For test.py: the former
+  path (``no_grad``, writing in the main thread, loader workers as before).
   On the CPU it is our reference for the official code's speed (the official code itself ran
   1.87 s/it against this path's 2.06 s/it on the 2-core machine, issue 11).
 * ``fast``: our defaults (one backward pass, parameters stepped inside it, fused Adam): the
   same update (tests/test_speed.py).
-* further variants (channels-last, loader in the main process, mixed precision on a GPU) are
+* further variants (channels-last, loader workers as before, mixed precision on a GPU) are
   labelled with their flags; those that change the arithmetic say so.
 
 Figures: ``train``: seconds per iteration (loader + step, after warm-up), iterations/s, peak
@@ -53,15 +55,17 @@ PAPER = ["--model", "pix2pix_attn", "--netG", "unet_256", "--ngf", "64", "--ndf"
 SMOKE = ["--model", "pix2pix_attn", "--netG", "unet_32", "--ngf", "4", "--ndf", "4"]
 OFFICIAL_TRAIN = ["--lr_policy", "step", "--pool_size", "50", "--no_flip", "--display_id", "0"]
 PLAIN = ["--train_step", "official", "--optimizer_impl", "default"]
+# The former default of loader workers (now none on CPUs of at most 2 cores).
+WORKERS_BEFORE = ["--num_threads", str(min(4, os.cpu_count() or 1))]
 # The issue's side-by-side figures on the 2-core CPU machine (official code vs our plain path then).
 ISSUE = {"official_s_per_it": 1.87, "plain_s_per_it": 2.06, "official_test_s_8_images": 12.7}
 
 
 def variants(device: str) -> dict[str, list[str]]:
     """Variant name -> extra train.py/test.py flags."""
-    out = {"plain": PLAIN, "fast": [], "fast+channels_last": ["--channels_last"]}
+    out = {"plain": [*PLAIN, *WORKERS_BEFORE], "fast": [], "fast+channels_last": ["--channels_last"]}
     if device == "cpu":
-        out["fast, loader in main process"] = ["--num_threads", "0"]
+        out["fast, loader workers as before"] = WORKERS_BEFORE
     else:
         out["plain"] = [*PLAIN, "--tf32", "off"]  # strict float32
         out["fast+bf16 (AMP: other arithmetic)"] = [
@@ -375,7 +379,12 @@ def measure_test(tmp: Path, args, train_flags: list[str], flags: list[str]) -> d
             results = ["--results_dir", str(tmp / f"results_{r}_{name}_{bs}"), "--batch_size", str(bs)]
             spec = {
                 "kind": "test",
-                "argv": [*experiment(tmp, "t"), *flags, *results],
+                "argv": [
+                    *experiment(tmp, "t"),
+                    *flags,
+                    *results,
+                    *(WORKERS_BEFORE if name == "plain" else []),
+                ],
                 "plain": name == "plain",
             }
             runs[f"{name}, batch {bs}"].append(run_child(spec))

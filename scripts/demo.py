@@ -93,6 +93,12 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--results_dir", default=str(ROOT / "results"))
     parser.add_argument("--gpu_ids", default="auto", help="'auto', -1 (CPU) or a GPU index")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--amp",
+        default="off",
+        choices=("off", "bf16", "fp16"),
+        help="mixed precision for training and testing (GPU; compare its metrics with an 'off' run)",
+    )
     parser.add_argument("--quick", action="store_true", help="2 epochs only (a smoke test, not a result)")
     args = parser.parse_args(argv)
 
@@ -107,6 +113,8 @@ def run(argv: list[str] | None = None) -> int:
         args.gpu_ids,
         "--seed",
         str(args.seed),
+        "--amp",
+        args.amp,
         *MODEL,
     ]
     ckpt = Path(args.checkpoints_dir) / args.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import torch
@@ -42,6 +43,17 @@ def resolve_device(gpu_ids: str) -> tuple[torch.device, list[int]]:
         return torch.device("cpu"), []
     torch.cuda.set_device(ids[0])
     return torch.device("cuda", ids[0]), ids
+
+
+def default_loader_workers(device: torch.device) -> int:
+    """Data-loading worker processes when ``--num_threads`` is not given: 4, or the number of CPU
+    cores if fewer; none for a run on a CPU of at most 2 cores, where workers would take the cores
+    the networks compute on (the paper's training step on 2 cores: 1.01 s with the loader in the
+    main process, 1.38 s with 2 workers)."""
+    cores = os.cpu_count() or 1
+    if device.type == "cpu" and cores <= 2:
+        return 0
+    return min(4, cores)
 
 
 # --amp names -> autocast dtypes (None: full float32, the faithful default).
