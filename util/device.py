@@ -47,9 +47,9 @@ def resolve_device(gpu_ids: str) -> tuple[torch.device, list[int]]:
 
 def default_loader_workers(device: torch.device) -> int:
     """Data-loading worker processes when ``--num_threads`` is not given: 4, or the number of CPU
-    cores if fewer; none for a run on a CPU of at most 2 cores, where workers would take the cores
-    the networks compute on (the paper's training step on 2 cores: 1.01 s with the loader in the
-    main process, 1.38 s with 2 workers)."""
+    cores if fewer; none for a run on a CPU of at most 2 cores, where workers compete with the
+    networks' threads for the cores (the paper's training step on 2 cores: 1.01 s with the loader
+    in the main process and 1.38 s with 2 workers in one benchmark run, equal in another)."""
     cores = os.cpu_count() or 1
     if device.type == "cpu" and cores <= 2:
         return 0
