@@ -6,6 +6,12 @@
 
 Checkpoints, options, the loss log and a training web page go to ``checkpoints/<name>/``.
 ``--continue_train`` resumes from ``latest_train_state.pth`` where the run stopped.
+
+Several GPUs or nodes: one process per device, started by torchrun (``--batch_size`` per process):
+
+    torchrun --standalone --nproc_per_node=2 train.py --gpu_ids 0,1 ...
+
+(see README, "Multi-GPU and clusters", and :mod:`util.distributed`).
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataloader
+from data.sampler import derive_seed
 from models import create_model
 from models.checkpoint import LATEST, Checkpoints
-from options.base_options import saved_options
+from options.base_options import saved_options, seed_everything
 from options.train_options import TrainOptions
+from util import distributed
 from util.errors import UserError, run_cli
 from util.util import visuals_to_images
 from util.visualizer import Visualizer
@@ -67,26 +75,41 @@ def check_finite(
 
 
 def train(argv: list[str] | None = None) -> int:
-    opt = TrainOptions().parse(argv)
-    loader = create_dataloader(opt)
+    # Under torchrun: one process per device; ranks other than 0 print only warnings and errors.
+    with distributed.worker() as place:
+        opt = TrainOptions().parse(argv)
+        distributed.init(opt.device)
+        return _train(opt, place.rank, place.world_size)
+
+
+def _train(opt, rank: int, world_size: int) -> int:
+    main_process = rank == 0  # the one process that writes files (checkpoints, logs, pages)
+    # --batch_size is per process: each rank loads its shard of the same global sample order.
+    loader = create_dataloader(opt, rank=rank, world_size=world_size)
     model = create_model(opt)
     model.setup()
+    if rank > 0:
+        # Other draws (image pool, dropout) on the other ranks; rank 0 draws as a single process.
+        seed_everything(derive_seed(opt.seed, rank))
     checkpoints = Checkpoints(model.save_dir)
     progress = checkpoints.resume(model, opt)
+    distributed.wrap_networks(model.nets, opt.device)  # DDP: every rank starts from rank 0's weights
     options = saved_options(opt)
-    visualizer = Visualizer(
-        name=opt.name,
-        checkpoints_dir=opt.checkpoints_dir,
-        display_id=opt.display_id,
-        display_server=opt.display_server,
-        display_port=opt.display_port,
-        display_env=opt.display_env,
-        display_ncols=opt.display_ncols,
-        display_winsize=opt.display_winsize,
-        use_html=not opt.no_html,
-        is_train=True,
-        retry_interval=opt.display_retry_interval,
-    )
+    visualizer = None
+    if main_process:
+        visualizer = Visualizer(
+            name=opt.name,
+            checkpoints_dir=opt.checkpoints_dir,
+            display_id=opt.display_id,
+            display_server=opt.display_server,
+            display_port=opt.display_port,
+            display_env=opt.display_env,
+            display_ncols=opt.display_ncols,
+            display_winsize=opt.display_winsize,
+            use_html=not opt.no_html,
+            is_train=True,
+            retry_interval=opt.display_retry_interval,
+        )
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     total_iters = progress["total_iters"]
     skipped = 0
@@ -97,14 +120,23 @@ def train(argv: list[str] | None = None) -> int:
         epoch_iter = progress.get("epoch_iter", 0) if epoch == first_epoch else 0
         loader.sampler.set_epoch(epoch, epoch_iter)
         step_no = 0
-        visualizer.reset()
+        if visualizer is not None:
+            visualizer.reset()
         model.train()
         # A progress bar on terminals only (disable=None): logs of batch jobs stay clean.
-        bar = tqdm(loader, desc=f"epoch {epoch}/{last_epoch}", unit="batch", leave=False, disable=None)
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch}/{last_epoch}",
+            unit="batch",
+            leave=False,
+            disable=None if main_process else True,
+        )
         for batch in bar:
             iter_start = time.time()
             t_data = iter_start - iter_data_time
-            step = batch["A"].shape[0]
+            # Counters and frequencies count images over all processes (every rank's batch has
+            # the same size, see data.sampler.EpochSampler).
+            step = batch["A"].shape[0] * world_size
             total_iters += step
             epoch_iter += step
             step_no += 1
@@ -114,20 +146,22 @@ def train(argv: list[str] | None = None) -> int:
             skipped = check_finite(model, losses, opt, epoch, step_no, total_iters, skipped)
             finite = skipped == skipped_before  # a skipped iteration has nothing to show
 
-            if finite and crossed(total_iters, step, opt.display_freq):
+            if visualizer is not None and finite and crossed(total_iters, step, opt.display_freq):
                 save_result = crossed(total_iters, step, opt.update_html_freq)
                 # The dataset's previews: e.g. natural colour for Sentinel-2 data.
                 images = visuals_to_images(model.get_current_visuals(), model.roles, loader.dataset.preview)
                 visualizer.display_current_results(images, epoch, save_result)
             if finite and crossed(total_iters, step, opt.print_freq):
-                values = model.get_current_losses()
-                t_comp = (time.time() - iter_start) / step
-                visualizer.print_current_losses(epoch, epoch_iter, values, t_comp, t_data)
-                visualizer.plot_current_losses(epoch, epoch_iter / max(1, len(loader.dataset)), values)
+                # The global batch's losses: the mean over the processes (a collective).
+                values = distributed.mean_over_ranks(model.get_current_losses(), opt.device)
+                if visualizer is not None:
+                    t_comp = (time.time() - iter_start) / step
+                    visualizer.print_current_losses(epoch, epoch_iter, values, t_comp, t_data)
+                    visualizer.plot_current_losses(epoch, epoch_iter / max(1, len(loader.dataset)), values)
             if crossed(total_iters, step, opt.save_latest_freq):
                 print(f"saving the latest model (epoch {epoch}, images {total_iters})")
                 here = {"epoch": epoch - 1, "epoch_iter": epoch_iter, "total_iters": total_iters}
-                checkpoints.save(model, LATEST, here, options)
+                checkpoints.save(model, LATEST, here, options)  # every rank: rank 0 writes
                 if opt.save_by_iter:
                     checkpoints.save(model, Checkpoints.iter_label(total_iters), here, options)
             iter_data_time = time.time()
@@ -138,13 +172,15 @@ def train(argv: list[str] | None = None) -> int:
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
             print(f"saving the model at the end of epoch {epoch} (images {total_iters})")
             checkpoints.save_weights(model.nets, epoch)
-        visualizer.save_loss_plot()
+        if visualizer is not None:
+            visualizer.save_loss_plot()
         print(f"end of epoch {epoch} / {last_epoch} \t time taken: {time.time() - epoch_start:.1f} s")
-    if skipped:
+    if skipped and main_process:
         print(
             f"warning: {skipped} iteration(s) had non-finite losses and were skipped (--nonfinite skip)",
             file=sys.stderr,
         )
+    distributed.barrier()  # rank 0 has written the last checkpoint when every rank returns
     return 0
 
 

@@ -5,6 +5,12 @@ its optimisers in ``self.optimizers`` (same names), the last losses in ``self.lo
 last images in ``self.visuals``. ``loss_names`` and ``visual_names`` declare what is reported;
 they are checked against what the model actually computes the first time they are read.
 
+Under ``torchrun`` (see :mod:`util.distributed`) the networks in ``self.nets`` are wrapped in
+DistributedDataParallel after set-up, which averages gradients over the processes once per forward
+pass: call backward once per iteration and network (sum the losses first), reach networks through
+``self.nets`` only, and keep the order of collectives the same on every rank (every rank runs
+the same forward passes; :meth:`BaseModel.nonfinite_losses` answers the same on every rank).
+
 Every model declares its :class:`Roles` (which inputs it reads, which visual is its output, which
 are SAR images or attention maps, and the page order) and implements one pure inference method,
 :meth:`BaseModel.infer` ``(cloudy, sar) -> {output and named extras}``. Training, ``test.py``
@@ -23,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from util import distributed
 from util.errors import UserError
 
 from .checkpoint import Checkpoints
@@ -189,11 +196,14 @@ class BaseModel(ABC):
 
     @staticmethod
     def nonfinite_losses(losses: dict[str, torch.Tensor]) -> list[str]:
-        """Names of the losses that are NaN or infinite (one device sync when all are finite)."""
-        values = torch.cat([v.detach().float().reshape(-1) for v in losses.values()])
-        if bool(torch.isfinite(values).all()):
-            return []
-        return [name for name, v in losses.items() if not bool(torch.isfinite(v.detach()).all())]
+        """Names of the losses that are NaN or infinite (one device sync).
+
+        In a distributed run, the names of those non-finite on any rank: every rank then takes
+        the same decision (step, or skip the step), as its gradient all-reduces require.
+        """
+        bad = torch.stack([~torch.isfinite(v.detach().float()).all() for v in losses.values()])
+        bad = distributed.any_over_ranks(bad)
+        return [name for name, b in zip(losses, bad.tolist()) if b]
 
     def extra_state(self) -> dict:
         """Training state beyond networks and optimisers (e.g. an image pool)."""

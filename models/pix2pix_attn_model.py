@@ -7,6 +7,13 @@ Networks (names and files as in the official code):
     D : PatchGAN on cat(real_C, optical)                           (``*_net_D.pth``)
 Output: fake_B = g_B * att_A + real_A * (1 - att_A): the attention map decides where to
 replace the cloudy input by generated content.
+
+Distributed training (``torchrun``): each process keeps its own image pool (``--pool_size``
+fakes of its own shard; D's fake batch on each rank mixes that rank's current and past fakes),
+drawn with its own random generator; a checkpoint stores every rank's pool and generator and a
+resume with the same number of processes gives each its own back. The pool is not shared over
+ranks: N processes hold N x pool_size past fakes in all. With ``--pool_size 0`` (no history) N
+processes of batch b train exactly as one process of batch N x b.
 """
 
 from __future__ import annotations
@@ -201,8 +208,11 @@ class Pix2PixAttnModel(BaseModel):
             self.optimizers[name].zero_grad(set_to_none=True)
         loss_G2 = g_losses["G2_L1"] + g_losses["G2_SSIM"]
         loss_G = g_losses["G_GAN"] + g_losses["G_SSIM"] + g_losses["G_attn"] + g_losses["G_L1"]
-        loss_G2.backward(retain_graph=True)
-        loss_G.backward()
+        # One backward pass for both: G2 gets the gradients of loss_G2 and of loss_G (through fake_C)
+        # as after the official code's two passes (loss_G2.backward(retain_graph=True), then
+        # loss_G.backward()), and DistributedDataParallel, which reduces each network's gradients
+        # once per forward pass, averages all of them over the processes.
+        (loss_G2 + loss_G).backward()
         for name in ("G", "G2", "A"):
             self.optimizers[name].step()
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,14 @@ class BaseOptions:
             help="data-loading worker processes (0: load in the main process); default: 4, "
             "or the number of CPU cores if fewer",
         )
-        g.add_argument("--batch_size", "--batchSize", dest="batch_size", type=positive_int, default=1)
+        g.add_argument(
+            "--batch_size",
+            "--batchSize",
+            dest="batch_size",
+            type=positive_int,
+            default=1,
+            help="images per batch and process: under torchrun the global batch is N processes x this",
+        )
         g.add_argument(
             "--load_size",
             "--loadSize",
@@ -198,12 +206,16 @@ class BaseOptions:
             opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
         self.finalize(opt)
         self.validate(opt)
-        opt.device, opt.gpu_list = resolve_device(opt.gpu_ids)
+        opt.device, opt.gpu_list = self.choose_device(opt, sys.argv[1:] if argv is None else list(argv))
         seed_everything(opt.seed)
         self.print_options(opt, parser)
         if save:
             self.save_options(opt, parser)
         return opt
+
+    def choose_device(self, opt: argparse.Namespace, argv: list[str]) -> tuple[torch.device, list[int]]:
+        """The device for ``--gpu_ids`` and the GPU indices used (training: one per process)."""
+        return resolve_device(opt.gpu_ids)
 
     def finalize(self, opt: argparse.Namespace) -> None:
         """Derived values (subclasses and models may extend)."""
