@@ -1,7 +1,7 @@
 """One process of a distributed test run: ``torchrun ... -m tests.ddp_worker <train.py options>``.
 
 Runs ``train.main`` and records, for the test to check afterwards, in ``$DDP_OUT/rank<r>.pt``
-(outside the checkpoints folder): the exit status, the final weights this rank holds and every
+(outside the checkpoints folder): the exit status, torchrun's variables, the final weights this rank holds and every
 file-system write (Python's audit events: open for writing, mkdir, rename, remove) it made under
 ``$DDP_AUDIT_ROOT``.
 """
@@ -61,7 +61,8 @@ def main(argv: list[str]) -> int:
 
     train.create_model = keep
     rc = train.main(argv)
-    record = {"rc": rc, "writes": list(writes)}
+    names = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR")
+    record = {"rc": rc, "writes": list(writes), "env": {n: os.environ.get(n, "") for n in names}}
     if created:
         record["nets"] = {name: cpu_state_dict(net) for name, net in created[0].nets.items()}
     out.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,12 @@ def two_gpus(monkeypatch):
 
 def _as_process(monkeypatch, rank: int, world: int, local_world: int | None = None) -> None:
     local_world = world if local_world is None else local_world
-    env = {"RANK": rank, "LOCAL_RANK": rank % local_world, "WORLD_SIZE": world, "LOCAL_WORLD_SIZE": local_world}
+    env = {
+        "RANK": rank,
+        "LOCAL_RANK": rank % local_world,
+        "WORLD_SIZE": world,
+        "LOCAL_WORLD_SIZE": local_world,
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, str(value))
 
@@ -94,7 +99,9 @@ def _as_process(monkeypatch, rank: int, world: int, local_world: int | None = No
 def test_several_gpus_without_torchrun_stop_with_the_torchrun_command(tmp_path, capfd, two_gpus):
     make_triplets(tmp_path / "data", "train", n=2)
     argv = train_argv(tmp_path / "data", tmp_path / "ckpt", "two", "--gpu_ids", "0,1")
-    err = expect_error(capfd, train.main, argv, "--gpu_ids 0,1 asks for 2 GPUs", "--batch_size is per process")
+    err = expect_error(
+        capfd, train.main, argv, "--gpu_ids 0,1 asks for 2 GPUs", "--batch_size is per process"
+    )
     command = err.split("): ", 1)[-1].strip()
     assert command.startswith("torchrun --standalone --nproc_per_node=2 train.py --dataroot ")
     assert command.endswith("--gpu_ids 0,1")
@@ -117,7 +124,9 @@ def test_each_process_takes_its_gpu(monkeypatch, two_gpus):
         ("1,1", 2, "names a GPU twice"),
     ],
 )
-def test_gpus_that_do_not_fit_the_processes_are_refused(tmp_path, capfd, monkeypatch, two_gpus, gpu_ids, local_world, fragment):
+def test_gpus_that_do_not_fit_the_processes_are_refused(
+    tmp_path, capfd, monkeypatch, two_gpus, gpu_ids, local_world, fragment
+):
     _as_process(monkeypatch, rank=0, world=local_world)
     make_triplets(tmp_path / "data", "train", n=2)
     argv = train_argv(tmp_path / "data", tmp_path / "ckpt", "bad", "--gpu_ids", gpu_ids)
@@ -140,20 +149,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(argv: list[str], audit: Path, out: Path, nproc: int = 2) -> list[dict]:
-    """Train with ``nproc`` CPU processes on 127.0.0.1; return each rank's record (tests/ddp_worker.py)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes=1",
-        f"--nproc_per_node={nproc}",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        "-m",
-        "tests.ddp_worker",
-        *argv,
-    ]
+def torchrun(argv: list[str], audit: Path, out: Path, nodes: int = 1) -> list[dict]:
+    """Train with 2 CPU processes on 127.0.0.1, on one node or as ``nodes`` nodes (one torchrun
+    each, meeting through a c10d rendezvous); return each rank's record (tests/ddp_worker.py)."""
+    port = _free_port()
+    if nodes == 1:
+        where = ["--nnodes=1", "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}"]
+    else:
+        where = [
+            f"--nnodes={nodes}",
+            f"--nproc_per_node={2 // nodes}",
+            "--rdzv_backend=c10d",
+            f"--rdzv_endpoint=127.0.0.1:{port}",
+            "--rdzv_id=test",
+            "--local_addr=127.0.0.1",
+        ]
+    cmd = [sys.executable, "-m", "torch.distributed.run", *where, "-m", "tests.ddp_worker", *argv]
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -162,9 +173,17 @@ def torchrun(argv: list[str], audit: Path, out: Path, nproc: int = 2) -> list[di
         "DDP_OUT": str(out),
         "DDP_AUDIT_ROOT": str(audit),
     }
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    records = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(nproc)]
+    agents = [
+        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(nodes)
+    ]
+    try:
+        logs = [agent.communicate(timeout=300)[0] for agent in agents]
+    finally:
+        for agent in agents:
+            agent.kill()
+    assert all(a.returncode == 0 for a in agents), "\n".join(log[-3000:] for log in logs)
+    records = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert all(r["rc"] == 0 for r in records)
     return records
 
@@ -196,6 +215,7 @@ def _equal(a: dict, b: dict) -> bool:
     return all(torch.equal(a[n][k], b[n][k]) for n in NETS for k in a[n])
 
 
+@pytest.mark.slow  # starts torchrun with 2 processes: 30-50 s on the busy 2-core machine
 def test_ranks_hold_identical_weights_and_rank0_alone_writes(ddp_run):
     _, folder, (rank0, rank1) = ddp_run
     assert _equal(rank0["nets"], rank1["nets"])
@@ -214,6 +234,7 @@ def test_ranks_hold_identical_weights_and_rank0_alone_writes(ddp_run):
     ]
 
 
+@pytest.mark.slow  # starts torchrun with 2 processes: 30-50 s on the busy 2-core machine
 def test_checkpoint_keeps_each_ranks_generator_and_pool(ddp_run):
     _, folder, _ = ddp_run
     state = safe_load(folder / "iter_6_train_state.pth")
@@ -226,6 +247,7 @@ def test_checkpoint_keeps_each_ranks_generator_and_pool(ddp_run):
     assert not any(torch.equal(a, b) for a in pools[0] for b in pools[1])  # each rank its own fakes
 
 
+@pytest.mark.slow  # starts torchrun with 2 processes: 30-50 s on the busy 2-core machine
 def test_resume_mid_epoch_under_ddp_continues_exactly(ddp_run):
     root, folder, (rank0, _) = ddp_run
     resumed = folder.parent / "resumed"
@@ -241,11 +263,15 @@ def test_resume_mid_epoch_under_ddp_continues_exactly(ddp_run):
     assert records[1]["writes"] == []
 
 
-def test_without_pool_two_processes_train_as_one_with_the_global_batch(tmp_path):
+@pytest.mark.slow  # starts torchrun with 2 processes: 30-50 s on the busy 2-core machine
+def test_without_pool_two_nodes_train_as_one_process_with_the_global_batch(tmp_path):
     make_triplets(tmp_path / "data", "train", n=8, size=32, seed=4)
     ckpt = tmp_path / "ckpt"
     common = ("--pool_size", "0", "--save_latest_freq", "1000")
-    records = torchrun(_options(tmp_path / "data", ckpt, "ddp", *common), ckpt, tmp_path / "out")
+    # Two nodes of one process each (two torchrun agents on 127.0.0.1): the multi-node path.
+    records = torchrun(_options(tmp_path / "data", ckpt, "ddp", *common), ckpt, tmp_path / "out", nodes=2)
+    assert sorted(r["env"]["GROUP_RANK"] for r in records) == ["0", "1"]
+    assert all(r["env"]["LOCAL_WORLD_SIZE"] == "1" and r["env"]["WORLD_SIZE"] == "2" for r in records)
     assert _equal(records[0]["nets"], records[1]["nets"])
     one = _options(tmp_path / "data", ckpt, "one", *common, "--batch_size", "2")
     assert run_main(train.main, one) == 0
@@ -270,3 +296,48 @@ def test_without_pool_two_processes_train_as_one_with_the_global_batch(tmp_path)
         d.load_state_dict(state)
         outputs.append(d(probe).detach())
     torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------- SLURM
+@pytest.mark.parametrize("resume", [False, True])
+def test_slurm_script_starts_torchrun_on_every_node(tmp_path, resume):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "srun_args"
+    (bin_dir / "srun").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {calls}\n')
+    (bin_dir / "scontrol").write_text("#!/bin/sh\nprintf 'gpu-a1\\ngpu-a2\\n'\n")
+    for tool in ("srun", "scontrol"):
+        (bin_dir / tool).chmod(0o755)
+    ckpt = tmp_path / "ckpt"
+    if resume:
+        (ckpt / "exp").mkdir(parents=True)
+        (ckpt / "exp" / "latest_train_state.pth").write_bytes(b"")
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "SLURM_JOB_NODELIST": "gpu-a[1-2]",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_JOB_ID": "77",
+        "SLURM_GPUS_ON_NODE": "4",
+        "PYTHON": "python3",
+        "CHECKPOINTS_DIR": str(ckpt),
+    }
+    argv = ["bash", "scripts/slurm_train.sh", str(tmp_path / "data"), "exp", "--lr", "0.001"]
+    subprocess.run(argv, cwd=ROOT, env=env, check=True, timeout=60)
+    args = calls.read_text().splitlines()
+    split = args.index("train.py")
+    assert args[:split] == [
+        "--ntasks-per-node=1",
+        "python3",
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=2",
+        "--nproc_per_node=4",
+        "--rdzv_id=77",
+        "--rdzv_backend=c10d",
+        "--rdzv_endpoint=gpu-a1:29500",
+    ]
+    options = args[split + 1 :]
+    assert ("--continue_train" in options) == resume and options[-2:] == ["--lr", "0.001"]
+    opt = train.TrainOptions().parse(options, save=False)  # the options train.py receives are valid
+    assert (opt.name, opt.lr, opt.n_epochs, opt.lr_policy, opt.pool_size) == ("exp", 0.001, 210, "step", 50)

@@ -54,7 +54,9 @@ def place() -> Place:
         values = {name: int(os.environ[name]) for name in _TORCHRUN_VARS}
     except ValueError:
         found = ", ".join(f"{n}={os.environ[n]!r}" for n in _TORCHRUN_VARS)
-        raise UserError(f"the launcher's environment is not integers ({found}); start with torchrun") from None
+        raise UserError(
+            f"the launcher's environment is not integers ({found}); start with torchrun"
+        ) from None
     return Place(
         rank=values["RANK"],
         world_size=values["WORLD_SIZE"],
