@@ -10,18 +10,23 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from torch import nn
 
 import train
 from data.sampler import EpochSampler
 from models import networks
-from models.checkpoint import safe_load
+from models.base_model import BaseModel
+from models.checkpoint import Checkpoints, safe_load
 from tests.helpers import expect_error, make_triplets, run_main, train_argv
 from util import distributed
+from util.device import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 NETS = ("G", "G2", "A", "D")
@@ -134,7 +139,8 @@ def test_gpus_that_do_not_fit_the_processes_are_refused(
 
 
 def test_without_torchrun_everything_is_one_process():
-    assert not distributed.launched() or pytest.skip("the test suite itself runs under torchrun")
+    if distributed.launched():
+        pytest.skip("the test suite itself runs under torchrun")
     assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)
     flags = torch.tensor([False, True])
     assert distributed.any_over_ranks(flags) is flags
@@ -142,16 +148,74 @@ def test_without_torchrun_everything_is_one_process():
     assert distributed.mean_over_ranks({"x": 2.0}, torch.device("cpu")) == {"x": 2.0}
 
 
+def test_test_py_on_several_gpus_says_it_uses_one(capfd, two_gpus):
+    assert resolve_device("0,1") == (torch.device("cuda", 0), [0, 1])
+    assert "this program runs on one GPU, cuda:0" in capfd.readouterr().err and two_gpus == [0]
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_resume_with_another_number_of_processes_warns(monkeypatch, capfd, rank):
+    state = {"rng": "rng0", "extra": {"pool": 0}}
+    _as_process(monkeypatch, rank=rank, world=2)
+    own = Checkpoints.rank_state(state, "x.pth")
+    assert own == ({"rng": "rng0", "extra": {"pool": 0}} if rank == 0 else {"rng": None, "extra": {}})
+    err = capfd.readouterr().err
+    assert ("x.pth was saved by 1 process(es) and this run has 2" in err) == (rank == 0)
+    saved = {**state, "ranks": [{"rng": "a", "extra": 1}, {"rng": "b", "extra": 2}]}
+    assert Checkpoints.rank_state(saved, "x.pth") == saved["ranks"][rank]
+    assert capfd.readouterr().err == ""
+
+
 # ---------------------------------------------------------------------- 2 processes, gloo
+def _collectives(rank: int, port: int) -> None:
+    """Body of one of 2 spawned processes: the collectives answer the same on every rank."""
+    env = {"RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": 2, "LOCAL_WORLD_SIZE": 2}
+    env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "GLOO_SOCKET_IFNAME": "lo"}
+    os.environ.update({k: str(v) for k, v in env.items()})
+    torch.set_num_threads(1)
+    distributed.init(torch.device("cpu"))
+    try:
+        assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (rank, 2, rank == 0)
+        # A loss non-finite on rank 1 only: both ranks skip the step (their all-reduces must match).
+        losses = {"a": torch.tensor(1.0), "b": torch.tensor(float("nan") if rank else 2.0)}
+        assert BaseModel.nonfinite_losses(losses) == ["b"]
+        assert BaseModel.nonfinite_losses({"a": torch.tensor(1.0)}) == []
+        assert distributed.mean_over_ranks({"x": float(rank)}, torch.device("cpu")) == {"x": 0.5}
+        gathered = distributed.gather_to_main({"rank": rank})
+        assert gathered == ([{"rank": 0}, {"rank": 1}] if rank == 0 else None)
+        net = nn.Linear(2, 1)
+        torch.manual_seed(rank)  # different weights: DDP starts every rank from rank 0's
+        nets = {"n": nn.Linear(2, 1)}
+        distributed.wrap_networks(nets, torch.device("cpu"))
+        weights = [torch.zeros(3) for _ in range(2)]
+        dist.all_gather(weights, torch.cat([p.detach().flatten() for p in nets["n"].parameters()]))
+        assert torch.equal(weights[0], weights[1]) and net is not nets["n"]
+    finally:
+        dist.destroy_process_group()
+
+
+def test_collectives_give_every_rank_the_same_answer():
+    context = mp.start_processes(
+        _collectives, args=(_free_port(),), nprocs=2, join=False, start_method="spawn"
+    )
+    deadline = time.monotonic() + 180
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for proc in context.processes:
+                proc.kill()
+            pytest.fail("the 2 processes did not finish in 180 s")
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def torchrun(argv: list[str], audit: Path, out: Path, nodes: int = 1) -> list[dict]:
+def torchrun(argv: list[str], audit: Path, out: Path, nodes: int = 1) -> tuple[list[dict], str]:
     """Train with 2 CPU processes on 127.0.0.1, on one node or as ``nodes`` nodes (one torchrun
-    each, meeting through a c10d rendezvous); return each rank's record (tests/ddp_worker.py)."""
+    each, meeting through a c10d rendezvous); return each rank's record (tests/ddp_worker.py) and
+    the output of all processes."""
     port = _free_port()
     if nodes == 1:
         where = ["--nnodes=1", "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}"]
@@ -185,7 +249,7 @@ def torchrun(argv: list[str], audit: Path, out: Path, nodes: int = 1) -> list[di
     assert all(a.returncode == 0 for a in agents), "\n".join(log[-3000:] for log in logs)
     records = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert all(r["rc"] == 0 for r in records)
-    return records
+    return records, "\n".join(logs)
 
 
 def _options(data: Path, ckpt: Path, name: str, *extra: str) -> list[str]:
@@ -203,8 +267,8 @@ def ddp_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     make_triplets(root / "data", "train", n=8, size=32, seed=2)
     ckpt = root / "ckpt"
-    records = torchrun(_options(root / "data", ckpt, "run", *RUN), ckpt, root / "out")
-    return root, ckpt / "run", records
+    records, log = torchrun(_options(root / "data", ckpt, "run", *RUN), ckpt, root / "out")
+    return root, ckpt / "run", records, log
 
 
 def _latest(folder: Path, label: str = "latest") -> dict[str, dict[str, torch.Tensor]]:
@@ -217,12 +281,13 @@ def _equal(a: dict, b: dict) -> bool:
 
 @pytest.mark.slow  # starts torchrun with 2 processes: 30-50 s on the busy 2-core machine
 def test_ranks_hold_identical_weights_and_rank0_alone_writes(ddp_run):
-    _, folder, (rank0, rank1) = ddp_run
+    _, folder, (rank0, rank1), log = ddp_run
     assert _equal(rank0["nets"], rank1["nets"])
     assert _equal(rank0["nets"], _latest(folder))
     start = safe_load(folder / "iter_6_train_state.pth")["nets"]
     assert not _equal({n: start[n] for n in NETS}, rank0["nets"])  # it trained
     assert rank1["writes"] == []
+    assert log.count("----------------- Options") == log.count("end of epoch 2 / 2") == 1  # rank 0 prints
     wrote = " ".join(rank0["writes"])
     assert all(f in wrote for f in ("train_opt.json", "loss_log.txt", "latest_train_state.pth", "index.html"))
     # Frequencies count global images: 16 images, losses printed every 2 (one line per global step).
@@ -236,7 +301,7 @@ def test_ranks_hold_identical_weights_and_rank0_alone_writes(ddp_run):
 
 @pytest.mark.slow  # starts torchrun with 2 processes: 30-50 s on the busy 2-core machine
 def test_checkpoint_keeps_each_ranks_generator_and_pool(ddp_run):
-    _, folder, _ = ddp_run
+    folder = ddp_run[1]
     state = safe_load(folder / "iter_6_train_state.pth")
     assert state["progress"] == {"epoch": 0, "epoch_iter": 6, "total_iters": 6}
     ranks = state["ranks"]
@@ -249,14 +314,15 @@ def test_checkpoint_keeps_each_ranks_generator_and_pool(ddp_run):
 
 @pytest.mark.slow  # starts torchrun with 2 processes: 30-50 s on the busy 2-core machine
 def test_resume_mid_epoch_under_ddp_continues_exactly(ddp_run):
-    root, folder, (rank0, _) = ddp_run
+    root, folder, (rank0, _), _ = ddp_run
     resumed = folder.parent / "resumed"
     resumed.mkdir()
     for path in folder.iterdir():
         if path.name.startswith("iter_6_") or path.name.startswith("train_opt"):
             shutil.copy2(path, resumed / path.name)
     argv = _options(root / "data", folder.parent, "resumed", *RUN, "--continue_train", "--load_iter", "6")
-    records = torchrun(argv, folder.parent / "resumed", root / "out_resumed")
+    records, log = torchrun(argv, folder.parent / "resumed", root / "out_resumed")
+    assert "resuming after epoch 0, 6 images into epoch 1 (6 images seen)" in log
     assert _equal(records[0]["nets"], records[1]["nets"])
     assert _equal(_latest(resumed), _latest(folder)) and _equal(_latest(resumed), rank0["nets"])
     assert _equal(_latest(resumed, "2"), _latest(folder, "2"))
@@ -269,7 +335,7 @@ def test_without_pool_two_nodes_train_as_one_process_with_the_global_batch(tmp_p
     ckpt = tmp_path / "ckpt"
     common = ("--pool_size", "0", "--save_latest_freq", "1000")
     # Two nodes of one process each (two torchrun agents on 127.0.0.1): the multi-node path.
-    records = torchrun(_options(tmp_path / "data", ckpt, "ddp", *common), ckpt, tmp_path / "out", nodes=2)
+    records, _ = torchrun(_options(tmp_path / "data", ckpt, "ddp", *common), ckpt, tmp_path / "out", nodes=2)
     assert sorted(r["env"]["GROUP_RANK"] for r in records) == ["0", "1"]
     assert all(r["env"]["LOCAL_WORLD_SIZE"] == "1" and r["env"]["WORLD_SIZE"] == "2" for r in records)
     assert _equal(records[0]["nets"], records[1]["nets"])
