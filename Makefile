@@ -1,5 +1,6 @@
 # make demo   - install, make the demo data, train, test, print the metrics (CPU: ~10 min)
 # make test   - install (with test tools) and run the test suite
+# make compare - the paper's comparison (every model, one protocol) on the demo data (CPU: < 1 h)
 # make install / lint / clean-venv
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VISDOM := visdom==0.2.4
 
-.PHONY: install test test-fast lint demo clean-venv
+.PHONY: install test test-fast lint demo compare clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt constraints-build.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m scripts.demo
+
+compare: $(STAMP)
+	$(BIN)/python -m scripts.compare --setting light
 
 clean-venv:
 	rm -rf $(VENV)

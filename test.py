@@ -17,12 +17,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from data import create_dataloader
+from metrics import MetricsTable, field_metrics, paper_metrics
 from models import create_model
 from options.test_options import TestOptions
 from util.errors import UserError, run_cli
 from util.html import HTML
-from util.metrics import field_metrics, paper_metrics
-from util.metrics_io import MetricsTable
 from util.util import batch_item, save_image, to_unit, visuals_to_images
 
 NO_REFERENCE = "no cloud-free images (<phase>B) in --dataroot: outputs written, nothing measured"

@@ -93,7 +93,8 @@ def _train(opt, rank: int, world_size: int) -> int:
         seed_everything(derive_seed(opt.seed, rank))
     checkpoints = Checkpoints(model.save_dir)
     progress = checkpoints.resume(model, opt)
-    distributed.wrap_networks(model.nets, opt.device)  # DDP: every rank starts from rank 0's weights
+    # DDP: every rank starts from rank 0's weights; gradients are averaged over the ranks.
+    distributed.wrap_networks(model.nets, opt.device, find_unused=model.unused_parameters)
     options = saved_options(opt)
     visualizer = None
     if main_process:

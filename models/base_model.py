@@ -33,7 +33,7 @@ from util import distributed
 from util.errors import UserError
 
 from .checkpoint import Checkpoints
-from .networks import get_scheduler
+from .networks import NETG_CHOICES, get_scheduler
 from .weights import cpu_state_dict, load_weights, unwrap
 
 # Visual names of the inputs, fixed by the batch convention: 'A' cloudy, 'B' cloud-free, 'C' SAR.
@@ -84,6 +84,12 @@ class BaseModel(ABC):
     # lighter configuration of CPU demos (``compare --setting light``). Neither changes the code path.
     tiny_flags: tuple[str, ...] = ()
     light_flags: tuple[str, ...] = ()
+    # The model's own options that shape its networks (beside the shared --ngf, --netG, ...):
+    # resuming with other values is refused.
+    architecture_options: tuple[str, ...] = ()
+    # True when a network has parameters that no loss reaches: distributed training must then
+    # let DistributedDataParallel look for them every iteration (it fails otherwise).
+    unused_parameters: bool = False
 
     def __init__(self, opt: argparse.Namespace) -> None:
         self.opt = opt
@@ -121,6 +127,12 @@ class BaseModel(ABC):
         """Image sides must be multiples of this (e.g. 2**depth for a U-Net); 1: any size."""
         return 1
 
+    @classmethod
+    def size_rule(cls, opt: argparse.Namespace) -> tuple[str, str]:
+        """For error messages: the option that sets :meth:`size_multiple`, and what else to change
+        (default: the U-Net's ``--netG``, a shallower U-Net)."""
+        return f"--netG {opt.netG}", f"a shallower U-Net ({', '.join(NETG_CHOICES)})"
+
     def band_counts(self) -> dict[str, int]:
         """Bands of each batch entry: 'A' cloudy, 'B' cloud-free, 'C' SAR."""
         return {"A": self.opt.input_nc, "B": self.opt.output_nc, "C": self.opt.sar_nc}
@@ -154,9 +166,10 @@ class BaseModel(ABC):
                 )
             h, w = t.shape[-2:]
             if h % side or w % side:
+                setter, remedy = self.size_rule(self.opt)
                 raise UserError(
-                    f"images of {w}x{h} do not fit model {self.opt.model} (--netG {self.opt.netG}): sides must "
-                    f"be multiples of {side}; change --crop_size/--preprocess or the network depth"
+                    f"images of {w}x{h} do not fit model {self.opt.model} ({setter}): sides must "
+                    f"be multiples of {side}; change --crop_size/--preprocess or use {remedy}"
                 )
             setattr(self, INPUT_VISUALS[key], t.to(self.device, non_blocking=True))
         self.image_paths = list(batch.get("A_paths", []))
@@ -225,6 +238,7 @@ class BaseModel(ABC):
                     n_epochs=opt.n_epochs,
                     n_epochs_decay=opt.n_epochs_decay,
                     lr_decay_iters=opt.lr_decay_iters,
+                    lr_decay_gamma=opt.lr_decay_gamma,
                 )
                 for optimizer in self.optimizers.values()
             ]

@@ -26,7 +26,7 @@ import argparse
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -50,8 +50,23 @@ __all__ = [
     "unwrap",
 ]
 
-if TYPE_CHECKING:
-    from .base_model import BaseModel
+
+class Checkpointable(Protocol):
+    """What a checkpoint needs of a model (``BaseModel`` provides it): its networks and its state."""
+
+    nets: dict[str, nn.Module]
+    architecture_options: tuple[str, ...]
+
+    def training_state(self) -> dict: ...
+
+    def extra_state(self) -> dict: ...
+
+    def load_training_state(self, state: dict, source: str) -> None: ...
+
+    def restore_schedule(self, epochs_done: int, plateau_states: list[dict] | None = None) -> None: ...
+
+    def current_lrs(self) -> dict[str, float]: ...
+
 
 # 2: schedules are closed forms of the epoch (their state is the epoch count). Version 1 files
 # (torch scheduler states) still load: the schedule is recomputed from the epoch they reached.
@@ -75,7 +90,15 @@ ARCHITECTURE_OPTIONS = (
 )
 # Options of the learning-rate schedule: these may change on resume (e.g. more epochs); the
 # learning rate then follows the new schedule from the epoch reached.
-SCHEDULE_OPTIONS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters", "epoch_count")
+SCHEDULE_OPTIONS = (
+    "lr",
+    "lr_policy",
+    "n_epochs",
+    "n_epochs_decay",
+    "lr_decay_iters",
+    "lr_decay_gamma",
+    "epoch_count",
+)
 LATEST = "latest"
 _STATE_KEYS = ("progress", "rng", "nets", "optimizers", "schedulers")
 
@@ -196,11 +219,14 @@ class Checkpoints:
             )
 
     @staticmethod
-    def check_compatible(saved: Mapping[str, Any], opt: argparse.Namespace, source: str) -> None:
-        """Refuse to resume when an architecture option differs from the saved run's ``saved``."""
+    def check_compatible(
+        saved: Mapping[str, Any], opt: argparse.Namespace, source: str, model_options: tuple[str, ...] = ()
+    ) -> None:
+        """Refuse to resume when an architecture option (shared, or the model's own
+        ``model_options``) differs from the saved run's ``saved``."""
         diffs = [
             f"--{k} {saved[k]} (saved) vs {getattr(opt, k)} (now)"
-            for k in ARCHITECTURE_OPTIONS
+            for k in (*ARCHITECTURE_OPTIONS, *model_options)
             if k in saved and saved[k] != getattr(opt, k, saved[k])
         ]
         if diffs:
@@ -252,7 +278,7 @@ class Checkpoints:
 
     # ------------------------------------------------------------------ training state
     def save(
-        self, model: BaseModel, label: str | int, progress: Mapping[str, int], options: Mapping
+        self, model: Checkpointable, label: str | int, progress: Mapping[str, int], options: Mapping
     ) -> Path | None:
         """Save the weights and the training state of ``label`` in one transaction; return the state's path.
 
@@ -294,7 +320,7 @@ class Checkpoints:
             raise UserError(f"{path} is an incomplete training-state file (no {', '.join(missing)}); retrain")
         return state
 
-    def load_training_state(self, model: BaseModel, label: str | int, opt: argparse.Namespace) -> dict:
+    def load_training_state(self, model: Checkpointable, label: str | int, opt: argparse.Namespace) -> dict:
         """Restore ``model`` and every random generator from ``<label>_train_state.pth``; return the progress.
 
         The learning rates follow the current options' schedule at the epoch reached (the saved
@@ -303,7 +329,7 @@ class Checkpoints:
         path = self.state_path(label)
         state = self.read_state(label)
         saved = state.get("options", {})
-        self.check_compatible(saved, opt, str(path))
+        self.check_compatible(saved, opt, str(path), type(model).architecture_options)
         own = self.rank_state(state, str(path))
         model.load_training_state({**state, "extra": own["extra"]}, str(path))
         progress = dict(state["progress"])
@@ -342,7 +368,7 @@ class Checkpoints:
             )
         return saved[rank] if rank < len(saved) else {"rng": None, "extra": {}}
 
-    def resume(self, model: BaseModel, opt: argparse.Namespace) -> dict:
+    def resume(self, model: Checkpointable, opt: argparse.Namespace) -> dict:
         """The progress to start from: a saved training state, else weights only (official files), else zero."""
         progress = {"epoch": opt.epoch_count - 1, "total_iters": 0}
         if not opt.continue_train:

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from util.errors import UserError
-from util.image_pool import ImagePool
 
 from . import networks
 from .base_model import BaseModel, Roles
+from .image_pool import ImagePool
 
 
 class _LambdaA(argparse.Action):

@@ -13,7 +13,8 @@ The contract (see :class:`models.base_model.BaseModel`):
   extras}``; training (``forward``), ``test.py`` and whole-scene inference all call it.
 - ``optimize_parameters()``: one step; return the losses dict (also kept in ``self.losses``);
   ``self.outputs`` holds what ``infer`` returned, ``self.real_A/real_B/real_C`` the batch.
-- optional: ``size_multiple(opt)`` (image sides must be multiples of it), ``extra_state()``.
+- optional: ``size_multiple(opt)`` (image sides must be multiples of it) and ``size_rule(opt)`` (the
+  option that sets it, for error messages), ``extra_state()``.
 - distributed training (torchrun) wraps ``self.nets`` in DistributedDataParallel: one backward
   pass per iteration and network (sum the losses first), networks reached through ``self.nets``.
 """

@@ -227,7 +227,8 @@ class BaseOptions:
         """Reject missing or contradictory options with one clear message each."""
         if not opt.dataroot:
             raise UserError("--dataroot is required: the folder holding the image folders (e.g. data/train)")
-        side = models.find_model_using_name(opt.model).size_multiple(opt)
+        model_class = models.find_model_using_name(opt.model)
+        side = model_class.size_multiple(opt)
         crops = opt.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
         if opt.preprocess in ("resize_and_crop", "scale_width_and_crop") and opt.crop_size > opt.load_size:
             raise UserError(
@@ -235,10 +236,10 @@ class BaseOptions:
                 "make the crop smaller or the load size larger"
             )
         if crops and opt.crop_size % side:
+            setter, remedy = model_class.size_rule(opt)
             raise UserError(
-                f"--netG {opt.netG} needs image sides divisible by {side}, but --crop_size is "
-                f"{opt.crop_size}; use a crop of {max(side, opt.crop_size // side * side)} "
-                f"or a shallower U-Net ({', '.join(NETG_CHOICES)})"
+                f"{setter} needs image sides divisible by {side}, but --crop_size is "
+                f"{opt.crop_size}; use a crop of {max(side, opt.crop_size // side * side)} or {remedy}"
             )
         if opt.epoch != "latest" and not str(opt.epoch).isdigit():
             raise UserError(f"--epoch {opt.epoch!r}: expected 'latest' or an epoch number")

@@ -22,7 +22,9 @@ class TestOptions(BaseOptions):
         g.add_argument(
             "--eval",
             action="store_true",
-            help="put the networks in eval mode (same outputs here: instance norm is per image)",
+            help="put the networks in eval mode: dropout off and batch norm with its running statistics "
+            "(instance norm is per image either way); without it, pix2pix-style models test as the "
+            "pix2pix paper does, with dropout and per-batch statistics",
         )
         g.add_argument(
             "--num_test",

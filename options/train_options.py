@@ -7,6 +7,7 @@ import json
 
 import torch
 
+import models
 from models.checkpoint import Checkpoints
 from models.networks import GAN_MODES, LR_POLICIES
 from util import distributed
@@ -88,7 +89,16 @@ class TrainOptions(BaseOptions):
             help="learning-rate policy ('lambda' is the old name of 'linear')",
         )
         g.add_argument(
-            "--lr_decay_iters", type=positive_int, default=50, help="'step' policy: x0.1 every N epochs"
+            "--lr_decay_iters",
+            type=positive_int,
+            default=50,
+            help="'step' policy: x --lr_decay_gamma every N epochs",
+        )
+        g.add_argument(
+            "--lr_decay_gamma",
+            type=float,
+            default=0.1,
+            help="'step' policy: the factor applied every --lr_decay_iters epochs",
         )
         g.add_argument(
             "--nonfinite",
@@ -105,6 +115,8 @@ class TrainOptions(BaseOptions):
             raise UserError("--n_epochs plus --n_epochs_decay must be at least 1")
         if opt.lr <= 0:
             raise UserError(f"--lr must be positive, got {opt.lr}")
+        if not 0 < opt.lr_decay_gamma <= 1:
+            raise UserError(f"--lr_decay_gamma must be in (0, 1], got {opt.lr_decay_gamma}")
         if not opt.display_retry_interval >= 0:
             raise UserError(
                 f"--display_retry_interval must be 0 or more seconds, got {opt.display_retry_interval}"
@@ -127,6 +139,7 @@ class TrainOptions(BaseOptions):
                 previous = json.loads(saved.read_text())
             except (OSError, ValueError):
                 previous = {}
-            Checkpoints.check_compatible(previous, opt, str(saved))
+            own = models.find_model_using_name(opt.model).architecture_options
+            Checkpoints.check_compatible(previous, opt, str(saved), own)
         if distributed.is_main():
             super().save_options(opt, parser)

@@ -5,8 +5,10 @@ process with the global batch."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,11 +21,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+import models
 import train
 from data.sampler import EpochSampler
-from models import networks
+from models import create_model, networks
 from models.base_model import BaseModel
 from models.checkpoint import Checkpoints, safe_load
+from options.train_options import TrainOptions
 from tests.helpers import expect_error, make_triplets, run_main, train_argv
 from util import distributed
 from util.device import resolve_device
@@ -167,8 +171,28 @@ def test_resume_with_another_number_of_processes_warns(monkeypatch, capfd, rank)
 
 
 # ---------------------------------------------------------------------- 2 processes, gloo
-def _collectives(rank: int, port: int) -> None:
-    """Body of one of 2 spawned processes: the collectives answer the same on every rank."""
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _every_model(root: Path) -> list[tuple[str, ...]]:
+    """Every registered model with its tiny flags, plus sf_gan's simulation stage with its own D."""
+    runs = [(name, *models.find_model_using_name(name).tiny_flags) for name in models.MODEL_NAMES]
+    return [*runs, ("sf_gan", "--sim_epochs", "1", "--lambda_sim_gan", "1")]
+
+
+def _ranks_agree(module: nn.Module) -> bool:
+    flat = torch.cat([p.detach().flatten() for p in module.parameters()])
+    both = [torch.zeros_like(flat) for _ in range(2)]
+    dist.all_gather(both, flat)
+    return torch.equal(both[0], both[1])
+
+
+def _two_ranks(rank: int, port: int, root: Path) -> None:
+    """Body of one of 2 spawned processes (gloo, 127.0.0.1): the collectives answer the same on every
+    rank, and every model's DDP steps leave the same parameters on both ranks."""
     env = {"RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": 2, "LOCAL_WORLD_SIZE": 2}
     env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "GLOO_SOCKET_IFNAME": "lo"}
     os.environ.update({k: str(v) for k, v in env.items()})
@@ -183,33 +207,39 @@ def _collectives(rank: int, port: int) -> None:
         assert distributed.mean_over_ranks({"x": float(rank)}, torch.device("cpu")) == {"x": 0.5}
         gathered = distributed.gather_to_main({"rank": rank})
         assert gathered == ([{"rank": 0}, {"rank": 1}] if rank == 0 else None)
-        net = nn.Linear(2, 1)
         torch.manual_seed(rank)  # different weights: DDP starts every rank from rank 0's
         nets = {"n": nn.Linear(2, 1)}
         distributed.wrap_networks(nets, torch.device("cpu"))
-        weights = [torch.zeros(3) for _ in range(2)]
-        dist.all_gather(weights, torch.cat([p.detach().flatten() for p in nets["n"].parameters()]))
-        assert torch.equal(weights[0], weights[1]) and net is not nets["n"]
+        assert isinstance(nets["n"], nn.parallel.DistributedDataParallel) and _ranks_agree(nets["n"])
+
+        # Every model: a different batch on each rank, three steps, the same parameters after each.
+        for name, *flags in _every_model(root):
+            argv = train_argv(root / "data", root / "ckpt", name, "--model", name, *flags)
+            model = create_model(TrainOptions().parse(argv, save=False))
+            model.setup()
+            distributed.wrap_networks(model.nets, model.device, find_unused=model.unused_parameters)
+            for step in range(3):
+                g = torch.Generator().manual_seed(10 * step + rank)
+                bands = model.band_counts()
+                model.set_input({k: torch.rand(1, n, 32, 32, generator=g) * 2 - 1 for k, n in bands.items()})
+                model.optimize_parameters()
+                differ = [net for net, module in model.nets.items() if not _ranks_agree(module)]
+                assert not differ, f"{' '.join([name, *flags])}: step {step}: ranks differ in {differ}"
     finally:
         dist.destroy_process_group()
 
 
-def test_collectives_give_every_rank_the_same_answer():
+def test_every_model_trains_alike_on_every_rank_and_collectives_agree(tmp_path):
+    make_triplets(tmp_path / "data", "train", n=2)
     context = mp.start_processes(
-        _collectives, args=(_free_port(),), nprocs=2, join=False, start_method="spawn"
+        _two_ranks, args=(_free_port(), tmp_path), nprocs=2, join=False, start_method="spawn"
     )
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 300
     while not context.join(timeout=5):
         if time.monotonic() > deadline:
             for proc in context.processes:
                 proc.kill()
-            pytest.fail("the 2 processes did not finish in 180 s")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+            pytest.fail("the 2 processes did not finish in 300 s")
 
 
 def torchrun(argv: list[str], audit: Path, out: Path, nodes: int = 1) -> tuple[list[dict], str]:
@@ -237,15 +267,26 @@ def torchrun(argv: list[str], audit: Path, out: Path, nodes: int = 1) -> tuple[l
         "DDP_OUT": str(out),
         "DDP_AUDIT_ROOT": str(audit),
     }
+    # Each agent leads a process group of its own: on a timeout its workers are stopped with it.
     agents = [
-        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         for _ in range(nodes)
     ]
     try:
         logs = [agent.communicate(timeout=300)[0] for agent in agents]
     finally:
         for agent in agents:
-            agent.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait()
     assert all(a.returncode == 0 for a in agents), "\n".join(log[-3000:] for log in logs)
     records = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert all(r["rc"] == 0 for r in records)

@@ -1,5 +1,6 @@
-"""Metrics (util/metrics.py, util/metrics_io.py), cross-checked against scikit-image and
-hand-computed values.  CPU only, no network, a few seconds."""
+"""Metrics (metrics/): each protocol checked against its reference implementation (scikit-image's
+default SSIM for the paper protocol; an independent re-implementation of UnCRtainTS' SSIM for the
+field protocol) on realistic data, and against hand-computed values.  CPU only, a few seconds."""
 
 from __future__ import annotations
 
@@ -9,29 +10,91 @@ import math
 
 import numpy as np
 import pytest
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from util.metrics import (
+from data.sentinel import s2_to_unit
+from metrics import (
+    PROTOCOL_DESCRIPTIONS,
     MetricsTable,
     field_metrics,
-    gaussian_ssim,
+    field_ssim,
     paper_metrics,
+    paper_ssim,
     spectral_angle,
+    to_uint8,
     to_unit_chw,
 )
-from util.metrics_io import to_uint8
+from tests.sen12mscr_fixtures import s2_dn
 
 
-def sk_ssim(a: np.ndarray, b: np.ndarray, data_range: float, channel_axis: int) -> float:
-    return structural_similarity(
-        a,
-        b,
-        gaussian_weights=True,
-        sigma=1.5,
-        use_sample_covariance=False,
-        data_range=data_range,
-        channel_axis=channel_axis,
-    )
+def skimage_default_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """What the official metrics.py computed: scikit-image's SSIM with its defaults on 8-bit RGB."""
+    return float(structural_similarity(a, b, channel_axis=-1, data_range=255))
+
+
+def uncrtaints_ssim_numpy(a: np.ndarray, b: np.ndarray) -> float:
+    """UnCRtainTS' SSIM re-implemented from its definition, differently from metrics.ssim: the full
+    11x11 window (outer product) slid over the zero-padded (C, H, W) image, sums over each window."""
+    x = np.arange(11) - 5.0
+    g = np.exp(-(x**2) / 4.5)
+    window = np.outer(g, g) / np.outer(g, g).sum()
+
+    def local_mean(img):
+        padded = np.pad(img, ((0, 0), (5, 5), (5, 5)))
+        return np.einsum("chwij,ij->chw", sliding_window_view(padded, (11, 11), axis=(1, 2)), window)
+
+    mu_a, mu_b = local_mean(a), local_mean(b)
+    var_a = local_mean(a * a) - mu_a**2
+    var_b = local_mean(b * b) - mu_b**2
+    cov = local_mean(a * b) - mu_a * mu_b
+    c1, c2 = 1e-4, 9e-4
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    return float(np.mean(num / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))))
+
+
+def uncrtaints_ssim_torch(a: np.ndarray, b: np.ndarray) -> float:
+    """The field's reference as it runs: float32 tensors (1, C, H, W), one grouped conv2d with the
+    11x11 Gaussian window per band, padding 5, mean of the whole map."""
+    c = a.shape[0]
+    g = torch.exp(-((torch.arange(11, dtype=torch.float32) - 5) ** 2) / (2 * 1.5**2))
+    g = g / g.sum()
+    win = (g[:, None] @ g[None, :]).expand(c, 1, 11, 11).contiguous()
+    t1 = torch.from_numpy(a.astype(np.float32))[None]
+    t2 = torch.from_numpy(b.astype(np.float32))[None]
+
+    def conv(t):
+        return torch.nn.functional.conv2d(t, win, padding=5, groups=c)
+
+    m1, m2 = conv(t1), conv(t2)
+    s1, s2, s12 = conv(t1 * t1) - m1**2, conv(t2 * t2) - m2**2, conv(t1 * t2) - m1 * m2
+    ssim = ((2 * m1 * m2 + 1e-4) * (2 * s12 + 9e-4)) / ((m1**2 + m2**2 + 1e-4) * (s1 + s2 + 9e-4))
+    return float(ssim.mean())
+
+
+def realistic_s2_pairs(n: int = 3, size: int = 48) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """13-band reflectance pairs like SEN12MS-CR's: (name, prediction, ground truth) with predictions
+    that are the cloudy patch, a blurred noisy estimate, and a dark-biased one."""
+    rng = np.random.default_rng(11)
+    out = []
+    for i in range(n):
+        gt = s2_to_unit(s2_dn(rng, size)).astype(np.float64)
+        cloudy = s2_to_unit(s2_dn(rng, size, cloudy=True)).astype(np.float64)
+        blurred = (gt + np.roll(gt, 1, axis=1) + np.roll(gt, 1, axis=2)) / 3
+        noisy = np.clip(blurred + rng.normal(0, 0.02, gt.shape), 0, 1)
+        out += [(f"cloudy{i}", cloudy, gt), (f"noisy{i}", noisy, gt), (f"dark{i}", 0.7 * gt, gt)]
+    return out
+
+
+def natural_rgb_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
+    """8-bit RGB previews of realistic S2 patches (B4, B3, B2, reflectance 0-0.3) and degraded outputs."""
+    from data.sentinel import s2_preview
+
+    pairs = []
+    for _, pred, gt in realistic_s2_pairs(2, 40):
+        pairs.append((s2_preview(pred.astype(np.float32)), s2_preview(gt.astype(np.float32))))
+    return pairs
 
 
 def noisy_pair_u8(rng: np.random.Generator, h: int, w: int, noise: int = 25) -> tuple[np.ndarray, np.ndarray]:
@@ -45,17 +108,28 @@ def noisy_pair_u8(rng: np.random.Generator, h: int, w: int, noise: int = 25) -> 
 # ----------------------------------------------------------------------------- paper protocol
 
 
-@pytest.mark.parametrize("shape", [(11, 11), (32, 32), (40, 57), (64, 48)])
-def test_paper_metrics_match_skimage(shape):
+@pytest.mark.parametrize("shape", [(7, 7), (11, 11), (32, 32), (40, 57), (64, 48)])
+def test_paper_metrics_match_skimage_defaults(shape):
     rng = np.random.default_rng(sum(shape))
     pred, gt = noisy_pair_u8(rng, *shape)
     m = paper_metrics(pred, gt)
     assert set(m) == {"psnr", "ssim", "rmse"}
     assert m["psnr"] == pytest.approx(peak_signal_noise_ratio(gt, pred, data_range=255), rel=1e-12)
-    assert m["ssim"] == pytest.approx(sk_ssim(pred, gt, 255, channel_axis=2), rel=1e-9, abs=1e-12)
+    assert m["ssim"] == pytest.approx(skimage_default_ssim(pred, gt), abs=1e-6)
     diff = pred.astype(np.float64) - gt
     assert m["rmse"] == pytest.approx(math.sqrt(np.mean(diff**2)), rel=1e-12)
     assert all(isinstance(v, float) for v in m.values())
+
+
+def test_paper_ssim_is_skimage_default_on_realistic_pairs():
+    """The official metrics.py's number (uniform 7x7, sample covariance), not a Gaussian SSIM."""
+    pairs = natural_rgb_pairs()
+    for pred, gt in pairs:
+        assert paper_metrics(pred, gt)["ssim"] == pytest.approx(skimage_default_ssim(pred, gt), abs=1e-6)
+        assert paper_ssim(gt, pred) == pytest.approx(skimage_default_ssim(gt, pred), abs=1e-6)
+    pred, gt = pairs[0]
+    gaussian = structural_similarity(pred, gt, channel_axis=-1, data_range=255, gaussian_weights=True)
+    assert abs(paper_metrics(pred, gt)["ssim"] - gaussian) > 1e-3  # the window matters
 
 
 def test_paper_metrics_known_values():
@@ -83,17 +157,44 @@ def test_identical_images_give_inf_psnr():
 
 
 @pytest.mark.parametrize("bands", [1, 3, 13])
-def test_field_ssim_psnr_match_skimage(bands):
+def test_field_metrics_match_definitions(bands):
     rng = np.random.default_rng(bands)
     gt = rng.uniform(0.0, 0.6, (bands, 24, 30))
     pred = np.clip(gt + rng.normal(0, 0.05, gt.shape), 0, 1)
     m = field_metrics(pred, gt)
     assert list(m) == ["rmse", "psnr", "mae", "sam", "ssim"]
-    assert m["ssim"] == pytest.approx(sk_ssim(pred, gt, 1.0, channel_axis=0), rel=1e-9)
+    assert m["ssim"] == pytest.approx(uncrtaints_ssim_numpy(pred, gt), abs=1e-10)
     assert m["psnr"] == pytest.approx(peak_signal_noise_ratio(gt, pred, data_range=1.0), rel=1e-12)
     assert m["rmse"] == pytest.approx(math.sqrt(np.mean((gt - pred) ** 2)), rel=1e-12)
     assert m["psnr"] == pytest.approx(20 * math.log10(1 / m["rmse"]), rel=1e-12)
     assert m["mae"] == pytest.approx(np.mean(np.abs(gt - pred)), rel=1e-12)
+
+
+def test_field_ssim_reproduces_uncrtaints_on_realistic_patches():
+    """Whole zero-padded map, all 13 bands: equal to the field's float32 torch computation to 1e-4
+    and to a float64 re-implementation to 1e-10; scikit-image's border-cropped Gaussian SSIM is not it."""
+    differs = []
+    for name, pred, gt in realistic_s2_pairs():
+        ours = field_metrics(pred, gt)["ssim"]
+        assert ours == pytest.approx(uncrtaints_ssim_numpy(pred, gt), abs=1e-10), name
+        assert ours == pytest.approx(uncrtaints_ssim_numpy(gt, pred), abs=1e-10), name  # symmetric
+        assert ours == pytest.approx(uncrtaints_ssim_torch(gt, pred), abs=1e-4), name
+        cropped = structural_similarity(
+            pred, gt, channel_axis=0, data_range=1.0, gaussian_weights=True, use_sample_covariance=False
+        )
+        differs.append(abs(ours - cropped))
+    assert max(differs) > 1e-3
+
+
+def test_field_ssim_bands_and_small_images():
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0, 1, (3, 20, 20))
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
+    per_band = [field_ssim(a[i : i + 1], b[i : i + 1]) for i in range(3)]
+    assert field_ssim(a, b) == pytest.approx(np.mean(per_band), rel=1e-12)  # same-size map per band
+    small = field_metrics(a[:, :5, :6], b[:, :5, :6])  # zero padding: any size works
+    assert small["ssim"] == pytest.approx(uncrtaints_ssim_numpy(a[:, :5, :6], b[:, :5, :6]), abs=1e-10)
+    assert field_ssim(a, a) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_field_metrics_float32_input_computed_in_float64():
@@ -101,10 +202,10 @@ def test_field_metrics_float32_input_computed_in_float64():
     gt = rng.uniform(0, 1, (4, 16, 16))
     pred = np.clip(gt + rng.normal(0, 0.1, gt.shape), 0, 1)
     m32 = field_metrics(pred.astype(np.float32), gt.astype(np.float32))
-    ref = sk_ssim(
-        pred.astype(np.float32).astype(np.float64), gt.astype(np.float32).astype(np.float64), 1.0, 0
+    ref = uncrtaints_ssim_numpy(
+        pred.astype(np.float32).astype(np.float64), gt.astype(np.float32).astype(np.float64)
     )
-    assert m32["ssim"] == pytest.approx(ref, rel=1e-9)
+    assert m32["ssim"] == pytest.approx(ref, abs=1e-10)
 
 
 def test_field_metrics_known_values():
@@ -115,18 +216,6 @@ def test_field_metrics_known_values():
     assert m["psnr"] == pytest.approx(20.0)
     # parallel spectra: 0 up to arccos' resolution near 1 (float64: ~1e-6 degrees)
     assert m["sam"] == pytest.approx(0.0, abs=1e-5)
-
-
-def test_gaussian_ssim_per_band_and_2d():
-    rng = np.random.default_rng(3)
-    a = rng.uniform(0, 1, (3, 20, 20))
-    b = rng.uniform(0, 1, (3, 20, 20))
-    per_band = gaussian_ssim(a, b, data_range=1.0)
-    assert per_band.shape == (3,)
-    for i in range(3):
-        assert float(gaussian_ssim(a[i], b[i], 1.0)) == pytest.approx(
-            sk_ssim(a[i], b[i], 1.0, None), rel=1e-9
-        )
 
 
 def test_sam_known_angles():
@@ -163,7 +252,7 @@ def test_sam_three_bands_by_hand():
         (np.zeros((16, 16, 3), np.float32), np.zeros((16, 16, 3), np.float32), "must be uint8"),
         (np.zeros((16, 16), np.uint8), np.zeros((16, 16), np.uint8), r"\(H, W, 3\)"),
         (np.zeros((16, 16, 4), np.uint8), np.zeros((16, 16, 4), np.uint8), r"\(H, W, 3\)"),
-        (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8), "at least 11x11"),
+        (np.zeros((6, 8, 3), np.uint8), np.zeros((6, 8, 3), np.uint8), "at least 7x7"),
         ([[1]], np.zeros((16, 16, 3), np.uint8), "numpy array"),
     ],
 )
@@ -182,7 +271,6 @@ def test_paper_metrics_validation(pred, gt, match):
         (np.full((3, 16, 16), -0.5), np.zeros((3, 16, 16)), r"\[0, 1\]"),
         (np.zeros((3, 16, 16)), np.full((3, 16, 16), 255.0), r"\[0, 1\]"),
         (np.full((3, 16, 16), np.nan), np.zeros((3, 16, 16)), "NaN"),
-        (np.zeros((3, 10, 16)), np.zeros((3, 10, 16)), "at least 11x11"),
     ],
 )
 def test_field_metrics_validation(pred, gt, match):
@@ -297,3 +385,15 @@ def test_format_table():
     assert any(line.startswith("real_A vs real_B (cloudy input)") and " inf " in line for line in lines)
     assert "1 of 2 images identical" in text and "10.000" in text
     assert MetricsTable().format_table() == "(no metrics)"
+
+
+def test_protocol_labels_name_each_reference():
+    """Every summary says which computation its numbers are (SPEC section 3: label every number)."""
+    summary = _filled_table().summary()["protocols"]
+    assert summary == {p: PROTOCOL_DESCRIPTIONS[p] for p in ("paper", "field")}
+    assert (
+        "scikit-image structural_similarity defaults (7x7 uniform window, sample covariance"
+        in summary["paper"]
+    )
+    assert "UnCRtainTS" in summary["field"] and "zero padding 5" in summary["field"]
+    assert "mean of the whole map" in summary["field"]

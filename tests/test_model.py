@@ -7,11 +7,11 @@ import torch
 
 from data import create_dataloader
 from models import create_model
+from models.image_pool import ImagePool
 from models.networks import ssim
 from options.base_options import saved_options
 from options.train_options import TrainOptions
 from tests.helpers import make_triplets, train_argv
-from util.image_pool import ImagePool
 
 LOSS_NAMES = {"G_GAN", "G_L1", "G_SSIM", "G_attn", "G2_L1", "G2_SSIM", "D_real", "D_fake"}
 NETS = ("G", "G2", "A", "D")

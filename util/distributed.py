@@ -151,18 +151,23 @@ def worker() -> Iterator[Place]:
 
 
 # ---------------------------------------------------------------------- networks and collectives
-def wrap_networks(nets: dict[str, nn.Module], device: torch.device) -> None:
+def wrap_networks(nets: dict[str, nn.Module], device: torch.device, *, find_unused: bool = False) -> None:
     """Wrap every network of ``nets`` in place in DistributedDataParallel (nothing without a group).
 
     DDP starts every rank from rank 0's weights and averages gradients over the ranks during
     backward, once per forward pass: a model must call backward once per iteration and network
-    (sum the losses first). Saving and loading unwrap the networks (``models.weights.unwrap``).
+    (sum the losses first). ``find_unused``: some parameters receive no gradient (DDP then
+    searches the autograd graph for them every iteration). Buffers (batch-norm running
+    statistics) are rank 0's, copied to the other ranks at every forward pass. Saving and
+    loading unwrap the networks (``models.weights.unwrap``).
     """
     if not dist.is_initialized():
         return
     ids = [device.index] if device.type == "cuda" else None
     for name, net in nets.items():
-        nets[name] = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        nets[name] = nn.parallel.DistributedDataParallel(
+            net, device_ids=ids, find_unused_parameters=find_unused
+        )
 
 
 def any_over_ranks(flags: torch.Tensor) -> torch.Tensor:

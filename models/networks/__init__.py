@@ -87,14 +87,18 @@ def define_D(
     netD: str = "basic",
     n_layers_D: int = 3,
     norm: str = "instance",
+    use_bias: bool = True,
     init_type: str = "xavier",
     init_gain: float = 1.0,
 ) -> nn.Module:
-    """Build and initialise a discriminator: ``basic`` (70x70 PatchGAN), ``n_layers``, ``pixel``."""
+    """Build and initialise a discriminator: ``basic`` (70x70 PatchGAN), ``n_layers``, ``pixel``.
+
+    ``use_bias=False``: no bias in the PatchGAN convolutions that a norm layer follows.
+    """
     if netD == "basic":
-        net = NLayerDiscriminator(input_nc, ndf=ndf, n_layers=3, norm=norm)
+        net = NLayerDiscriminator(input_nc, ndf=ndf, n_layers=3, norm=norm, use_bias=use_bias)
     elif netD == "n_layers":
-        net = NLayerDiscriminator(input_nc, ndf=ndf, n_layers=n_layers_D, norm=norm)
+        net = NLayerDiscriminator(input_nc, ndf=ndf, n_layers=n_layers_D, norm=norm, use_bias=use_bias)
     elif netD == "pixel":
         net = PixelDiscriminator(input_nc, ndf=ndf, norm=norm)
     else:

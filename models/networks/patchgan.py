@@ -12,11 +12,21 @@ class NLayerDiscriminator(nn.Module):
     """PatchGAN with ``n_layers`` strided blocks: (B, input_nc, H, W) -> (B, 1, h, w) logits.
 
     With ``n_layers=3`` (the ``basic`` discriminator) each output sees a 70x70 patch, and a 256x256
-    input gives 30x30 logits. Every convolution has a bias (as in the official code).
+    input gives 30x30 logits. By default every convolution has a bias (as in the official code);
+    ``use_bias=False`` drops it from the convolutions followed by a norm layer (pix2pix's PyTorch
+    code does so under batch norm, whose shift makes such a bias redundant).
     ``self.model`` indices: conv 0, LeakyReLU 1, then (conv, norm, LeakyReLU) triples, final conv.
     """
 
-    def __init__(self, input_nc: int, *, ndf: int = 64, n_layers: int = 3, norm: str = "instance") -> None:
+    def __init__(
+        self,
+        input_nc: int,
+        *,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: str = "instance",
+        use_bias: bool = True,
+    ) -> None:
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be at least 1, got {n_layers}")
@@ -30,7 +40,7 @@ class NLayerDiscriminator(nn.Module):
             prev, mult = mult, min(2**n, 8)
             stride = 2 if n < n_layers else 1
             layers += [
-                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=stride, padding=1),
+                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=stride, padding=1, bias=use_bias),
                 norm_layer(ndf * mult),
                 nn.LeakyReLU(0.2, True),
             ]

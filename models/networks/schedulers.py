@@ -24,19 +24,21 @@ def lr_factor(
     n_epochs: int = 100,
     n_epochs_decay: int = 100,
     lr_decay_iters: int = 50,
+    lr_decay_gamma: float = 0.1,
 ) -> float:
     """The learning-rate multiplier after ``epochs_done`` epochs of a run started at ``epoch_count``.
 
     - ``lambda`` / ``linear``: 1 for ``n_epochs``, then linear decay to zero over ``n_epochs_decay``
       epochs (pix2pix; like the official rule it counts from ``epoch_count``, the absolute epoch).
-    - ``step``: x 0.1 every ``lr_decay_iters`` epochs (the paper's schedule: 100).
+    - ``step``: x ``lr_decay_gamma`` every ``lr_decay_iters`` epochs (the paper's schedule: x 0.1
+      every 100; GLF-CR's: x 0.5 every 5).
     - ``cosine``: half a cosine from 1 to 0 over ``n_epochs + n_epochs_decay`` epochs, then 0.
     ``plateau`` has no closed form (it follows the metric): ``ValueError``.
     """
     if lr_policy in ("lambda", "linear"):
         return 1.0 - max(0, epochs_done + epoch_count - n_epochs) / float(n_epochs_decay + 1)
     if lr_policy == "step":
-        return 0.1 ** (epochs_done // lr_decay_iters)
+        return lr_decay_gamma ** (epochs_done // lr_decay_iters)
     if lr_policy == "cosine":
         total = n_epochs + n_epochs_decay
         return 0.5 * (1.0 + math.cos(math.pi * min(epochs_done, total) / total))
@@ -89,6 +91,7 @@ def get_scheduler(
     n_epochs: int = 100,
     n_epochs_decay: int = 100,
     lr_decay_iters: int = 50,
+    lr_decay_gamma: float = 0.1,
 ) -> EpochSchedule | lr_scheduler.ReduceLROnPlateau:
     """The schedule named ``lr_policy`` for ``optimizer`` (see :func:`lr_factor`).
 
@@ -106,5 +109,6 @@ def get_scheduler(
         n_epochs=n_epochs,
         n_epochs_decay=n_epochs_decay,
         lr_decay_iters=lr_decay_iters,
+        lr_decay_gamma=lr_decay_gamma,
     )
     return EpochSchedule(optimizer, factor)

@@ -1,102 +1,37 @@
-"""Image-quality metrics for cloud removal, under two explicitly named protocols.
+"""Per-image metrics for cloud removal, under two explicitly named protocols (SPEC.md section 3).
 
-Every number we report belongs to exactly one protocol (see SPEC.md section 3):
+Every number we report belongs to exactly one protocol:
 
-``paper``  What the official ``metrics.py`` of Zhang et al. (2023) meant: 8-bit RGB images of the
-           output and the ground truth, ``(H, W, 3) uint8``.  PSNR with data range 255, SSIM over the
-           RGB image (Gaussian window 11x11, sigma 1.5, C1 = (0.01*255)^2, C2 = (0.03*255)^2, computed
-           per channel then averaged), RMSE on the 0..255 scale.  Keys: ``psnr``, ``ssim``, ``rmse``.
+``paper``  What the official ``metrics.py`` of Zhang et al. (2023) computed: 8-bit RGB images of the
+           output and the ground truth, ``(H, W, 3) uint8``.  PSNR with data range 255; SSIM =
+           scikit-image ``structural_similarity`` with its defaults (7x7 uniform window, sample
+           covariance, data range 255, mean over R, G, B; see `metrics.ssim.paper_ssim`); RMSE on the
+           0..255 scale.  Keys: ``psnr``, ``ssim``, ``rmse``.
 
 ``field``  The convention of UnCRtainTS / GLF-CR / DSen2-CR on SEN12MS-CR: reflectance in [0, 1], all
            bands, ``(C, H, W) float``.  ``rmse = sqrt(mean((t - p)^2))``, ``psnr = 20 log10(1 / rmse)``,
            ``mae = mean(|t - p|)``, ``sam`` = mean over pixels of the spectral angle in degrees, ``ssim``
-           = Gaussian 11x11 sigma 1.5 SSIM with C1 = 0.01^2, C2 = 0.03^2, averaged over bands.
+           = UnCRtainTS' SSIM (Gaussian 11x11 sigma 1.5, zero padding, all bands, C1 = 0.01^2,
+           C2 = 0.03^2, mean of the whole map; see `metrics.ssim.field_ssim`).
            For 3-band 8-bit PNGs the field protocol is applied to ``uint8 / 255`` (see `to_unit_chw`).
 
-Both protocols average per-image values over the test set (`util.metrics_io.MetricsTable` does that).
-
-SSIM matches ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False, data_range=R)``: local statistics are Gaussian-weighted (radius 5) and the
-SSIM map is averaged over the "valid" region only, i.e. a border of 5 pixels is left out.  (UnCRtainTS'
-torch SSIM zero-pads instead and averages the whole map; values differ slightly near the borders.)
-
-PSNR of identical images is ``float('inf')``; the summary writers handle it (see `util.metrics_io`).
-Everything is computed in float64 with numpy only.
+Both protocols average per-image values over the test set (`metrics.table.MetricsTable` does that).
+PSNR of identical images is ``float('inf')``; the summary writers handle it.
+Everything is computed in float64.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = [
-    "SSIM_SIGMA",
-    "SSIM_WIN_SIZE",
-    "MetricsTable",
-    "field_metrics",
-    "gaussian_ssim",
-    "paper_metrics",
-    "psnr_from_mse",
-    "spectral_angle",
-    "to_unit_chw",
-]
+from metrics.ssim import PAPER_WIN_SIZE, field_ssim, paper_ssim
 
-SSIM_SIGMA = 1.5
-SSIM_TRUNCATE = 3.5  # as scipy.ndimage / scikit-image: radius = int(3.5 * 1.5 + 0.5) = 5
-SSIM_WIN_SIZE = 2 * int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5) + 1  # 11
-SSIM_K1 = 0.01
-SSIM_K2 = 0.03
+__all__ = ["field_metrics", "paper_metrics", "psnr_from_mse", "spectral_angle", "to_unit_chw"]
+
 SAM_EPS = 1e-12
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _gaussian_kernel(sigma: float = SSIM_SIGMA, truncate: float = SSIM_TRUNCATE) -> np.ndarray:
-    """Normalised 1-D Gaussian taps, the same ones scipy.ndimage.gaussian_filter uses."""
-    radius = int(truncate * sigma + 0.5)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def _valid_filter(img: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Separable correlation of ``(..., H, W)`` with ``k`` on both axes, 'valid' output only.
-
-    Output shape ``(..., H - n + 1, W - n + 1)`` with ``n = len(k)``.
-    """
-    n = len(k)
-    h, w = img.shape[-2:]
-    rows = sum(k[i] * img[..., i : h - n + 1 + i, :] for i in range(n))
-    return sum(k[j] * rows[..., :, j : w - n + 1 + j] for j in range(n))
-
-
-def gaussian_ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> np.ndarray:
-    """Mean SSIM per band of two ``(..., H, W)`` arrays (leading axes are bands / channels).
-
-    Gaussian window (sigma 1.5, 11x11), population covariances, C1 = (0.01 R)^2, C2 = (0.03 R)^2 with
-    ``R = data_range``; the SSIM map is averaged over the valid region (a 5-pixel border is excluded),
-    exactly like scikit-image with ``gaussian_weights=True, use_sample_covariance=False``.
-
-    Returns an array of shape ``a.shape[:-2]`` (a 0-d array for 2-D input); average it yourself
-    (``float(gaussian_ssim(...).mean())``) for a per-image number.  H and W must be >= 11.
-    """
-    if a.shape != b.shape:
-        raise ValueError(f"gaussian_ssim: shape mismatch {a.shape} vs {b.shape}")
-    if a.ndim < 2 or min(a.shape[-2:]) < SSIM_WIN_SIZE:
-        raise ValueError(
-            f"gaussian_ssim: images must be at least {SSIM_WIN_SIZE}x{SSIM_WIN_SIZE} pixels, got shape {a.shape}"
-        )
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    k = _gaussian_kernel()
-    ux, uy = _valid_filter(x, k), _valid_filter(y, k)
-    vx = _valid_filter(x * x, k) - ux * ux
-    vy = _valid_filter(y * y, k) - uy * uy
-    vxy = _valid_filter(x * y, k) - ux * uy
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.mean(axis=(-2, -1))
 
 
 def psnr_from_mse(mse: float, data_range: float) -> float:
@@ -161,12 +96,12 @@ def paper_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """Paper protocol for one image pair.
 
     Args:
-        pred: output, ``(H, W, 3) uint8`` RGB (0..255), H and W >= 11.
+        pred: output, ``(H, W, 3) uint8`` RGB (0..255), H and W >= 7 (scikit-image's window).
         gt: ground truth, same shape and dtype.
 
     Returns:
-        ``{"psnr": dB (data range 255; inf if identical), "ssim": mean over R, G, B (<= 1),
-        "rmse": on the 0..255 scale}``.
+        ``{"psnr": dB (data range 255; inf if identical), "ssim": scikit-image's default SSIM, mean
+        over R, G, B (<= 1), "rmse": on the 0..255 scale}``.
     """
     who = "paper_metrics"
     _check_pair(pred, gt, who)
@@ -175,23 +110,28 @@ def paper_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
             raise ValueError(f"{who}: {name} must be uint8 (0..255), got dtype {arr.dtype}")
     if pred.ndim != 3 or pred.shape[2] != 3:
         raise ValueError(f"{who}: expected (H, W, 3) RGB images, got shape {pred.shape}")
+    if min(pred.shape[:2]) < PAPER_WIN_SIZE:
+        raise ValueError(
+            f"{who}: images must be at least {PAPER_WIN_SIZE}x{PAPER_WIN_SIZE} pixels for SSIM, "
+            f"got shape {pred.shape}"
+        )
     p = pred.astype(np.float64)
     t = gt.astype(np.float64)
     mse = float(np.mean((p - t) ** 2))
-    ssim = gaussian_ssim(np.moveaxis(p, -1, 0), np.moveaxis(t, -1, 0), data_range=255.0)
-    return {"psnr": psnr_from_mse(mse, 255.0), "ssim": float(ssim.mean()), "rmse": float(np.sqrt(mse))}
+    return {"psnr": psnr_from_mse(mse, 255.0), "ssim": paper_ssim(p, t), "rmse": float(np.sqrt(mse))}
 
 
 def field_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """Field (UnCRtainTS) protocol for one image pair.
 
     Args:
-        pred: output reflectance, ``(C, H, W)`` float (any float dtype) in [0, 1], H and W >= 11.
+        pred: output reflectance, ``(C, H, W)`` float (any float dtype) in [0, 1], any size.
         gt: ground truth, same shape.
 
     Returns:
         ``{"rmse", "psnr" (dB, 20 log10(1 / rmse); inf if identical), "mae", "sam" (degrees, mean over
-        pixels), "ssim" (mean over bands)}``, all over all bands.
+        pixels), "ssim" (UnCRtainTS' SSIM, the mean of the whole map over all bands)}``, all over all
+        bands.
     """
     who = "field_metrics"
     _check_pair(pred, gt, who)
@@ -223,8 +163,5 @@ def field_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
         "psnr": float("inf") if rmse == 0.0 else float(20.0 * np.log10(1.0 / rmse)),
         "mae": float(np.mean(np.abs(diff))),
         "sam": float(spectral_angle(p, t).mean()),
-        "ssim": float(gaussian_ssim(p, t, data_range=1.0).mean()),
+        "ssim": field_ssim(p, t),
     }
-
-
-from util.metrics_io import MetricsTable  # noqa: E402  (re-export; metrics_io does not import us)

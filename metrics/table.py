@@ -1,6 +1,6 @@
-"""Collecting, summarising and writing per-image metrics; reading 8/16-bit images for evaluation.
+"""Collecting, summarising and writing per-image metrics.
 
-`MetricsTable` accumulates ``metrics`` dicts (from `util.metrics.paper_metrics` / `field_metrics`)
+`MetricsTable` accumulates ``metrics`` dicts (from `metrics.paper_metrics` / `field_metrics`)
 keyed by (stem, comparison, protocol) and writes:
 
 ``metrics_per_image.csv``  one row per (image stem, comparison), columns
@@ -30,16 +30,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PROTOCOL_DESCRIPTIONS", "MetricsTable", "read_image", "to_uint8"]
+from util.fileio import write_text
+
+__all__ = ["PROTOCOL_DESCRIPTIONS", "MetricsTable"]
 
 PROTOCOL_DESCRIPTIONS: dict[str, str] = {
-    "paper": "paper protocol: 8-bit RGB (H,W,3) uint8; PSNR with data range 255; SSIM Gaussian 11x11 "
-    "sigma 1.5 per RGB channel then mean (C1=(0.01*255)^2, C2=(0.03*255)^2, 5-px border excluded); "
-    "RMSE on the 0-255 scale; mean over images",
+    "paper": "paper protocol (official metrics.py): 8-bit RGB (H,W,3) uint8; PSNR with data range 255; "
+    "SSIM = scikit-image structural_similarity defaults (7x7 uniform window, sample covariance, data range "
+    "255, 3-px border excluded) per RGB channel then mean; RMSE on the 0-255 scale; mean over images",
     "field": "field protocol (UnCRtainTS): reflectance in [0,1], all bands (C,H,W); rmse=sqrt(mean((t-p)^2)); "
-    "psnr=20 log10(1/rmse); mae=mean(|t-p|); sam=mean spectral angle in degrees; SSIM Gaussian 11x11 "
-    "sigma 1.5 per band then mean (C1=0.01^2, C2=0.03^2, 5-px border excluded); mean over images. "
-    "8-bit PNGs are scaled to uint8/255",
+    "psnr=20 log10(1/rmse); mae=mean(|t-p|); sam=mean spectral angle in degrees; SSIM as UnCRtainTS' "
+    "pytorch_ssim (Gaussian 11x11 sigma 1.5, zero padding 5, all bands as channels, C1=0.01^2, C2=0.03^2, "
+    "mean of the whole map); mean over images. 8-bit PNGs are scaled to uint8/255, uint16 Sentinel-2 "
+    "digital numbers are clipped to [0,10000] and divided by 10000",
     "field_rgb": "field protocol on the natural-colour bands B4, B3, B2 of multispectral reflectance only "
     "(same formulas as 'field'); for comparison with RGB-only results",
 }
@@ -70,15 +73,10 @@ def _json_safe(obj: object) -> object:
     return obj
 
 
-def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _write(path: str | os.PathLike, text: str) -> None:
+    """Atomic write (util.fileio), creating the results folder if needed."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, text)
 
 
 def _fmt(v: float) -> str:
@@ -203,12 +201,12 @@ class MetricsTable:
             for p, ms in self._columns.items():
                 cells += [repr(row[p][m]) if p in row and m in row[p] else "" for m in ms]
             writer.writerow(cells)
-        _atomic_write_text(path, buf.getvalue())
+        _write(path, buf.getvalue())
 
     def write_summary_json(self, path: str | os.PathLike) -> None:
         """Write `summary` as strict JSON (non-finite numbers become null, see ``nonfinite``)."""
         text = json.dumps(_json_safe(self.summary()), indent=2, allow_nan=False)
-        _atomic_write_text(path, text + "\n")
+        _write(path, text + "\n")
 
     def format_table(self) -> str:
         """Plain-text table: one row per comparison, columns = metric means grouped by protocol."""
@@ -262,54 +260,3 @@ class MetricsTable:
         if notes:
             lines += ["notes:", *notes]
         return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- image reading
-
-
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` uint8 (returned as is) or uint16 (-> ``round(x / 257)``, i.e. x * 255 / 65535)."""
-    if img.dtype == np.uint8:
-        return img
-    if img.dtype == np.uint16:
-        return np.floor(img.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
-    raise ValueError(f"to_uint8: expected uint8 or uint16, got dtype {img.dtype}")
-
-
-def _rawmode(im: object) -> str:
-    """Pillow's raw (on-disk) pixel layout of an opened image, e.g. ``"RGB;16B"``; "" if unknown."""
-    tile = getattr(im, "tile", None)
-    if not tile:
-        return ""
-    args = tile[0].args
-    return str(args[0] if isinstance(args, tuple) else args)
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an 8- or 16-bit image as ``(H, W, 3)`` RGB, dtype uint8 or uint16 (values not rescaled).
-
-    8-bit images of any Pillow mode (L, P, RGBA, ...) go through ``convert("RGB")`` (alpha dropped,
-    grey replicated), like the official code.  16-bit grey PNG/TIFF is replicated to 3 channels;
-    16-bit colour TIFF is read with tifffile.  Raises ``ValueError`` for float images and for 16-bit
-    colour PNG (Pillow would silently truncate it to 8 bits), ``OSError`` if the file cannot be decoded.
-    """
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.mode in ("RGB", "RGBA", "RGBX") and ";16" in _rawmode(im):
-            if (im.format or "").upper() != "TIFF":
-                raise ValueError("16-bit colour PNG is not supported (Pillow truncates it to 8 bits)")
-            import tifffile
-
-            arr = np.asarray(tifffile.imread(path))
-            if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
-                raise ValueError(f"unsupported 16-bit TIFF layout {arr.shape} {arr.dtype}")
-            return np.ascontiguousarray(arr[:, :, :3])
-        if im.mode.startswith("I"):
-            arr = np.asarray(im)
-            if arr.min() < 0 or arr.max() > 65535:
-                raise ValueError(f"integer image with values outside 0..65535 (mode {im.mode})")
-            return np.repeat(arr.astype(np.uint16)[:, :, None], 3, axis=2)
-        if im.mode == "F":
-            raise ValueError("floating-point images are not supported (use 8- or 16-bit images)")
-        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()

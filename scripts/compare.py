@@ -1,0 +1,96 @@
+"""Reproduce the paper's comparison: train and test every model on the same data, one protocol.
+
+    make compare                                        # light setting on the demo data (2-core CPU: < 1 h)
+    python -m scripts.compare --setting smoke           # a minute: proves the pipeline
+    python -m scripts.compare --dataroot DATA --name real --setting paper --gpu_ids 0
+
+``DATA`` holds ``train/`` and ``test/`` in the official PNG layout (or, with ``--dataset_mode
+sen12mscr``, is the SEN12MS-CR root). Writes ``results/compare/<name>/``: ``table.csv``,
+``table.md``, ``figure.png`` and ``index.html``; checkpoints go to ``checkpoints/compare_<name>/``.
+Running it again reuses finished models and resumes an interrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+import data
+from comparison import SETTINGS, make_plan, run_comparison
+from options.parser import OneLineParser, positive_int
+from options.train_options import TrainOptions
+from scripts.demo import ROOT, ensure_data
+from util.errors import UserError, run_cli
+
+DEMO_DATA = ROOT / "datasets" / "demo"
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m scripts.compare", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--dataroot",
+        type=Path,
+        default=DEMO_DATA,
+        help="data with train/ and test/ (default: the demo data, made if absent)",
+    )
+    p.add_argument("--dataset_mode", default="triplet", choices=data.DATASET_CHOICES)
+    p.add_argument("--name", default=None, help="comparison name (default: the setting's name)")
+    p.add_argument(
+        "--setting", default="light", choices=tuple(SETTINGS), help="network sizes and budget (%(default)s)"
+    )
+    p.add_argument(
+        "--models", default="all", help="comma list of models (default: every model of the paper's figure)"
+    )
+    p.add_argument(
+        "--images",
+        type=positive_int,
+        default=None,
+        help="training images seen per model (default: the setting's)",
+    )
+    p.add_argument("--rows", type=positive_int, default=4, help="example rows in figure.png (%(default)s)")
+    p.add_argument("--gpu_ids", default="-1", help="-1 (CPU, the default), 'auto' or a GPU index")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoints_dir", default=str(ROOT / "checkpoints"))
+    p.add_argument("--results_dir", default=str(ROOT / "results"))
+    return p
+
+
+def count_training_samples(dataroot: Path, dataset_mode: str) -> int:
+    """Training samples of the data, read by the dataset class itself (so pairing rules apply)."""
+    mode = data.canonical_name(dataset_mode)
+    train_root = dataroot if mode == "sen12mscr" else dataroot / "train"
+    if not train_root.is_dir():
+        raise UserError(f"--dataroot {dataroot} lacks {train_root.name}/: it must hold train/ and test/")
+    argv = ["--dataroot", str(train_root), "--dataset_mode", mode, "--name", "count", "--gpu_ids", "-1"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TrainOptions().parse(argv, save=False)
+        return len(data.find_dataset_using_name(mode)(opt))
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.dataroot == DEMO_DATA and ensure_data(DEMO_DATA, args.seed):
+        return 2
+    plan = make_plan(
+        name=args.name or args.setting,
+        dataroot=args.dataroot,
+        setting=args.setting,
+        models_text=args.models,
+        images=args.images,
+        train_size=count_training_samples(args.dataroot, args.dataset_mode),
+        dataset_mode=data.canonical_name(args.dataset_mode),
+        checkpoints_dir=args.checkpoints_dir,
+        results_dir=args.results_dir,
+    )
+    run_comparison(plan, gpu_ids=args.gpu_ids, seed=args.seed, rows=args.rows)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: run(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""scripts/compare.py: the comparison pipeline at the smoke setting on tiny PNG triplets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from comparison import make_plan
+from comparison.figure import pick_rows
+from comparison.report import read_table
+from scripts import compare
+from tests.helpers import expect_error, make_triplets, run_main
+
+MODELS = "pix2pix_attn,template"
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("compare")
+    make_triplets(root / "data" / "train", "train", n=3, size=32)
+    make_triplets(root / "data" / "test", "test", n=3, size=32, seed=1)
+    argv = ["--dataroot", str(root / "data"), "--setting", "smoke", "--models", MODELS, "--rows", "2"]
+    argv += ["--checkpoints_dir", str(root / "ck"), "--results_dir", str(root / "res")]
+    assert run_main(compare.main, argv) == 0
+    return root, argv
+
+
+def test_tables_figure_and_page(done):
+    root, _ = done
+    out = root / "res" / "compare" / "smoke"
+    rows = read_table(out)
+    # Models in figure order (ours last), then the cloudy input.
+    assert [r["model"] for r in rows] == ["template", "ours (attention GAN)", "cloudy input (no model)"]
+    for row in rows[:2]:
+        assert float(row["paper PSNR (dB)"]) > 0 and 0 < float(row["paper SSIM"]) <= 1
+        assert float(row["parameters, inference (M)"]) > 0 and float(row["train s/iteration"]) > 0
+        assert float(row["test images/s"]) > 0
+    ours = json.loads((out / "runs" / "pix2pix_attn.json").read_text())
+    # D trains only: the inference parameters exclude it.
+    assert ours["parameters"]["inference_networks"] == ["A", "G", "G2"]
+    assert ours["parameters"]["all"] - ours["parameters"]["inference"] == ours["parameters"]["networks"]["D"]
+    md = (out / "table.md").read_text()
+    assert "6 training images" in md and "Machine:" in md and "| cloudy input (no model) |" in md
+    with Image.open(out / "figure.png") as fig:
+        # Columns: SAR, attention, cloudy, template, ours, ground truth; 2 rows.
+        assert fig.size[0] > fig.size[1] and fig.size[0] == 6 * (160 + 4) + 4
+    page = (out / "index.html").read_text()
+    assert page.count("<tr>") >= 3 + 1 + 3 and "figure.png" in page
+
+
+def test_a_second_run_reuses_everything(done, capsys):
+    root, argv = done
+    record = (root / "res" / "compare" / "smoke" / "runs" / "template.json").read_text()
+    capsys.readouterr()
+    assert run_main(compare.main, argv) == 0
+    said = capsys.readouterr().out
+    assert said.count("trained already") == 2 and said.count("tested already") == 2
+    assert (root / "res" / "compare" / "smoke" / "runs" / "template.json").read_text() == record
+
+
+def test_another_budget_is_refused_not_mixed(done, capfd):
+    root, argv = done
+    expect_error(capfd, compare.main, [*argv, "--images", "9"], "another budget", "--name")
+
+
+def test_bad_models_and_data(tmp_path, capfd):
+    expect_error(capfd, compare.main, ["--dataroot", str(tmp_path), "--models", "nope"], "lacks train/")
+    (tmp_path / "train").mkdir()
+    make_triplets(tmp_path / "train", "train", n=1, size=32)
+    expect_error(
+        capfd,
+        compare.main,
+        ["--dataroot", str(tmp_path), "--models", "nope", "--setting", "smoke"],
+        "unknown model(s) nope",
+    )
+
+
+def test_budget_and_rows():
+    plan = make_plan(
+        name="x", dataroot="d", setting="light", models_text="pix2pix_attn", images=1000, train_size=160
+    )
+    assert plan.epochs == 7 and plan.budget()["images_seen"] == 1120
+    assert pick_rows(list("abcdefghij"), 4) == ["a", "d", "g", "j"] and pick_rows(["a"], 4) == ["a"]
