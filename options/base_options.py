@@ -21,6 +21,7 @@ import torch
 import data
 import models
 from models.networks import INIT_CHOICES, NETD_CHOICES, NETG_CHOICES, NORM_CHOICES
+from util import distributed
 from util.device import resolve_device
 from util.errors import UserError
 
@@ -215,6 +216,11 @@ class BaseOptions:
 
     def choose_device(self, opt: argparse.Namespace, argv: list[str]) -> tuple[torch.device, list[int]]:
         """The device for ``--gpu_ids`` and the GPU indices used (training: one per process)."""
+        if distributed.place().world_size > 1:
+            raise UserError(
+                f"{self.prog} runs as one process: start it with python, not with torchrun "
+                "(only train.py is distributed)"
+            )
         return resolve_device(opt.gpu_ids)
 
     def finalize(self, opt: argparse.Namespace) -> None:

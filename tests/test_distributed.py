@@ -22,13 +22,14 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import models
+import test as test_script
 import train
 from data.sampler import EpochSampler
 from models import create_model, networks
 from models.base_model import BaseModel
 from models.checkpoint import Checkpoints, safe_load
 from options.train_options import TrainOptions
-from tests.helpers import expect_error, make_triplets, run_main, train_argv
+from tests.helpers import expect_error, make_triplets, run_main, test_argv, train_argv
 from util import distributed
 from util.device import resolve_device
 
@@ -150,6 +151,13 @@ def test_without_torchrun_everything_is_one_process():
     assert distributed.any_over_ranks(flags) is flags
     assert distributed.gather_to_main({"a": 1}) == [{"a": 1}]
     assert distributed.mean_over_ranks({"x": 2.0}, torch.device("cpu")) == {"x": 2.0}
+
+
+def test_test_py_under_torchrun_is_refused(tmp_path, capfd, monkeypatch):
+    _as_process(monkeypatch, rank=1, world=2)
+    make_triplets(tmp_path / "data", "test", n=1)
+    argv = test_argv(tmp_path / "data", tmp_path / "ckpt", tmp_path / "results", "t")
+    expect_error(capfd, test_script.main, argv, "test.py runs as one process: start it with python")
 
 
 def test_test_py_on_several_gpus_says_it_uses_one(capfd, two_gpus):
