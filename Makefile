@@ -1,6 +1,8 @@
 # make demo   - install, make the demo data, train, test, print the metrics (CPU: ~10 min)
 # make test   - install (with test tools) and run the test suite
 # make compare - the paper's comparison (every model, one protocol) on the demo data (CPU: < 1 h)
+# make visdom-assets - visdom's front-end assets from the npm registry: the dashboard works offline
+# make test-browser - only the headless-Chromium tests (Debian package chromium)
 # make install / lint / clean-venv
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VISDOM := visdom==0.2.4
 
-.PHONY: install test test-fast lint demo compare clean-venv
+.PHONY: install test test-fast test-browser visdom-assets lint demo compare clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt constraints-build.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +26,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -q -m browser
+
+visdom-assets: $(STAMP)
+	$(BIN)/python -m scripts.visdom_assets
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

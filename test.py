@@ -17,11 +17,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from data import create_dataloader
+from display.results_page import role_labels, write_results_page
 from metrics import MetricsTable, field_metrics, paper_metrics
 from models import create_model
 from options.test_options import TestOptions
 from util.errors import UserError, run_cli
-from util.html import HTML
 from util.util import batch_item, save_image, to_unit, visuals_to_images
 
 NO_REFERENCE = "no cloud-free images (<phase>B) in --dataroot: outputs written, nothing measured"
@@ -42,26 +42,6 @@ def measure(table: MetricsTable, stem: str, visuals: dict, images: dict, roles, 
         if rgb_bands is not None:
             rgb = list(rgb_bands)
             table.add(stem, name, "field_rgb", field_metrics(pred_unit[rgb], truth_unit[rgb]))
-
-
-def add_metrics_tables(page: HTML, table: MetricsTable) -> None:
-    """One table per protocol at the top of the page: mean of each metric, output vs cloudy input."""
-    results = table.summary()["results"]
-    page.add_header("Metrics (mean over images; files: metrics_per_image.csv, metrics_summary.json)")
-    for protocol, by_comparison in results.items():
-        metrics = list(next(iter(by_comparison.values())))
-        rows = [[table.label(c), *(stats[m]["mean"] for m in metrics)] for c, stats in by_comparison.items()]
-        page.add_text(f"{protocol} protocol")
-        page.add_table(rows, header=["comparison", *metrics])
-
-
-def image_caption(table: MetricsTable, stem: str, roles) -> str:
-    """One line per image on the page: paper-protocol PSNR / SSIM of the output and of the cloudy input."""
-    parts = []
-    for name, label in ((roles.output, "output"), (roles.cloudy, "cloudy input")):
-        m = table.get(stem, name, "paper")
-        parts.append(f"{label}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}")
-    return f"paper protocol vs {roles.reference} - " + "; ".join(parts)
 
 
 def run_test(argv: list[str] | None = None) -> int:
@@ -87,7 +67,6 @@ def run_test(argv: list[str] | None = None) -> int:
             f"cannot create {image_dir}: {err.strerror}; choose a writable --results_dir"
         ) from None
     TestOptions().save_options(opt, TestOptions().build_parser(argv))
-    page = HTML(str(web_dir), f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
     table = MetricsTable(reference=roles.reference)
     total = int(min(opt.num_test, len(loader.dataset)))
     done, sections = 0, []
@@ -114,16 +93,18 @@ def run_test(argv: list[str] | None = None) -> int:
     if measured:
         table.write_csv(web_dir / "metrics_per_image.csv")
         table.write_summary_json(web_dir / "metrics_summary.json")
-        add_metrics_tables(page, table)
-    else:
-        page.add_text(NO_REFERENCE)
-    for stem, names in sections:
-        page.add_header(stem)
-        if measured:
-            page.add_text(image_caption(table, stem, roles))
-        files = [f"{stem}_{n}.png" for n in names]
-        page.add_images(files, names, files, width=opt.display_winsize, ncols=4)
-    page.save()
+    rows = [(stem, [(n, f"{stem}_{n}.png") for n in names]) for stem, names in sections]
+    write_results_page(
+        web_dir,
+        f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}",
+        table if measured else None,
+        rows,
+        output=roles.output,
+        cloudy=roles.cloudy,
+        labels=role_labels(roles),
+        width=opt.display_winsize,
+        note=None if measured else NO_REFERENCE,
+    )
     print(table.format_table() if measured else NO_REFERENCE)
     print(f"{done} images tested; results page: {(web_dir / 'index.html').resolve()}")
     return 0

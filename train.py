@@ -16,6 +16,7 @@ Several GPUs or nodes: one process per device, started by torchrun (``--batch_si
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from data import create_dataloader
 from data.sampler import derive_seed
+from display.visualizer import Visualizer
 from models import create_model
 from models.checkpoint import LATEST, Checkpoints
 from options.base_options import saved_options, seed_everything
@@ -31,7 +33,6 @@ from options.train_options import TrainOptions
 from util import distributed
 from util.errors import UserError, run_cli
 from util.util import visuals_to_images
-from util.visualizer import Visualizer
 
 
 def crossed(total: int, step: int, freq: int) -> bool:
@@ -79,38 +80,37 @@ def train(argv: list[str] | None = None) -> int:
     with distributed.worker() as place:
         opt = TrainOptions().parse(argv)
         distributed.init(opt.device)
-        return _train(opt, place.rank, place.world_size)
+        # --batch_size is per process: each rank loads its shard of the same global sample order.
+        loader = create_dataloader(opt, rank=place.rank, world_size=place.world_size)
+        model = create_model(opt)
+        model.setup()
+        if place.rank > 0:
+            # Other draws (image pool, dropout) on the other ranks; rank 0 draws as a single process.
+            seed_everything(derive_seed(opt.seed, place.rank))
+        checkpoints = Checkpoints(model.save_dir)
+        progress = checkpoints.resume(model, opt)
+        # DDP: every rank starts from rank 0's weights; gradients are averaged over the ranks.
+        distributed.wrap_networks(model.nets, opt.device, find_unused=model.unused_parameters)
+        # Rank 0 alone logs, displays and writes pages; closing flushes TensorBoard / W&B.
+        display = Visualizer.from_train_options(opt) if place.rank == 0 else contextlib.nullcontext()
+        with display as visualizer:
+            return run_epochs(opt, loader, model, checkpoints, visualizer, progress, place.world_size)
 
 
-def _train(opt, rank: int, world_size: int) -> int:
-    main_process = rank == 0  # the one process that writes files (checkpoints, logs, pages)
-    # --batch_size is per process: each rank loads its shard of the same global sample order.
-    loader = create_dataloader(opt, rank=rank, world_size=world_size)
-    model = create_model(opt)
-    model.setup()
-    if rank > 0:
-        # Other draws (image pool, dropout) on the other ranks; rank 0 draws as a single process.
-        seed_everything(derive_seed(opt.seed, rank))
-    checkpoints = Checkpoints(model.save_dir)
-    progress = checkpoints.resume(model, opt)
-    # DDP: every rank starts from rank 0's weights; gradients are averaged over the ranks.
-    distributed.wrap_networks(model.nets, opt.device, find_unused=model.unused_parameters)
+def run_epochs(
+    opt,
+    loader,
+    model,
+    checkpoints: Checkpoints,
+    visualizer: Visualizer | None,
+    progress: dict,
+    world_size: int = 1,
+) -> int:
+    """Train from ``progress`` to the last epoch: display, log, checkpoint; return the exit status.
+
+    In a distributed run every rank runs this (checkpoint saves and loss means are collectives);
+    ``visualizer`` is None on the ranks other than 0."""
     options = saved_options(opt)
-    visualizer = None
-    if main_process:
-        visualizer = Visualizer(
-            name=opt.name,
-            checkpoints_dir=opt.checkpoints_dir,
-            display_id=opt.display_id,
-            display_server=opt.display_server,
-            display_port=opt.display_port,
-            display_env=opt.display_env,
-            display_ncols=opt.display_ncols,
-            display_winsize=opt.display_winsize,
-            use_html=not opt.no_html,
-            is_train=True,
-            retry_interval=opt.display_retry_interval,
-        )
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     total_iters = progress["total_iters"]
     skipped = 0
@@ -124,14 +124,9 @@ def _train(opt, rank: int, world_size: int) -> int:
         if visualizer is not None:
             visualizer.reset()
         model.train()
-        # A progress bar on terminals only (disable=None): logs of batch jobs stay clean.
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch}/{last_epoch}",
-            unit="batch",
-            leave=False,
-            disable=None if main_process else True,
-        )
+        # A progress bar on rank 0's terminal only (disable=None): logs of batch jobs stay clean.
+        quiet = None if visualizer is not None else True
+        bar = tqdm(loader, desc=f"epoch {epoch}/{last_epoch}", unit="batch", leave=False, disable=quiet)
         for batch in bar:
             iter_start = time.time()
             t_data = iter_start - iter_data_time
@@ -151,14 +146,18 @@ def _train(opt, rank: int, world_size: int) -> int:
                 save_result = crossed(total_iters, step, opt.update_html_freq)
                 # The dataset's previews: e.g. natural colour for Sentinel-2 data.
                 images = visuals_to_images(model.get_current_visuals(), model.roles, loader.dataset.preview)
-                visualizer.display_current_results(images, epoch, save_result)
+                images = {name: images[name] for name in model.roles.ordered(images)}  # the page order
+                visualizer.display_current_results(images, epoch, save_result, step=total_iters)
             if finite and crossed(total_iters, step, opt.print_freq):
                 # The global batch's losses: the mean over the processes (a collective).
                 values = distributed.mean_over_ranks(model.get_current_losses(), opt.device)
                 if visualizer is not None:
                     t_comp = (time.time() - iter_start) / step
                     visualizer.print_current_losses(epoch, epoch_iter, values, t_comp, t_data)
-                    visualizer.plot_current_losses(epoch, epoch_iter / max(1, len(loader.dataset)), values)
+                    ratio = epoch_iter / max(1, len(loader.dataset))
+                    visualizer.plot_current_losses(
+                        epoch, ratio, values, step=total_iters, lrs=model.current_lrs()
+                    )
             if crossed(total_iters, step, opt.save_latest_freq):
                 print(f"saving the latest model (epoch {epoch}, images {total_iters})")
                 here = {"epoch": epoch - 1, "epoch_iter": epoch_iter, "total_iters": total_iters}
@@ -176,7 +175,7 @@ def _train(opt, rank: int, world_size: int) -> int:
         if visualizer is not None:
             visualizer.save_loss_plot()
         print(f"end of epoch {epoch} / {last_epoch} \t time taken: {time.time() - epoch_start:.1f} s")
-    if skipped and main_process:
+    if skipped and visualizer is not None:
         print(
             f"warning: {skipped} iteration(s) had non-finite losses and were skipped (--nonfinite skip)",
             file=sys.stderr,

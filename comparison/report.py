@@ -74,8 +74,8 @@ def table_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
         train_it = record.get("train_seconds", 0.0) / max(1, record.get("train_iterations", 1))
         test_ips = (record.get("test_images") or 0) / max(1e-9, record.get("test_seconds", 0.0))
         cells += [
-            f"{params.get('inference', 0) / 1e6:.2f}",
-            f"{params.get('all', 0) / 1e6:.2f}",
+            f"{params.get('inference', 0) / 1e6:.3f}",
+            f"{params.get('all', 0) / 1e6:.3f}",
             f"{train_it:.3f}",
             f"{test_ips:.2f}",
         ]

@@ -45,7 +45,8 @@ class Pix2PixAttnModel(BaseModel):
         output="fake_B",
         sar=("real_C",),
         attention=("att_A",),
-        page_order=("real_C", "real_A", "att_A", "att_overlay", "fake_C", "g_B", "fake_B", "real_B"),
+        # The paper's figure: SAR | attention | cloudy | output | ground truth, then G2's translation.
+        page_order=("real_C", "att_A", "att_overlay", "real_A", "fake_B", "real_B", "fake_C", "g_B"),
     )
 
     @staticmethod

@@ -41,6 +41,25 @@ class TrainOptions(BaseOptions):
             default=60.0,
             help="seconds between attempts to reach an unreachable visdom server",
         )
+        g = parser.add_argument_group("loggers (optional, beside visdom)")
+        g.add_argument(
+            "--use_tensorboard",
+            action="store_true",
+            help="log losses, learning rates and images to TensorBoard (pip install tensorboard)",
+        )
+        g.add_argument(
+            "--tensorboard_dir",
+            default="",
+            help="TensorBoard log folder (default: checkpoints/<name>/tensorboard)",
+        )
+        g.add_argument("--use_wandb", action="store_true", help="log to Weights & Biases (pip install wandb)")
+        g.add_argument("--wandb_project_name", default="SAR-cloud-removal", help="W&B project")
+        g.add_argument(
+            "--wandb_mode",
+            default=None,
+            choices=("online", "offline", "disabled"),
+            help="W&B mode; offline needs no network (default: $WANDB_MODE, else online)",
+        )
 
         g = parser.add_argument_group("saving")
         g.add_argument(

@@ -1,7 +1,7 @@
 """Peak memory of predict.py on a small and a large scene: it should not grow with the scene.
 
-    python scripts/benchmark_memory.py                       # CPU: 1024^2 and 4096^2, ngf 8 (a minute or two)
-    python scripts/benchmark_memory.py --device cuda --ngf 64
+    python -m scripts.benchmark_memory                       # CPU: 1024^2 and 4096^2, ngf 8 (a minute or two)
+    python -m scripts.benchmark_memory --device cuda --ngf 64 [--out_dtype uint16]
 
 Each scene is predicted by ``python predict.py ...`` in a fresh subprocess; its peak resident
 set size (``ru_maxrss`` from ``os.wait4`` of that very process, so one run's peak cannot leak
@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from scene import OUT_DTYPES
+from scripts.benchmark_predict import gpu_ids, make_experiment, write_scene
+from util.errors import run_cli
 
-from scripts.benchmark_predict import gpu_ids, make_experiment, write_scene  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # where predict.py is
 
 
 def peak_rss(cmd: list[str], log: Path) -> tuple[float, float]:
@@ -40,8 +40,10 @@ def peak_rss(cmd: list[str], log: Path) -> tuple[float, float]:
     return usage.ru_maxrss / 1024, time.perf_counter() - start  # Linux: KiB
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.benchmark_memory", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument(
         "--sizes", type=int, nargs=2, default=(1024, 4096), help="sides of the small and large scene"
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=256)
     p.add_argument("--overlap", type=int, default=64)
     p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--out_dtype", default="float32", choices=OUT_DTYPES, help="predict.py --out_dtype")
     p.add_argument("--compress", default="none", choices=("none", "zstd", "deflate", "lzw"))
     args = p.parse_args(argv)
 
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.overlap),
                 "--batch_size",
                 str(args.batch_size),
+                "--out_dtype",
+                args.out_dtype,
                 "--compress",
                 args.compress,
             ]
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"device {args.device}; model {args.netG} ngf {args.ngf}, {args.bands} bands; window {args.window}, "
-        f"overlap {args.overlap}, batch {args.batch_size}; output {args.compress}; "
+        f"overlap {args.overlap}, batch {args.batch_size}; output {args.out_dtype} {args.compress}; "
         f"GDAL_CACHEMAX {os.environ.get('GDAL_CACHEMAX', 'predict.py default (64 MB)')}"
     )
     for size, rss, seconds in results:
@@ -106,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({(large / small) ** 2:.0f}x the pixels; target within 10%)"
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (0 ok, 2 error)."""
+    return run_cli(lambda: run(argv))
 
 
 if __name__ == "__main__":

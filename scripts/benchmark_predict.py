@@ -1,19 +1,20 @@
 """Throughput of whole-scene inference (predict.py) against the bare network on the same windows.
 
-    python scripts/benchmark_predict.py                         # CPU, small defaults (a few minutes)
-    python scripts/benchmark_predict.py --device cuda --ngf 64 --size 4096
+    python -m scripts.benchmark_predict                         # CPU, small defaults (a few minutes)
+    python -m scripts.benchmark_predict --device cuda --ngf 64 --size 4096 [--out_dtype uint16]
 
 Both rates are in scene megapixels per second, for the same synthetic scene (``--size`` squared,
 ``--bands`` Sentinel-2 bands, 2 SAR bands), the same random-weight model, device, window,
 overlap and batch size:
 
 * network: ``len(grid)`` windows (the overlapping windows predict.py runs for this scene) pushed
-  through the model in batches of ``--batch_size`` random inputs already on the device; no
-  reading, scaling, transfer, blending or writing. Seconds from the first batch to the device
-  having finished the last.
-* predict: predict.py's scene pipeline from opening the output to closing it (reading both
-  GeoTIFFs, scaling, host->device, network, blending, carrying, normalising, writing the
-  compressed GeoTIFF, renaming it); the model is built and loaded beforehand.
+  through the model's forward function (``ScenePredictor.forward``, the bare network) in batches
+  of ``--batch_size`` random inputs already on the device; no reading, scaling, transfer,
+  blending or writing. Seconds from the first batch to the device having finished the last.
+* predict: the scene pipeline (``ScenePredictor.predict``, what predict.py runs) from opening the
+  output to closing it (reading both GeoTIFFs, scaling, host->device, network, blending,
+  carrying, normalising, converting to ``--out_dtype``, writing the GeoTIFF, renaming it); the
+  model is built and loaded beforehand.
 
 The ratio network / predict - 1 is the overhead of everything around the network (target: at
 most 25%). Each is measured ``--repeat`` times, interleaved, and the fastest run kept.
@@ -31,18 +32,17 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import numpy as np
+import rasterio
+import torch
+from affine import Affine
 
-import numpy as np  # noqa: E402
-import rasterio  # noqa: E402
-import torch  # noqa: E402
-from affine import Affine  # noqa: E402
-
-import predict  # noqa: E402
-from util import scene_predict  # noqa: E402
-from util.scene_io import WindowGrid  # noqa: E402
+from scene import OUT_DTYPES, Forward, OutputFormat, ScenePredictor, keep_heap_flat
+from scene.output import atomic_geotiff
+from scene.pipeline import batches, default_workers, device_inputs, ordered_map, read_batch
+from scene.predictor import gdal_env
+from scene.windows import WindowGrid
+from util.errors import UserError, run_cli
 
 SAR_BANDS = 2
 
@@ -127,8 +127,10 @@ def time_network(forward, grid: WindowGrid, batch_size: int, bands: int, device:
     return time.perf_counter() - start
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.benchmark_predict", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--size", type=int, default=1024, help="scene side in pixels")
     p.add_argument("--bands", type=int, default=13, help="Sentinel-2 bands of the scene and the model")
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=256)
     p.add_argument("--overlap", type=int, default=64)
     p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--out_dtype", default="float32", choices=OUT_DTYPES, help="predict.py --out_dtype")
     p.add_argument("--compress", default="none", choices=("none", "zstd", "deflate", "lzw"))
     p.add_argument("--repeat", type=int, default=2, help="measurements of each, the fastest kept")
     p.add_argument("--stages", action="store_true", help="also time reading, scaling, writing on their own")
@@ -144,66 +147,45 @@ def main(argv: list[str] | None = None) -> int:
         "--num_threads", type=int, default=None, help="predict.py --num_threads (default: its own)"
     )
     p.add_argument(
+        "--write_thread",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="write in a thread of its own (auto: when there are reading threads, i.e. on a GPU)",
+    )
+    p.add_argument(
         "--profile", action="store_true", help="also print where predict.py's main thread spends time"
     )
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but no CUDA device is available", file=sys.stderr)
-        return 2
+        raise UserError("--device cuda but no CUDA device is available")
 
     with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
         tmp = Path(tmp)
         make_experiment(tmp, "bench", args.bands, args.ngf, args.netG)
         s2, s1 = write_scene(tmp, args.size, args.bands)
-        cli = [
-            "--cloudy",
-            str(s2),
-            "--sar",
-            str(s1),
-            "--out",
-            str(tmp / "out.tif"),
-            "--name",
-            "bench",
-            "--checkpoints_dir",
-            str(tmp),
-            "--gpu_ids",
-            gpu_ids(args.device),
-            "--window",
-            str(args.window),
-            "--overlap",
-            str(args.overlap),
-            "--batch_size",
-            str(args.batch_size),
-            "--compress",
-            args.compress,
-        ]
-        if args.num_threads is not None:
-            cli += ["--num_threads", str(args.num_threads)]
-        pargs = predict.build_parser().parse_args(cli)
-        scene_predict.keep_heap_flat()
-        opt = predict.load_options(str(tmp), "bench")
+        keep_heap_flat()
+        predictor = ScenePredictor(tmp, "bench", gpu_ids=gpu_ids(args.device))
         with contextlib.redirect_stdout(io.StringIO()):
-            model = predict.load_model(opt, str(tmp), "latest", pargs.gpu_ids)
-        device, forward = model.device, predict.model_forward(model)
+            device, forward = predictor.model.device, predictor.forward
+        run = Run(predictor, s2, s1, tmp / "out.tif", args)
         grid = WindowGrid(args.size, args.size, args.window, args.overlap)
         # Warm-up: cuDNN picks its kernels per input shape (a full batch and the last, partial one).
         warm = grid if device.type == "cuda" else WindowGrid(args.window, args.window, args.window, 0)
         time_network(forward, warm, args.batch_size, args.bands, device)
         net_s, pipe_s = [], []
-        with rasterio.Env(GDAL_CACHEMAX=predict.GDAL_CACHE_MB):
-            for _ in range(args.repeat):
-                net_s.append(time_network(forward, grid, args.batch_size, args.bands, device))
-                pipe_s.append(time_predict(pargs, opt, model))
-            out_mb = (tmp / "out.tif").stat().st_size / 2**20
-            stages = time_stages(pargs, opt, model) if args.stages else {}
-            if args.profile:
-                import cProfile
-                import pstats
+        for _ in range(args.repeat):
+            net_s.append(time_network(forward, grid, args.batch_size, args.bands, device))
+            pipe_s.append(run.seconds())
+        out_mb = (tmp / "out.tif").stat().st_size / 2**20
+        stages = time_stages(run) if args.stages else {}
+        if args.profile:
+            import cProfile
+            import pstats
 
-                profiler = cProfile.Profile()
-                profiler.runcall(time_predict, pargs, opt, model)
-                report = io.StringIO()
-                pstats.Stats(profiler, stream=report).sort_stats("tottime").print_stats(14)
+            profiler = cProfile.Profile()
+            profiler.runcall(run.seconds)
+            report = io.StringIO()
+            pstats.Stats(profiler, stream=report).sort_stats("tottime").print_stats(14)
 
     mpx = args.size**2 / 1e6
     net, pipe = min(net_s), min(pipe_s)
@@ -215,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"device: {name}; model {args.netG} ngf {args.ngf}, {args.bands} bands; scene {args.size}x{args.size} "
         f"({mpx:.2f} Mpx), window {args.window}, overlap {args.overlap}, batch {args.batch_size}, "
-        f"{len(grid)} windows; output {args.compress} {out_mb:.0f} MiB; reading threads "
-        f"{'auto' if args.num_threads is None else args.num_threads}; {os.cpu_count()} CPUs"
+        f"{len(grid)} windows; output {args.out_dtype} {args.compress} {out_mb:.0f} MiB; reading threads "
+        f"{'auto' if args.num_threads is None else args.num_threads}, write thread {args.write_thread}; "
+        f"{os.cpu_count()} CPUs"
     )
     print(f"network only: {mpx / net:8.3f} Mpx/s  ({net:.2f} s for {len(grid)} windows; runs {fmt(net_s)})")
     print(f"predict.py:   {mpx / pipe:8.3f} Mpx/s  ({pipe:.2f} s; runs {fmt(pipe_s)})")
@@ -232,79 +215,96 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def time_predict(pargs: argparse.Namespace, opt: argparse.Namespace, model, forward=None) -> float:
-    """Seconds of predict.py's scene pipeline (optionally with another forward function).
+class Run:
+    """One scene run of ``predictor`` with the benchmark's settings (what predict.py would run)."""
 
-    The previous output is removed first: renaming a new file over an existing one makes ext4
-    write the new file's data to disk at once (its ``auto_da_alloc`` safeguard), which would time
-    the disk rather than predict.py (0.7 s for 832 MiB on the H100 machine).
-    """
-    Path(pargs.out).unlink(missing_ok=True)
-    scene = predict.open_scene(pargs, opt)
-    original = predict.model_forward
-    try:
-        if forward is not None:
-            predict.model_forward = lambda _: forward
-        return predict.write_prediction(pargs, opt, model, scene, progress=False)[2]
-    finally:
-        predict.model_forward = original
-        scene.close()
+    def __init__(
+        self, predictor: ScenePredictor, s2: Path, s1: Path, out: Path, args: argparse.Namespace
+    ) -> None:
+        self.predictor, self.s2, self.s1, self.out = predictor, s2, s1, out
+        self.fmt = OutputFormat.parse(args.out_dtype, None, args.compress)
+        self.window, self.overlap, self.batch_size = args.window, args.overlap, args.batch_size
+        self.num_threads = args.num_threads
+        self.write_thread = {"auto": None, "on": True, "off": False}[args.write_thread]
+
+    def seconds(self, forward: Forward | None = None) -> float:
+        """Seconds of the scene pipeline, from opening the output to renaming it (``forward``: run
+        instead of the model's, through ``ScenePredictor.predict``'s documented parameter).
+
+        The previous output is removed first: renaming a new file over an existing one makes ext4
+        write the new file's data to disk at once (its ``auto_da_alloc`` safeguard), which would time
+        the disk rather than predict.py (0.7 s for 832 MiB on the H100 machine).
+        """
+        self.out.unlink(missing_ok=True)
+        return self.predictor.predict(
+            self.s2,
+            self.s1,
+            self.out,
+            window=self.window,
+            overlap=self.overlap,
+            batch_size=self.batch_size,
+            out_dtype=self.fmt.dtype,
+            compress=self.fmt.compress,
+            num_threads=self.num_threads,
+            write_thread=self.write_thread,
+            forward=forward,
+            progress=False,
+        ).seconds
 
 
-def time_stages(pargs: argparse.Namespace, opt: argparse.Namespace, model) -> dict[str, float]:
+def time_stages(run: Run) -> dict[str, float]:
     """Where the time around the network goes: each stage of the pipeline on its own."""
-    from functools import partial
-
-    from util.scene_io import AtomicOutput, output_profile
-
-    device, cuda = model.device, model.device.type == "cuda"
-    scene = predict.open_scene(pargs, opt)
-    grid = WindowGrid(scene.cloudy.height, scene.cloudy.width, pargs.window, pargs.overlap)
-    reader = scene.batch_reader(grid, pargs.batch_size, pin=cuda)
-    workers = pargs.num_threads
-    if workers is None:
-        workers = max(1, min(6, (os.cpu_count() or 2) - 2)) if cuda else 0
-    windows = grid.windows()
-    chunks = [windows[i : i + pargs.batch_size] for i in range(0, len(windows), pargs.batch_size)]
+    predictor, fmt = run.predictor, run.fmt
+    device = predictor.model.device
+    bands = predictor.bands
     out = {}
-    start = time.perf_counter()
-    batches = 0
-    for _ in scene_predict._ordered_map(partial(scene_predict._read, reader), chunks, workers):
-        batches += 1
-    out[f"reading ({max(workers, 1)} thread(s))"] = time.perf_counter() - start
-    start = time.perf_counter()
-    for batch, tensors in scene_predict._ordered_map(partial(scene_predict._read, reader), chunks, workers):
-        scene_predict._inputs(batch, tensors, grid, reader.nodata, scene.sar_scaling, device)
-    sync(device)
-    out["reading + scaling on the device"] = time.perf_counter() - start
-    reader.close()
-    piece = torch.rand(opt.output_nc, grid.stride, grid.stride * pargs.batch_size).numpy()
-    profile = output_profile(scene.cloudy, opt.output_nc, float("nan"), pargs.compress, grid.stride)
-    start = time.perf_counter()
-    with AtomicOutput(Path(pargs.out).with_name("stage.tif"), profile) as dst:
-        for k, y in enumerate(grid.rows):
-            rows = grid.final_rows(k)
-            for x in range(0, grid.width, piece.shape[2]):
-                cols = min(piece.shape[2], grid.width - x)
-                dst.write(piece[:, :rows, :cols], window=rasterio.windows.Window(x, y, cols, rows))
-    out[f"writing ({pargs.compress})"] = time.perf_counter() - start
-    raw = Path(pargs.out).with_name("stage.raw")
+    with gdal_env(), predictor.open(run.s2, run.s1) as scene:
+        grid = WindowGrid(scene.height, scene.width, run.window, run.overlap)
+        reader = scene.batch_reader(grid, run.batch_size, pin=device.type == "cuda")
+        workers = default_workers(device) if run.num_threads is None else run.num_threads
+        chunks = batches(grid, run.batch_size)
+        start = time.perf_counter()
+        for _ in ordered_map(lambda windows: read_batch(reader, windows), chunks, workers):
+            pass
+        out[f"reading ({max(workers, 1)} thread(s))"] = time.perf_counter() - start
+        start = time.perf_counter()
+        for batch, tensors in ordered_map(lambda windows: read_batch(reader, windows), chunks, workers):
+            device_inputs(batch, tensors, grid, reader.nodata, scene.sar_scaling, device)
+        sync(device)
+        out["reading + scaling on the device"] = time.perf_counter() - start
+        reader.close()
+        unit = torch.rand(bands, grid.stride, grid.stride * run.batch_size)
+        piece = OutputFormat.host_view(fmt.encode(unit), fmt.dtype)
+        start = time.perf_counter()
+        with atomic_geotiff(
+            run.out.with_name("stage.tif"), fmt.profile(scene.cloudy, bands, grid.stride)
+        ) as dst:
+            for k, y in enumerate(grid.rows):
+                rows = grid.final_rows(k)
+                for x in range(0, grid.width, piece.shape[2]):
+                    cols = min(piece.shape[2], grid.width - x)
+                    dst.write(piece[:, :rows, :cols], window=rasterio.windows.Window(x, y, cols, rows))
+        out[f"writing ({fmt.dtype}, {fmt.compress})"] = time.perf_counter() - start
+    raw = run.out.with_name("stage.raw")
     start = time.perf_counter()
     with open(raw, "wb") as fh:
-        for _ in range(math.ceil(opt.output_nc * grid.height * grid.width * 4 / piece.nbytes)):
+        for _ in range(math.ceil(piece.itemsize * bands * grid.height * grid.width / piece.nbytes)):
             piece.tofile(fh)
     out["writing the same bytes to a plain file (the disk's pace)"] = time.perf_counter() - start
     raw.unlink()
-    scene.close()
-    bands = opt.output_nc
-    out["whole pipeline with the network replaced by a copy"] = time_predict(
-        pargs, opt, model, forward=lambda a, c: a[:, :bands].clone()
+    out["whole pipeline with the network replaced by a copy"] = run.seconds(
+        forward=lambda a, c: a[:, :bands].clone()
     )
     return out
 
 
 def fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (0 ok, 2 error)."""
+    return run_cli(lambda: run(argv))
 
 
 if __name__ == "__main__":

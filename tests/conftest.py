@@ -25,7 +25,7 @@ def visdom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         pytest.skip(
             "visdom is not installed (pip install 'setuptools<81' && pip install --no-build-isolation visdom)"
         )
-    from util.visdom_display import find_free_port, start_visdom_server, stop_visdom_server
+    from display.visdom_server import find_free_port, start_visdom_server, stop_visdom_server
 
     host = "127.0.0.1"
     port = find_free_port(host)

@@ -17,7 +17,7 @@ import predict
 import test as test_script
 import train
 from tests.helpers import make_triplets, run_main, test_argv, train_argv
-from tests.test_predict import write_scene
+from tests.scene_fixtures import write_scene
 
 MODEL_NAMES = models.MODEL_NAMES
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,99 +11,25 @@ import torch
 from affine import Affine
 
 import predict
-from data.sentinel import s1_to_unit, s2_to_unit
+from data.sentinel import s1_to_unit
+from scene import predictor as scene_predictor
+from scene.io import open_scene
+from scene.model import load_model, load_options, model_forward
+from scene.output import OutputFormat, atomic_geotiff
+from scene.pipeline import predict_scene
+from scene.reader import read_box
+from scene.scaling import as_float, s1_unit, s2_unit
+from scene.windows import WindowGrid
 from tests.helpers import run_main
+from tests.scene_fixtures import (
+    identity,
+    make_experiment,
+    numpy_unit,
+    read,
+    unit_of,
+    write_scene,
+)
 from util.errors import UserError
-from util.scene_io import AtomicOutput, WindowGrid, output_profile, read_box
-from util.scene_predict import _as_float, predict_scene, s1_unit, s2_unit
-
-CRS = "EPSG:32632"
-TRANSFORM = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5100000.0)
-# unet_32 needs window sides divisible by 32; 4 filters keep the networks tiny.
-TINY_MODEL = ["--netG", "unet_32", "--ngf", "4", "--ndf", "4", "--sar_nc", "2", "--gpu_ids", "-1"]
-
-
-def smooth_field(rng: np.random.Generator, h: int, w: int, bands: int) -> np.ndarray:
-    """(bands, h, w) float in [0, 1]: random planes plus a few long-wave sinusoids (no edges)."""
-    yy, xx = np.mgrid[0:h, 0:w] / 64.0
-    out = []
-    for _ in range(bands):
-        a, b, c, d = rng.uniform(-1, 1, 4)
-        out.append(
-            0.5 + 0.15 * (a * yy + b * xx) / max(1.0, (h + w) / 64) + 0.1 * np.sin(c * 3 * yy + d * 3 * xx)
-        )
-    return np.clip(np.stack(out), 0, 1)
-
-
-def write_scene(
-    folder: Path,
-    h: int,
-    w: int,
-    *,
-    seed: int = 0,
-    s2_bands: int = 13,
-    s2_dtype: str = "uint16",
-    sar_bands: int = 2,
-    transform=TRANSFORM,
-    sar_transform=None,
-    sar_crs: str = CRS,
-    sar_size: tuple[int, int] | None = None,
-    s2_nodata: float | None = 0,
-    smooth: bool = False,
-) -> tuple[Path, Path]:
-    """A Sentinel-2-like uint16 scene and a Sentinel-1-like float32 dB scene (same grid unless told)."""
-    rng = np.random.default_rng(seed)
-    s2 = (
-        smooth_field(rng, h, w, s2_bands) * 6000 + 500 if smooth else rng.uniform(500, 6000, (s2_bands, h, w))
-    )
-    sh, sw = sar_size or (h, w)
-    s1 = (
-        smooth_field(rng, sh, sw, sar_bands) * -20 - 3
-        if smooth
-        else rng.uniform(-24, -3, (sar_bands, sh, sw))
-    )
-    common = {"driver": "GTiff", "crs": CRS}
-    s2_path, s1_path = folder / "s2.tif", folder / "s1.tif"
-    with rasterio.open(
-        s2_path,
-        "w",
-        width=w,
-        height=h,
-        count=s2_bands,
-        dtype=s2_dtype,
-        transform=transform,
-        nodata=s2_nodata,
-        **common,
-    ) as dst:
-        dst.write(s2.astype(s2_dtype))
-    with rasterio.open(
-        s1_path,
-        "w",
-        driver="GTiff",
-        width=sw,
-        height=sh,
-        count=sar_bands,
-        dtype="float32",
-        crs=sar_crs,
-        transform=sar_transform or transform,
-    ) as dst:
-        dst.write(s1.astype("float32"))
-    return s2_path, s1_path
-
-
-def make_experiment(root: Path, name: str, *extra: str, saved: dict | None = None) -> Path:
-    """A random-weight experiment as train.py leaves it: latest_net_{G,G2,A,D}.pth and train_opt.json."""
-    from models import create_model
-    from options.train_options import TrainOptions
-
-    opt = TrainOptions().parse(
-        ["--dataroot", "unused", "--name", name, "--checkpoints_dir", str(root), *TINY_MODEL, *extra]
-    )
-    create_model(opt).save_networks("latest")
-    if saved:
-        path = root / name / "train_opt.json"
-        path.write_text(json.dumps({**json.loads(path.read_text()), **saved}))
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -137,11 +62,6 @@ def argv(ckpt: Path, s2: Path, s1: Path, out: Path, *extra: str, name: str = "ms
     ]
 
 
-def read(path: Path) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read()
-
-
 def run_scene(
     s2: Path,
     s1: Path,
@@ -155,39 +75,16 @@ def run_scene(
     workers: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """predict_scene with a given forward function; returns the output array and the windows run."""
-    args = predict.build_parser().parse_args(
-        ["--cloudy", str(s2), "--sar", str(s1), "--out", str(out), "--name", "x"]
-    )
-    opt = type("Opt", (), {"input_nc": bands, "sar_nc": 2})()
-    scene = predict.open_scene(args, opt)
+    scene = open_scene(s2, s1, input_nc=bands, sar_nc=2)
     grid = WindowGrid(scene.cloudy.height, scene.cloudy.width, window, overlap)
     reader = scene.batch_reader(grid, batch_size)
-    with AtomicOutput(out, output_profile(scene.cloudy, bands, float("nan"), "none", grid.stride)) as dst:
+    with atomic_geotiff(out, OutputFormat().profile(scene.cloudy, bands, grid.stride)) as dst:
         ran = predict_scene(
             reader, forward, bands, dst, torch.device("cpu"), batch_size, progress=False, workers=workers
         )
     reader.close()
     scene.close()
     return read(out), ran
-
-
-def identity(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    return a
-
-
-def numpy_unit(raw: np.ndarray, kind: str, nodata: float | None = None) -> np.ndarray:
-    """data.sentinel's scaling, missing values (NaN, nodata) set to 0: what predict.py must match."""
-    unit = s2_to_unit(raw) if kind == "s2" else s1_to_unit(raw)
-    bad = ~np.isfinite(raw) if raw.dtype.kind == "f" else np.zeros(raw.shape, bool)
-    if nodata is not None:
-        bad |= raw == nodata
-    unit[bad] = 0
-    return unit
-
-
-def unit_of(s2: Path) -> np.ndarray:
-    with rasterio.open(s2) as src:
-        return numpy_unit(src.read(), "s2", src.nodata)
 
 
 # ---------------------------------------------------------------------------- scaling
@@ -200,7 +97,7 @@ def test_device_scaling_equals_data_sentinel(dtype):
     raw[:, 0, 0] = 0
     unsigned = raw.dtype.kind == "u"
     tensor = torch.from_numpy(raw.view(raw.dtype.str.replace("u", "i")) if unsigned else raw)
-    unit, missing = s2_unit(_as_float(tensor, unsigned), 0)
+    unit, missing = s2_unit(as_float(tensor, unsigned), 0)
     np.testing.assert_array_equal(unit.numpy(), numpy_unit(raw, "s2", 0))
     assert missing.numpy().sum() == 1 and missing[0, 0]
 
@@ -234,7 +131,7 @@ def test_georeference_and_format_kept_for_a_scene_not_a_multiple_of_the_window(c
 
 
 def test_bands_named_in_the_training_options_are_selected(ckpt, tmp_path, monkeypatch):
-    monkeypatch.setattr(predict, "model_forward", lambda model: identity)
+    monkeypatch.setattr(scene_predictor, "model_forward", lambda model: identity)
     s2, s1 = write_scene(tmp_path, 40, 40)
     out = tmp_path / "rgb.tif"
     assert run_main(predict.main, argv(ckpt, s2, s1, out, name="rgb")) == 0
@@ -276,8 +173,8 @@ def test_streaming_strips_equal_whole_scene_accumulation_for_any_batch_size(
 ):
     """Strips, carried rows, emitted column pieces, batches spanning strips and the reader and
     writer threads (used on GPUs) change nothing."""
-    opt = predict.load_options(str(ckpt), "ms13")
-    forward = predict.model_forward(predict.load_model(opt, str(ckpt), "latest", "-1"))
+    opt = load_options(str(ckpt), "ms13")
+    forward = model_forward(load_model(opt, str(ckpt), "latest", "-1"))
     s2, s1 = write_scene(tmp_path, 75, 100, smooth=True)
     out, ran = run_scene(s2, s1, forward, batch_size=batch_size, out=tmp_path / "o.tif", workers=workers)
     expected = reference(s2, s1, forward, WindowGrid(75, 100, 32, 8))
@@ -434,7 +331,7 @@ def test_an_existing_output_is_untouched_when_the_run_fails(ckpt, tmp_path, caps
 
         return forward
 
-    monkeypatch.setattr(predict, "model_forward", failing_forward)
+    monkeypatch.setattr(scene_predictor, "model_forward", failing_forward)
     expect_error(capsys, argv(ckpt, s2, s1, out, "--batch_size", "2"), "simulated failure")
     (tmp_path / "bad").mkdir()
     s2_bad, _ = write_scene(tmp_path / "bad", 96, 96, s2_bands=5)

@@ -16,11 +16,11 @@ import torch
 
 import test as test_script
 import train
+from display.visualizer import Visualizer
 from models.checkpoint import atomic_save, safe_load
 from models.pix2pix_attn_model import Pix2PixAttnModel
 from models.template_model import TemplateModel
 from tests.helpers import expect_error, make_triplets, snapshot, test_argv, train_argv
-from util.visualizer import Visualizer
 
 ROOT = Path(__file__).resolve().parents[1]
 NETS = ("G", "G2", "A", "D")

@@ -10,10 +10,11 @@ import uuid
 import pytest
 
 import train
+from display import visdom_client, visdom_server
+from display.visdom_client import make_visdom_client
+from display.visdom_server import find_free_port, start_visdom_server, stop_visdom_server
 from models.pix2pix_attn_model import Pix2PixAttnModel
 from tests.helpers import make_triplets, train_argv
-from util import visdom_display
-from util.visdom_display import find_free_port, make_visdom_client, start_visdom_server, stop_visdom_server
 
 WARNING = "could not reach the visdom server"
 RECONNECTED = "Reconnected to the visdom server"
@@ -70,7 +71,10 @@ def test_training_sends_the_loss_plot_and_the_image_panel(visdom_server, tmp_pat
     assert traces["G_L1"]["x"] == pytest.approx([1 + 1 / 3, 1 + 2 / 3, 2.0, 2 + 1 / 3, 2 + 2 / 3, 3.0])
     images = window(host, port, env, "images_1")
     assert images["type"] == "image" and images["title"] == "vis epoch 2"
-    assert images["content"]["caption"].split(" | ")[:2] == ["real_A", "fake_B"]
+    # the model's page order: SAR | attention | attention overlay | cloudy | output | ground truth | ...
+    assert images["content"]["caption"].split(" | ") == [
+        "real_C", "att_A", "att_overlay", "real_A", "fake_B", "real_B", "fake_C", "g_B"
+    ]  # fmt: skip
     assert images["content"]["src"].startswith("data:image/png;base64,")
 
 
@@ -126,14 +130,14 @@ def test_server_killed_and_restarted_during_training(tmp_path, monkeypatch, capf
 
 def test_display_retry_interval_reaches_the_visdom_client(tmp_path, monkeypatch):
     seen = []
-    real = visdom_display.VisdomDisplay.__init__
+    real = visdom_client.VisdomDisplay.__init__
 
     def spy(self, *args, **kwargs):
         seen.append(kwargs.get("retry_interval"))
         real(self, *args, **kwargs)
 
-    monkeypatch.setattr(visdom_display.VisdomDisplay, "__init__", spy)
-    monkeypatch.setattr(visdom_display.VisdomDisplay, "send", lambda self, fn: False)
+    monkeypatch.setattr(visdom_client.VisdomDisplay, "__init__", spy)
+    monkeypatch.setattr(visdom_client.VisdomDisplay, "send", lambda self, fn: False)
     make_triplets(tmp_path / "data", "train", n=1)
     argv = train_argv(
         tmp_path / "data", tmp_path / "ckpt", "r", "--display_id", "1", "--display_retry_interval", "2.5"
@@ -145,13 +149,26 @@ def test_display_retry_interval_reaches_the_visdom_client(tmp_path, monkeypatch)
 # ---------------------------------------------------------------- the server binds to localhost
 def test_launcher_binds_to_loopback_by_default(monkeypatch, tmp_path):
     commands = []
-    monkeypatch.setattr(visdom_display.os, "execv", lambda path, cmd: commands.append(cmd))
-    visdom_display.main(["--port", "8123", "--env-path", str(tmp_path)])
-    visdom_display.main(["--port", "8123", "--env-path", str(tmp_path), "--host", "0.0.0.0"])
+    monkeypatch.setattr(visdom_server.os, "execv", lambda path, cmd: commands.append(cmd))
+    visdom_server.main(["--port", "8123", "--env-path", str(tmp_path)])
+    visdom_server.main(["--port", "8123", "--env-path", str(tmp_path), "--host", "0.0.0.0"])
     default, everywhere = commands
     assert default[default.index("--hostname") + 1] == "127.0.0.1" and "-bind_local" in default
     assert everywhere[everywhere.index("--hostname") + 1] == "0.0.0.0" and "-bind_local" not in everywhere
-    assert "-bind_local" in visdom_display.visdom_server_command(8123, str(tmp_path))  # default host
+    assert "-bind_local" in visdom_server.visdom_server_command(8123, str(tmp_path))  # default host
+
+
+def test_launcher_warns_when_the_dashboard_assets_are_missing(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(visdom_server.os, "execv", lambda path, cmd: None)
+    monkeypatch.setattr(visdom_server, "assets_ready", lambda: False)
+    visdom_server.main(["--port", "8123", "--env-path", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and "front-end assets are not installed" in err and "make visdom-assets" in err
+    )
+    monkeypatch.setattr(visdom_server, "assets_ready", lambda: True)
+    visdom_server.main(["--port", "8123", "--env-path", str(tmp_path)])
+    assert capsys.readouterr().err == ""
 
 
 def _listeners(port: int) -> list[str]:

@@ -1,4 +1,7 @@
-"""GeoTIFF reading and writing through rasterio (imported lazily, so PNG-only users never need it).
+"""Small GeoTIFF reading and writing through rasterio (imported lazily, so PNG-only users never need it).
+
+Whole arrays of small rasters (SEN12MS-CR patches, test outputs); whole scenes are streamed by
+the ``scene`` package instead.
 
 Georeference is carried as plain data that torch's default collate and JSON handle:
 
@@ -13,11 +16,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from util.errors import UserError
+from util.fileio import atomic_path
 
 Transform = tuple[float, float, float, float, float, float]
 
@@ -89,8 +92,6 @@ def write_geotiff(
         raise ValueError(f"write_geotiff: expected a (C, H, W) array, got shape {arr.shape}")
     if len(transform) != 6:
         raise ValueError(f"write_geotiff: expected 6 transform coefficients, got {len(transform)}")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     profile = {
         "driver": "GTiff",
         "width": arr.shape[2],
@@ -102,14 +103,10 @@ def write_geotiff(
         "nodata": nodata,
         "compress": "deflate",
     }
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(arr.astype(dtype, copy=False))
-            for i, name in enumerate(band_names or (), start=1):
-                dst.set_band_description(i, name)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(arr.astype(dtype, copy=False))
+        for i, name in enumerate(band_names or (), start=1):
+            dst.set_band_description(i, name)
 
 
 def same_crs(a: str, b: str) -> bool:

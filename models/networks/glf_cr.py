@@ -66,7 +66,7 @@ class GLFCRNet(nn.Module):
         self.SFENet1_SAR = nn.Conv2d(sar_nc * 4, feats, 5, padding=2)
         self.SFENet2_SAR = nn.Conv2d(feats, feats, 3, padding=1)
         # Stochastic depth grows linearly over all blocks * layers dense layers (Swin's rule).
-        rates = torch.linspace(0, drop_path, blocks * layers).tolist()
+        rates = torch.linspace(0, drop_path, blocks * layers, device="cpu").tolist()
         self.RDBs = nn.ModuleList(
             ResidualDenseBlock(
                 feats=feats,

@@ -1,4 +1,4 @@
-"""Tests for util.html, util.visualizer and util.visdom_display (visdom tests use a real local server)."""
+"""Tests for display.html, display.visualizer and the visdom client/server (visdom tests use a real local server)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from util import visdom_display
-from util.html import HTML, relative_url
-from util.visdom_display import (
-    VisdomDisplay,
-    find_free_port,
-    make_image_grid,
-    make_visdom_client,
-    start_visdom_server,
-    stop_visdom_server,
-)
-from util.visualizer import LossRecord, Visualizer, parse_loss_log
+from display import visdom_client
+from display.html import HTML, relative_url
+from display.images import make_image_grid
+from display.loss_log import LossRecord, parse_loss_log
+from display.visdom_client import VisdomDisplay, make_visdom_client
+from display.visdom_server import find_free_port, start_visdom_server, stop_visdom_server
+from display.visualizer import Visualizer
 
 EVIL = "x <script>alert(\"1\")</script> 'q'"
 LOSS_LINE = re.compile(
@@ -224,7 +220,7 @@ def test_retry_interval_limits_connection_attempts(monkeypatch, capsys):
         calls.append(args)
         raise ConnectionError("refused")
 
-    monkeypatch.setattr(visdom_display, "make_visdom_client", failing_client)
+    monkeypatch.setattr(visdom_client, "make_visdom_client", failing_client)
     display = VisdomDisplay("http://127.0.0.1", 1, retry_interval=3600)
     assert not any(display.send(lambda vis: None) for _ in range(20))
     assert len(calls) == 1 and len(_warnings(capsys.readouterr().out)) == 1
@@ -266,6 +262,10 @@ def test_loss_plot_and_image_panel_arrive(visdom_server, tmp_path, capsys):
     win = _window(host, port, env, vis.images_win)
     assert win["type"] == "image" and win["title"] == "exp epoch 2"
     assert win["content"]["caption"] == "real_A | fake_B | real_B"
+    # an image grid narrower than MIN_PANE_WIDTH is scaled up, with room for the caption
+    grid = make_image_grid(list(visuals.values()), vis.ncols)
+    scale = 480 / grid.shape[1]
+    assert win["width"] == 480 and win["height"] == round(grid.shape[0] * scale) + 40
     src = win["content"]["src"]
     assert src.startswith("data:image/png;base64,")
     sent = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))

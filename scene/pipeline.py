@@ -1,15 +1,17 @@
-"""The machinery of ``predict.py``: scaling and blending on the device, and the threads around it.
+"""The streaming pipeline of whole-scene inference: read, scale, run, blend, write.
 
-:func:`predict_scene` runs a forward function over every window of a :class:`util.scene_io.BatchReader`'s
-grid: it scales each batch on the device (:func:`s2_unit`, :func:`s1_unit`), blends the predictions
-(:class:`Blender`) and writes the finished rows; on a GPU, reading and writing run in threads beside it.
+:func:`predict_scene` runs a forward function over every window of a :class:`scene.reader.BatchReader`'s
+grid: it scales each batch on the device (:mod:`scene.scaling`), blends the predictions
+(:class:`scene.windows.Blender`), converts the finished rows to the output type
+(:class:`scene.output.OutputFormat`) and writes them. Reading threads (on a GPU) and a writing
+thread (on a GPU by default; ``write_thread`` on the CPU too) run beside the device's work; the
+queue to the writer is bounded, so memory stays flat whatever the scene size.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import math
 import os
 import queue
 import sys
@@ -21,166 +23,64 @@ from functools import partial
 
 import rasterio
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from data.sentinel import S1_CLIP, S2_MAX
-from util.errors import UserError
-from util.scene_io import Batch, BatchReader, WindowGrid
+from scene.output import OutputFormat
+from scene.reader import Batch, BatchReader
+from scene.scaling import as_float, s1_unit, s2_unit
+from scene.windows import Blender, WindowGrid
+
+# ``(cloudy, sar)`` (B, C, w, w) and (B, C', w, w) in [0, 1] on the device -> (B, bands, w, w) in [0, 1].
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+WRITE_QUEUE = 4  # finished pieces waiting for the writer (each at most bands x window x batch width)
 
 
-# ---------------------------------------------------------------------------- scaling, on the device
-def _as_float(raw: torch.Tensor, unsigned: bool) -> torch.Tensor:
-    """Integers as stored -> float32; ``unsigned``: ``raw`` holds uint16/uint32 bits viewed as int16/int32."""
-    if unsigned:
-        wide, mask = (torch.int32, 0xFFFF) if raw.dtype == torch.int16 else (torch.int64, 0xFFFFFFFF)
-        raw = raw.to(wide) & mask
-    return raw.float()
+def default_workers(device: torch.device) -> int:
+    """Reading threads: up to 6 beside a GPU; none on the CPU, whose cores the network uses."""
+    return max(1, min(6, (os.cpu_count() or 2) - 2)) if device.type == "cuda" else 0
 
 
-def _missing(x: torch.Tensor, nodata: float | None, finite: bool) -> torch.Tensor | None:
-    """Values that are missing (NaN/inf unless ``finite``, or the nodata value); None when none can be."""
-    bad = None if finite else ~torch.isfinite(x)
-    if nodata is not None and not math.isnan(nodata):
-        bad = (x == nodata) if bad is None else bad | (x == nodata)
-    return bad
-
-
-def s2_unit(x: torch.Tensor, nodata: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``data.sentinel.s2_to_unit`` on the device (same float32 operations, same results) for
-    DN (C, H, W) as float32: (reflectance in [0, 1], (H, W) True where every band is missing).
-
-    Missing values become 0 (what a DN-0 nodata pixel of a Sentinel-2 product becomes anyway).
-    """
-    bad = _missing(x, nodata, finite=True)  # integers: no NaN
-    unit = x.clamp(0.0, S2_MAX).div_(S2_MAX)
-    return _fill(unit, bad)
-
-
-def s1_unit(x: torch.Tensor, nodata: float | None, variant: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``data.sentinel.s1_to_unit`` on the device for dB (C, H, W) float32, plus the missing mask.
-
-    Missing values become 0 (the clip floor).
-    """
-    if variant not in S1_CLIP:
-        raise UserError(f"unknown SAR scaling {variant!r}; choose one of {', '.join(S1_CLIP)}")
-    bad = _missing(x, nodata, finite=False)
-    unit = torch.empty_like(x)
-    for band in range(x.shape[0]):
-        lo, hi = S1_CLIP[variant][min(band, 1)]
-        torch.clamp(x[band], lo, hi, out=unit[band])
-        unit[band].sub_(lo).div_(hi - lo)
-    return _fill(unit, bad)
-
-
-def _fill(unit: torch.Tensor, bad: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    if bad is None:
-        return unit, torch.zeros(unit.shape[1:], dtype=torch.bool, device=unit.device)
-    return unit.masked_fill_(bad, 0.0), bad.all(dim=0)
-
-
-class Blender:
-    """The device side of the window blending (see ``util/scene_io.py`` for the scheme).
-
-    ``buf`` holds the weighted sums (bands) and weights (last channel) of the current strip's
-    windows for columns ``[c0, c0 + capacity)``; ``carry`` holds the sums for the rows the next
-    strip shares with this one. :meth:`finish` returns columns no later window of the strip
-    touches, with the carry added, divided by the weights (nodata where there are none), for the
-    rows that are final.
-    """
-
-    def __init__(
-        self,
-        grid: WindowGrid,
-        bands: int,
-        batch_size: int,
-        device: torch.device,
-        nodata: float = float("nan"),
-    ) -> None:
-        self.grid, self.bands, self.nodata = grid, bands, nodata
-        w, o = grid.window, grid.overlap
-        self.buf = torch.zeros(bands + 1, w, w + batch_size * grid.stride, device=device)
-        self.carry = torch.zeros(bands + 1, o, grid.padded_width, device=device)
-        self.c0 = self.end = 0  # scene columns of buf[..., 0] and one past the last window added
-        ramps = {}
-        for axis, n in (("y", len(grid.rows)), ("x", len(grid.cols))):
-            ramps[axis] = [torch.from_numpy(grid.ramp(i, n)).to(device) for i in range(n)]
-        self.ramps = ramps
-        self._weights: dict[tuple[int, int], torch.Tensor] = {}
-
-    def weight(self, k: int, j: int) -> torch.Tensor:
-        """(window, window) blend weight of window (k, j); only a few distinct ones exist."""
-        key = (min(k, 1) + (k == len(self.grid.rows) - 1) * 2, min(j, 1) + (j == len(self.grid.cols) - 1) * 2)
-        if key not in self._weights:
-            self._weights[key] = self.ramps["y"][k][:, None] * self.ramps["x"][j][None, :]
-        return self._weights[key]
-
-    def add(self, j0: int, count: int, contrib: torch.Tensor | None) -> None:
-        """Add windows j0 .. j0+count-1 of the strip: ``contrib`` (count, bands + 1, w, w) holds each
-        one's weighted prediction and its weight; None: windows without data."""
-        g, w = self.grid, self.grid.window
-        x = g.cols[j0] - self.c0
-        if contrib is not None:
-            span = w + (count - 1) * g.stride
-            # One fold sums the overlapping windows (instead of one addition per window).
-            cols = contrib.reshape(count, -1).t().unsqueeze(0)
-            self.buf[:, :, x : x + span] += F.fold(cols, (w, span), (w, w), stride=(1, g.stride))[0]
-        self.end = g.cols[j0 + count - 1] + w
-
-    def finish(self, k: int, upto: int) -> tuple[int, torch.Tensor | None]:
-        """Columns ``[c0, upto)`` of strip k: ``(c0, (bands, rows, cols) reflectance)``; None if past the edge."""
-        g, o, c0 = self.grid, self.grid.overlap, self.c0
-        n, rest = upto - c0, max(0, self.end - upto)
-        piece = self.buf[:, :, :n]
-        if k > 0 and o:
-            piece[:, :o] += self.carry[:, :, c0:upto]
-        rows, cols = g.final_rows(k), min(upto, g.width) - c0
-        if k < len(g.rows) - 1 and o:
-            self.carry[:, :, c0:upto] = piece[:, rows : rows + o]
-        out = None
-        if cols > 0:
-            acc = piece[:, :rows, :cols]
-            weight = acc[self.bands]
-            out = (acc[: self.bands] / weight).masked_fill_(weight <= 0, self.nodata)
-        if rest:
-            self.buf[:, :, :rest] = self.buf[:, :, n : n + rest].clone()
-        self.buf[:, :, rest : n + rest].zero_()
-        self.c0 = upto
-        return c0, out
-
-    def reset(self) -> None:
-        self.c0 = self.end = 0
+def batches(grid: WindowGrid, batch_size: int) -> list[list[tuple[int, int]]]:
+    """The grid's windows in raster order, ``batch_size`` at a time."""
+    windows = grid.windows()
+    return [windows[i : i + batch_size] for i in range(0, len(windows), batch_size)]
 
 
 def predict_scene(
     reader: BatchReader,
-    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    forward: Forward,
     bands: int,
     dst: rasterio.io.DatasetWriter,
     device: torch.device,
     batch_size: int = 8,
-    nodata: float = float("nan"),
+    fmt: OutputFormat | None = None,
     sar_scaling: str = "standard",
     progress: bool = True,
     workers: int | None = None,
+    write_thread: bool | None = None,
 ) -> int:
-    """Run ``forward`` over every window of the reader's grid, blend, and write ``dst``; returns the windows run.
+    """Run ``forward`` over every window of the reader's grid, blend, and write ``dst`` in the
+    output type of ``fmt`` (float32 reflectance by default); returns the windows run.
 
     On a GPU three stages overlap: ``workers`` threads read batches, this thread scales them, runs
-    the network and blends on the device, and a thread writes the finished rows once the device
-    has produced them. On the CPU the stages run one after the other (``workers`` 0): the network
-    already uses every core, and threads beside it only make its threads wait for each other.
+    the network, blends and converts on the device, and a thread writes the finished rows once the
+    device has produced them. On the CPU reading runs in this thread (``workers`` 0: the network
+    already uses every core, and threads beside it only make its threads wait for each other);
+    ``write_thread`` (default: when there are reading threads) overlaps writing with the network there too.
     """
     grid, cuda = reader.grid, device.type == "cuda"
+    fmt = fmt or OutputFormat()
     if workers is None:
-        workers = max(1, min(6, (os.cpu_count() or 2) - 2)) if cuda else 0
-    blender = Blender(grid, bands, batch_size, device, nodata)
-    windows = grid.windows()
-    chunks = [windows[i : i + batch_size] for i in range(0, len(windows), batch_size)]
+        workers = default_workers(device)
+    if write_thread is None:
+        write_thread = workers > 0
+    blender = Blender(grid, bands, batch_size, device, fmt.fill)
     last_col, ran = len(grid.cols) - 1, 0
     piece_size = bands * grid.window * blender.buf.shape[-1]
     with (
-        _Consumer(lambda item: _write(dst, grid, *item), depth=4, thread=workers > 0) as sink,
+        _Consumer(
+            lambda item: _write(dst, grid, fmt.dtype, *item), depth=WRITE_QUEUE, thread=write_thread
+        ) as sink,
         tqdm(total=len(grid), unit="win", desc="predict", file=sys.stderr, disable=not progress) as bar,
     ):
 
@@ -188,7 +88,7 @@ def predict_scene(
             c0, out = blender.finish(k, upto)
             if out is None:
                 return
-            event = None
+            out, event = fmt.encode(out), None
             if cuda:  # always the same size of page-locked buffer, which the allocator then reuses
                 host = torch.empty(piece_size, dtype=out.dtype, pin_memory=True)[: out.numel()].view(
                     out.shape
@@ -199,8 +99,8 @@ def predict_scene(
             sink.put((k, c0, out, event))
 
         strip = 0
-        for batch, tensors in _ordered_map(partial(_read, reader), chunks, workers):
-            a, c, valid = _inputs(batch, tensors, grid, reader.nodata, sar_scaling, device)
+        for batch, tensors in ordered_map(partial(read_batch, reader), batches(grid, batch_size), workers):
+            a, c, valid = device_inputs(batch, tensors, grid, reader.nodata, sar_scaling, device)
             contrib = None
             if len(a):
                 todo = [win for win, act in zip(batch.windows, batch.active) if act]
@@ -237,7 +137,7 @@ def predict_scene(
     return ran
 
 
-def _read(reader: BatchReader, windows: list[tuple[int, int]]) -> tuple[Batch, list]:
+def read_batch(reader: BatchReader, windows: list[tuple[int, int]]) -> tuple[Batch, list]:
     """A batch, and its boxes' inputs as torch tensors ``((cloudy, unsigned), (sar, unsigned))``.
 
     Unsigned integers travel as the signed type of their size (torch has few unsigned kernels).
@@ -256,7 +156,7 @@ def _read(reader: BatchReader, windows: list[tuple[int, int]]) -> tuple[Batch, l
     return batch, tensors
 
 
-def _inputs(
+def device_inputs(
     batch: Batch,
     tensors: list,
     grid: WindowGrid,
@@ -269,10 +169,8 @@ def _inputs(
     w, parts = grid.window, []
     active = iter(batch.active)
     for box, ((raw_a, unsigned_a), (raw_c, unsigned_c)) in zip(batch.boxes, tensors):
-        a, miss_a = s2_unit(_as_float(raw_a.to(device, non_blocking=True), unsigned_a), nodata[0])
-        c, miss_c = s1_unit(
-            _as_float(raw_c.to(device, non_blocking=True), unsigned_c), nodata[1], sar_scaling
-        )
+        a, miss_a = s2_unit(as_float(raw_a.to(device, non_blocking=True), unsigned_a), nodata[0])
+        c, miss_c = s1_unit(as_float(raw_c.to(device, non_blocking=True), unsigned_c), nodata[1], sar_scaling)
         valid = (~(miss_a & miss_c)).float()
         valid[box.inside[0] :], valid[:, box.inside[1] :] = 0.0, 0.0
         for off in range(0, raw_a.shape[-1] - w + 1, grid.stride):
@@ -286,6 +184,7 @@ def _inputs(
 def _write(
     dst: rasterio.io.DatasetWriter,
     grid: WindowGrid,
+    dtype: str,
     k: int,
     c0: int,
     out: torch.Tensor,
@@ -293,12 +192,12 @@ def _write(
 ) -> None:
     if event is not None:
         event.synchronize()
-    data = out.numpy()
+    data = OutputFormat.host_view(out, dtype)
     dst.write(data, window=rasterio.windows.Window(c0, grid.rows[k], data.shape[2], data.shape[1]))
 
 
 # ---------------------------------------------------------------------------- threads
-def _ordered_map(fn: Callable, items: list, workers: int) -> Iterator:
+def ordered_map(fn: Callable, items: list, workers: int) -> Iterator:
     """``fn(item)`` for each item, computed by ``workers`` threads a few items ahead, yielded in order.
 
     With 0 workers, each item is computed when it is asked for, in the calling thread.

@@ -1,7 +1,7 @@
 """A small static HTML page builder (on top of ``dominate``) for result pages.
 
 Used by the training visualiser (``checkpoints/<name>/web/index.html``) and by
-the test script (``results/<name>/<phase>_<epoch>/index.html``).
+the results page (``results/<name>/<phase>_<epoch>/index.html``, ``display/results_page.py``).
 
 All text is HTML-escaped by dominate. Image sources and link targets are file
 names relative to the page; they are percent-encoded (so names containing
@@ -12,13 +12,14 @@ never be read as a ``javascript:`` URL) and then attribute-escaped.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from urllib.parse import quote
 
 import dominate
 from dominate.tags import a, br, h3, img, meta, p, style, table, td, th, tr
 from dominate.util import text as dom_text
+
+from util.fileio import write_text
 
 _CSS = """
 body { font-family: sans-serif; }
@@ -57,13 +58,14 @@ class HTML:
         page.save()  # writes web_dir/index.html atomically
     """
 
-    def __init__(self, web_dir: str, title: str, refresh: int = 0) -> None:
+    def __init__(self, web_dir: str, title: str, refresh: int = 0, extra_css: str = "") -> None:
         """Create the page (and the ``web_dir/images`` folder).
 
         Args:
             web_dir: folder that will hold ``index.html``.
             title: page title (escaped).
             refresh: if > 0, the page reloads itself every ``refresh`` seconds.
+            extra_css: style rules added after the shared ones.
         """
         self.title = title
         self.web_dir = web_dir
@@ -72,7 +74,7 @@ class HTML:
         self.doc = dominate.document(title=title)
         with self.doc.head:
             meta(charset="utf-8")
-            style(_CSS)
+            style(_CSS + extra_css)
             if refresh > 0:
                 meta(http_equiv="refresh", content=str(int(refresh)))
 
@@ -158,14 +160,5 @@ class HTML:
         """Write the page to ``web_dir/filename`` atomically; return the path."""
         os.makedirs(self.web_dir, exist_ok=True)
         path = os.path.join(self.web_dir, filename)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".html", dir=self.web_dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.render())
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a web page should be world-readable
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_text(path, self.render())
         return path

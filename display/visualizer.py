@@ -9,65 +9,47 @@ Layout under ``<checkpoints_dir>/<name>/``::
 
 Visdom is optional: with ``display_id > 0`` a client is created lazily on the
 first display call; an unreachable server gives one warning and training goes
-on (see ``util.visdom_display.VisdomDisplay``).
+on (see ``display.visdom_client.VisdomDisplay``). TensorBoard and W&B loggers
+(``display.loggers``), when chosen, receive the same losses and images.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from util.html import HTML
-from util.visdom_display import VisdomDisplay, make_image_grid, to_rgb_uint8
+from display.html import HTML
+from display.images import make_image_grid, to_rgb_uint8
+from display.loggers import Logger, create_loggers
+from display.loss_log import (
+    Curves,
+    curves_from_records,
+    format_loss_line,
+    parse_loss_log,
+    save_curves_png,
+)
+from display.visdom_client import VisdomDisplay
+from util.util import save_image
 
-_LOSS_LINE = re.compile(r"^\(epoch: (\d+), iters: (\d+), time: ([^,]+), data: ([^)]+)\)(.*)$")
-_LOSS_ITEM = re.compile(r"([^\s:]+): (\S+)")
 _IMAGE_FILE = re.compile(r"^epoch(\d+)_(.+)\.png$")
+# visdom sizes an image pane to the image itself, and the caption takes its room from it: a grid
+# of small images (32-px crops) would show only its caption. Panes are at least this wide (the
+# image scaled up), with room for a caption line.
+MIN_PANE_WIDTH = 480
+CAPTION_ROOM = 40
 
 
-@dataclass
-class LossRecord:
-    """One parsed line of ``loss_log.txt``."""
-
-    epoch: int
-    iters: int
-    time: float
-    data: float
-    losses: dict[str, float] = field(default_factory=dict)
-
-
-def parse_loss_log(path: str, latest_run: bool = True) -> list[LossRecord]:
-    """Parse the loss lines of a ``loss_log.txt`` (headers and junk lines are skipped).
-
-    With ``latest_run`` (default), when the log goes back in (epoch, iters) -
-    a resumed or restarted run appended to the same file - the older entries
-    from that point on are dropped, so the result is one monotonic history.
-    """
-    records: list[LossRecord] = []
-    if not os.path.isfile(path):
-        return records
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            m = _LOSS_LINE.match(line.strip())
-            if not m:
-                continue
-            try:
-                rec = LossRecord(int(m[1]), int(m[2]), float(m[3]), float(m[4]))
-                rec.losses = {k: float(v) for k, v in _LOSS_ITEM.findall(m[5])}
-            except ValueError:
-                continue
-            if latest_run:
-                while records and (records[-1].epoch, records[-1].iters) >= (rec.epoch, rec.iters):
-                    records.pop()
-            records.append(rec)
-    return records
+def _plain(options: dict[str, Any]) -> dict[str, Any]:
+    """Options as plain values (a torch.device becomes its name) for a logger's run config."""
+    simple = (str, int, float, bool, type(None), list, tuple)
+    return {k: v if isinstance(v, simple) else str(v) for k, v in options.items()}
 
 
 def _safe_label(label: str) -> str:
@@ -76,7 +58,10 @@ def _safe_label(label: str) -> str:
 
 
 class Visualizer:
-    """Display/save images and losses during training (visdom + HTML + text log)."""
+    """Display/save images and losses during training (visdom + HTML + text log + optional loggers).
+
+    Use it as a context manager (or call ``close``) so the loggers flush and finish their runs.
+    """
 
     def __init__(
         self,
@@ -92,6 +77,7 @@ class Visualizer:
         is_train: bool = True,
         retry_interval: float = 60.0,
         timeout: float = 5.0,
+        loggers: Sequence[Logger] = (),
     ) -> None:
         """Set up paths (and the loss-log header in training mode); visdom connects lazily.
 
@@ -106,6 +92,7 @@ class Visualizer:
             is_train: training mode (writes a dated header to ``loss_log.txt``).
             retry_interval: seconds between reconnection attempts to an unreachable server.
             timeout: seconds allowed for each request to the visdom server.
+            loggers: started TensorBoard / W&B loggers (``display.loggers.create_loggers``).
         """
         self.name = name
         self.display_id = display_id
@@ -124,6 +111,8 @@ class Visualizer:
         self._label_order: list[str] = []
         self._plot_x: list[float] = []
         self._plot_y: dict[str, list[float]] = {}
+        self.loggers = list(loggers)
+        self._step = 0  # used when a caller gives no step
         self.display: VisdomDisplay | None = None
         if display_id > 0:
             self.display = VisdomDisplay(
@@ -134,28 +123,85 @@ class Visualizer:
             with open(self.log_name, "a", encoding="utf-8") as f:
                 f.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
 
+    @classmethod
+    def from_train_options(cls, opt: argparse.Namespace) -> Visualizer:
+        """The training visualiser configured by ``train.py``'s options (the one place they are read)."""
+        expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        os.makedirs(expr_dir, exist_ok=True)
+        loggers = create_loggers(
+            expr_dir,
+            opt.name,
+            use_tensorboard=opt.use_tensorboard,
+            tensorboard_dir=opt.tensorboard_dir or None,
+            use_wandb=opt.use_wandb,
+            wandb_project_name=opt.wandb_project_name,
+            wandb_mode=opt.wandb_mode,
+            config=_plain(vars(opt)),
+        )
+        return cls(
+            name=opt.name,
+            checkpoints_dir=opt.checkpoints_dir,
+            display_id=opt.display_id,
+            display_server=opt.display_server,
+            display_port=opt.display_port,
+            display_env=opt.display_env,
+            display_ncols=opt.display_ncols,
+            display_winsize=opt.display_winsize,
+            use_html=not opt.no_html,
+            is_train=True,
+            retry_interval=opt.display_retry_interval,
+            loggers=loggers,
+        )
+
+    def __enter__(self) -> Visualizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush and close the loggers (visdom and the HTML page need no closing)."""
+        for logger in self.loggers:
+            logger.close()
+
+    def _next_step(self, step: int | None) -> int:
+        self._step = self._step + 1 if step is None else int(step)
+        return self._step
+
     def reset(self) -> None:
         """Start of an epoch: forget that results were saved."""
         self.saved = False
 
     # ------------------------------------------------------------------ images
 
-    def display_current_results(self, visuals: dict[str, np.ndarray], epoch: int, save_result: bool) -> None:
-        """Show ``visuals`` (label -> uint8 (H, W, 3) array) in visdom and optionally save them to HTML."""
+    def display_current_results(
+        self, visuals: dict[str, np.ndarray], epoch: int, save_result: bool, step: int | None = None
+    ) -> None:
+        """Show ``visuals`` (label -> uint8 (H, W, 3) array) in visdom and the loggers; optionally save to HTML.
+
+        ``step``: training images seen so far (the loggers' x axis).
+        """
         if not visuals:
             return
         labels = list(visuals)
         images = [to_rgb_uint8(visuals[k]) for k in labels]
+        logger_step = self._next_step(step)
+        for logger in self.loggers:
+            logger.log_images(logger_step, dict(zip(labels, images)))
         if self.display is not None:
             grid = make_image_grid(images, self.ncols)
-            opts = {"title": f"{self.name} epoch {epoch}", "caption": " | ".join(labels)}
+            scale = max(1.0, MIN_PANE_WIDTH / grid.shape[1])
+            opts = {
+                "title": f"{self.name} epoch {epoch}",
+                "caption": " | ".join(labels),
+                "width": round(grid.shape[1] * scale),
+                "height": round(grid.shape[0] * scale) + CAPTION_ROOM,
+            }
             self.display.send(lambda vis: vis.image(grid.transpose(2, 0, 1), win=self.images_win, opts=opts))
         if self.use_html and save_result:
             os.makedirs(self.img_dir, exist_ok=True)
             for label, im in zip(labels, images):
-                Image.fromarray(im).save(
-                    os.path.join(self.img_dir, f"epoch{epoch:03d}_{_safe_label(label)}.png")
-                )
+                save_image(im, os.path.join(self.img_dir, f"epoch{epoch:03d}_{_safe_label(label)}.png"))
             self._label_order = [_safe_label(k) for k in labels]
             self.saved = True
             self.write_html()
@@ -185,12 +231,25 @@ class Visualizer:
 
     # ------------------------------------------------------------------ losses
 
-    def plot_current_losses(self, epoch: int, counter_ratio: float, losses: dict[str, float]) -> None:
+    def plot_current_losses(
+        self,
+        epoch: int,
+        counter_ratio: float,
+        losses: dict[str, float],
+        step: int | None = None,
+        lrs: dict[str, float] | None = None,
+    ) -> None:
         """Add a point (x = epoch + counter_ratio) to the history and redraw the visdom loss plot.
 
         Loss names that appear later are back-filled with NaN (gaps); names that
-        disappear get NaN from then on, so every line keeps its own history.
+        disappear get NaN from then on, so every line keeps its own history. The loggers get
+        ``loss/<name>`` and ``lr/<optimiser>`` (from ``lrs``) at ``step`` (training images seen).
         """
+        scalars = {f"loss/{k}": float(v) for k, v in losses.items()}
+        scalars.update({f"lr/{k}": float(v) for k, v in (lrs or {}).items()})
+        logger_step = self._next_step(step)
+        for logger in self.loggers:
+            logger.log_scalars(logger_step, scalars)
         n = len(self._plot_x)
         for key in losses:
             self._plot_y.setdefault(key, [math.nan] * n)
@@ -212,29 +271,21 @@ class Visualizer:
         self, epoch: int, iters: int, losses: dict[str, float], t_comp: float, t_data: float
     ) -> str:
         """Print the losses and append the same line to ``loss_log.txt``; return the line."""
-        message = f"(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
-        message += "".join(f"{k}: {float(v):.3f} " for k, v in losses.items())
-        message = message.rstrip()
+        message = format_loss_line(epoch, iters, losses, t_comp, t_data)
         print(message)
         with open(self.log_name, "a", encoding="utf-8") as f:
             f.write(message + "\n")
         return message
 
-    def loss_history(self) -> dict[str, tuple[list[float], list[float]]]:
+    def loss_history(self) -> Curves:
         """Loss curves as ``name -> (x, y)``: from ``loss_log.txt`` (survives resume) or, if empty, memory.
 
         For the log, x = epoch + iters / max(iters) (an estimate of epoch + counter_ratio).
         """
-        curves: dict[str, tuple[list[float], list[float]]] = {}
         records = parse_loss_log(self.log_name)
         if records:
-            per_epoch = max(r.iters for r in records) or 1
-            for r in records:
-                for k, v in r.losses.items():
-                    xs, ys = curves.setdefault(k, ([], []))
-                    xs.append(r.epoch + r.iters / per_epoch)
-                    ys.append(v)
-            return curves
+            return curves_from_records(records)
+        curves: Curves = {}
         for k, ys in self._plot_y.items():
             pts = [(x, y) for x, y in zip(self._plot_x, ys) if not math.isnan(y)]
             curves[k] = ([p[0] for p in pts], [p[1] for p in pts])
@@ -248,28 +299,7 @@ class Visualizer:
         curves = self.loss_history()
         if not any(xs for xs, _ in curves.values()):
             return None
-        from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: no global backend state
-        from matplotlib.figure import Figure
-
-        # One small panel per loss: the weighted terms differ by orders of magnitude
-        # (G_L1 ~ 100, D ~ 0.2), so a shared axis would flatten all but the largest.
-        ncols = min(4, len(curves))
-        nrows = -(-len(curves) // ncols)
-        fig = Figure(figsize=(3.2 * ncols, 2.4 * nrows), dpi=100)
-        FigureCanvasAgg(fig)
-        for i, (k, (xs, ys)) in enumerate(curves.items()):
-            ax = fig.add_subplot(nrows, ncols, i + 1)
-            ax.plot(xs, ys, linewidth=1, color=f"C{i % 10}")
-            ax.set_title(k, fontsize="medium")
-            ax.grid(True, alpha=0.3)
-            if i >= len(curves) - ncols:
-                ax.set_xlabel("epoch")
-        fig.suptitle(f"{self.name}: training losses")
-        fig.tight_layout()
-        os.makedirs(self.web_dir, exist_ok=True)
-        tmp = self.loss_plot_path + ".tmp.png"
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, self.loss_plot_path)
+        save_curves_png(curves, self.loss_plot_path, f"{self.name}: training losses")
         if self.use_html:
             self.write_html()
         return self.loss_plot_path

@@ -1,0 +1,31 @@
+"""Whole-scene inference: remove the clouds of a Sentinel-2 scene of any size with a trained model.
+
+The public API:
+
+* :class:`ScenePredictor` — an experiment (``checkpoints/<name>/``) ready to predict scenes;
+  :meth:`ScenePredictor.predict` writes one and returns a :class:`SceneResult`.
+* :func:`predict_scene_file` — the same for one scene in one call.
+* :data:`OUT_DTYPES` — the output types ('float32' reflectance, 'uint16' reflectance x 10000).
+
+The modules beneath, bottom up: :mod:`scene.windows` (the window grid and the blending),
+:mod:`scene.reader` (windows read in batches), :mod:`scene.io` (the inputs and their checks), :mod:`scene.scaling` (Sentinel scaling on the
+device), :mod:`scene.output` (output types, GeoTIFF profile, atomic output),
+:mod:`scene.pipeline` (the streaming pipeline and its threads), :mod:`scene.model` (the trained
+model and its forward function) and :mod:`scene.predictor` (the API above). ``predict.py`` is its
+command line.
+"""
+
+from scene.output import COMPRESSIONS, OUT_DTYPES, OutputFormat
+from scene.pipeline import Forward, keep_heap_flat
+from scene.predictor import ScenePredictor, SceneResult, predict_scene_file
+
+__all__ = [
+    "COMPRESSIONS",
+    "OUT_DTYPES",
+    "Forward",
+    "OutputFormat",
+    "ScenePredictor",
+    "SceneResult",
+    "keep_heap_flat",
+    "predict_scene_file",
+]

@@ -1,0 +1,190 @@
+"""A scene's inputs: the cloudy Sentinel-2 and the Sentinel-1 raster, checked to fit each other and
+the model, with the bands to read and how to scale them (:class:`Scene`).
+
+Windows are read from a scene in batches by :class:`scene.reader.BatchReader`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import rasterio
+
+from data.sentinel import S2_BANDS, parse_bands
+from scene.reader import BatchReader, open_raster, pinned
+from scene.windows import WindowGrid
+from util.errors import UserError
+
+S2_DTYPES = ("uint16", "int16", "uint32", "int32")  # digital numbers, reflectance x 10000
+S1_DTYPES = ("float32", "float64")  # backscatter in dB
+
+
+def describe_grid(ds: rasterio.io.DatasetReader) -> str:
+    t = ds.transform
+    crs = ds.crs.to_string() if ds.crs else "no CRS"
+    return f"{ds.width}x{ds.height} px, {crs}, origin ({t.c:.3f}, {t.f:.3f}), pixel ({t.a:g}, {t.e:g})"
+
+
+def check_same_grid(a: rasterio.io.DatasetReader, b: rasterio.io.DatasetReader) -> None:
+    """Refuse inputs that are not pixel-aligned on one grid (same size, CRS and transform)."""
+    pixel = max(abs(a.transform.a), abs(a.transform.e), 1e-12)
+    same = (
+        (a.width, a.height) == (b.width, b.height)
+        and a.crs == b.crs
+        and all(abs(p - q) <= 1e-6 * pixel for p, q in zip(a.transform[:6], b.transform[:6]))
+    )
+    if not same:
+        raise UserError(
+            f"the cloudy and the SAR image are not on the same grid ({a.name}: {describe_grid(a)}; "
+            f"{b.name}: {describe_grid(b)}); resample the SAR onto the optical grid first, e.g. "
+            f"gdalwarp -t_srs <optical CRS> -te <optical bounds> -ts {a.width} {a.height} -r bilinear SAR.tif SAR_on_S2.tif"
+        )
+
+
+def check_dtype(ds: rasterio.io.DatasetReader, allowed: tuple[str, ...], what: str) -> None:
+    dtype = ds.dtypes[0]
+    if dtype not in allowed:
+        raise UserError(f"{ds.name} has data type {dtype}, but {what} must be one of {', '.join(allowed)}")
+
+
+def parse_nodata(text: str | None) -> float | None:
+    """``--*_nodata`` text -> value: a number, 'nan', or 'none' (no nodata value)."""
+    if text is None or str(text).lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"nodata value {text!r}: expected a number, 'nan' or 'none'") from None
+
+
+# ---------------------------------------------------------------------------- the scene
+@dataclass
+class Scene:
+    """The two inputs, which of their bands to read (1-based) and how to scale them."""
+
+    cloudy: rasterio.io.DatasetReader
+    sar: rasterio.io.DatasetReader
+    s2_indexes: list[int]
+    s1_indexes: list[int]
+    s2_nodata: float | None
+    s1_nodata: float | None
+    sar_scaling: str = "standard"
+    band_names: tuple[str, ...] = ()
+
+    @property
+    def height(self) -> int:
+        return self.cloudy.height
+
+    @property
+    def width(self) -> int:
+        return self.cloudy.width
+
+    def batch_reader(self, grid: WindowGrid, batch_size: int = 1, pin: bool = False) -> BatchReader:
+        """Reader of batches; ``pin``: into page-locked memory, for fast asynchronous copies to a GPU."""
+        return BatchReader(
+            self.cloudy.name,
+            self.sar.name,
+            self.s2_indexes,
+            self.s1_indexes,
+            self.s2_nodata,
+            self.s1_nodata,
+            grid,
+            batch_size,
+            pinned if pin else None,
+        )
+
+    def close(self) -> None:
+        self.cloudy.close()
+        self.sar.close()
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_scene(
+    cloudy: str | os.PathLike,
+    sar: str | os.PathLike,
+    *,
+    input_nc: int,
+    sar_nc: int,
+    s2_bands: str | None = None,
+    cloudy_nodata: str | float | None = None,
+    sar_nodata: str | float | None = None,
+    sar_scaling: str = "standard",
+) -> Scene:
+    """Open and check a cloudy Sentinel-2 (DN) and a Sentinel-1 (dB) raster for a model of
+    ``input_nc`` optical and ``sar_nc`` SAR bands.
+
+    ``s2_bands`` picks the bands of a 13-band scene ('all', 'rgb', names or numbers); the nodata
+    values default to the files' own ('none': no nodata value).
+    """
+    cloudy_ds = open_raster(cloudy, "cloudy")
+    try:
+        sar_ds = open_raster(sar, "SAR")
+        try:
+            return _check_scene(
+                cloudy_ds,
+                sar_ds,
+                cloudy,
+                sar,
+                input_nc,
+                sar_nc,
+                s2_bands,
+                cloudy_nodata,
+                sar_nodata,
+                sar_scaling,
+            )
+        except BaseException:
+            sar_ds.close()
+            raise
+    except BaseException:
+        cloudy_ds.close()
+        raise
+
+
+def _check_scene(
+    cloudy: rasterio.io.DatasetReader,
+    sar: rasterio.io.DatasetReader,
+    cloudy_path: str | os.PathLike,
+    sar_path: str | os.PathLike,
+    input_nc: int,
+    sar_nc: int,
+    s2_bands: str | None,
+    cloudy_nodata: str | float | None,
+    sar_nodata: str | float | None,
+    sar_scaling: str,
+) -> Scene:
+    check_dtype(cloudy, S2_DTYPES, "Sentinel-2 digital numbers (reflectance x 10000)")
+    check_dtype(sar, S1_DTYPES, "Sentinel-1 backscatter in dB")
+    check_same_grid(cloudy, sar)
+    n = cloudy.count
+    if s2_bands and n == len(S2_BANDS):
+        picked = parse_bands(str(s2_bands))
+    elif n == input_nc:
+        picked = tuple(range(n))
+    else:
+        hint = " (give --s2_bands to choose them from a 13-band scene)" if n == len(S2_BANDS) else ""
+        raise UserError(f"{cloudy_path} has {n} band(s) but the model takes {input_nc}{hint}")
+    if len(picked) != input_nc:
+        raise UserError(f"--s2_bands {s2_bands} selects {len(picked)} band(s) but the model takes {input_nc}")
+    if sar.count != sar_nc:
+        raise UserError(f"{sar_path} has {sar.count} band(s) but the model takes {sar_nc} SAR band(s)")
+    names = (
+        tuple(S2_BANDS[i] for i in picked)
+        if n == len(S2_BANDS)
+        else tuple(d or f"band_{i + 1}" for i, d in enumerate(cloudy.descriptions))
+    )
+    return Scene(
+        cloudy,
+        sar,
+        [i + 1 for i in picked],
+        list(range(1, sar.count + 1)),
+        parse_nodata(cloudy_nodata) if cloudy_nodata is not None else cloudy.nodata,
+        parse_nodata(sar_nodata) if sar_nodata is not None else sar.nodata,
+        str(sar_scaling or "standard"),
+        names,
+    )

@@ -1,0 +1,276 @@
+"""The public face of whole-scene inference: :class:`ScenePredictor` and :func:`predict_scene_file`.
+
+    from scene import ScenePredictor
+    predictor = ScenePredictor("checkpoints", "s12_13band", gpu_ids="0")
+    result = predictor.predict("S2.tif", "S1.tif", "clear.tif", out_dtype="uint16")
+    print(result.megapixels_per_second)
+
+Every setting is checked before any work starts, and every mistake raises a one-line
+:class:`util.errors.UserError` (named after ``predict.py``'s options); the output is written
+under a temporary name and renamed at the end, so an existing file is only replaced by a
+complete one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import rasterio
+
+import models
+from scene.io import Scene, open_scene
+from scene.model import load_model, load_options, model_forward, png_warning, window_multiple
+from scene.output import OutputFormat, atomic_geotiff
+from scene.pipeline import Forward, predict_scene
+from scene.windows import WindowGrid
+from util.errors import UserError
+
+GDAL_CACHE_MB = 64  # GDAL's block cache, fixed so that memory does not depend on the scene
+
+
+@dataclass(frozen=True)
+class SceneResult:
+    """What :meth:`ScenePredictor.predict` wrote."""
+
+    path: Path
+    width: int
+    height: int
+    bands: int
+    dtype: str
+    windows_run: int  # windows with data, which went through the network
+    windows: int  # windows of the grid
+    seconds: float  # from opening the output to renaming it into place
+
+    @property
+    def megapixels_per_second(self) -> float:
+        return self.width * self.height / 1e6 / self.seconds
+
+
+def gdal_env() -> rasterio.Env:
+    """GDAL's settings for a run: a fixed block cache, unless the user set GDAL_CACHEMAX (GDAL reads
+    it from the environment itself; it may carry a unit, e.g. '128MB')."""
+    return rasterio.Env(**({} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}))
+
+
+def check_output_path(out: str | os.PathLike, *inputs: tuple[str, str | os.PathLike]) -> Path:
+    """Refuse an output that is a folder, in a missing folder, or one of the ``(role, path)`` inputs."""
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'clear.tif'}")
+    if not out.parent.is_dir():
+        raise UserError(f"the folder of --out {out} does not exist")
+    for role, path in inputs:
+        src = Path(path)
+        if out.exists() and src.exists() and out.samefile(src):
+            raise UserError(f"--out {out} is the --{role} input; choose another file name")
+    return out
+
+
+class ScenePredictor:
+    """A trained experiment, ready to remove clouds from whole Sentinel-2 scenes window by window.
+
+    The options are read at once (``<checkpoints_dir>/<name>/train_opt.json``); the model is built
+    and its weights (``epoch``: 'latest' or a number) loaded on first use, on the device of
+    ``gpu_ids`` ('auto': the first GPU if any; '-1': the CPU).
+    """
+
+    def __init__(
+        self,
+        checkpoints_dir: str | os.PathLike,
+        name: str,
+        epoch: str | int = "latest",
+        *,
+        gpu_ids: str = "auto",
+    ) -> None:
+        self.checkpoints_dir, self.name, self.epoch, self.gpu_ids = (
+            Path(checkpoints_dir),
+            name,
+            epoch,
+            gpu_ids,
+        )
+        self.opt = load_options(checkpoints_dir, name)
+        self._model: models.BaseModel | None = None
+        self._forward: Forward | None = None
+
+    # ------------------------------------------------------------------ the model
+    @property
+    def warning(self) -> str | None:
+        """Why this experiment's predictions may be off (trained on 8-bit PNGs), or None."""
+        return png_warning(self.opt, self.name)
+
+    @property
+    def bands(self) -> int:
+        """Bands of the output."""
+        return int(self.opt.output_nc)
+
+    @property
+    def window_multiple(self) -> int:
+        """Window sides must be multiples of this (2**depth of the U-Net)."""
+        return window_multiple(self.opt)
+
+    @property
+    def model(self) -> models.BaseModel:
+        """The model in test mode with its weights loaded (built on first use)."""
+        if self._model is None:
+            self._model = load_model(self.opt, self.checkpoints_dir, self.epoch, self.gpu_ids)
+        return self._model
+
+    @property
+    def forward(self) -> Forward:
+        """The model's forward function: ``(cloudy, sar)`` (B, C, w, w) in [0, 1] on :attr:`model`'s
+        device -> cloud-free reflectance (B, bands, w, w) in [0, 1]; the bare network of a scene run."""
+        if self._forward is None:
+            self._forward = model_forward(self.model)
+        return self._forward
+
+    # ------------------------------------------------------------------ scenes
+    def check_settings(
+        self, *, window: int, overlap: int, batch_size: int, num_threads: int | None = None
+    ) -> None:
+        """Refuse settings that do not fit (each with a one-line error naming the option)."""
+        for option, value in (("--window", window), ("--batch_size", batch_size)):
+            if value < 1:
+                raise UserError(f"{option} {value}: expected a positive integer")
+        if num_threads is not None and num_threads < 0:
+            raise UserError(f"--num_threads {num_threads}: expected 0 or more")
+        if not 0 <= overlap < window:
+            raise UserError(f"--overlap {overlap} must be at least 0 and less than --window {window}")
+        side = self.window_multiple
+        if window % side:
+            raise UserError(
+                f"--window {window} does not fit --netG {self.opt.netG} of the model: the side must be a "
+                f"multiple of {side}, e.g. {max(side, window // side * side)}"
+            )
+
+    def open(
+        self,
+        cloudy: str | os.PathLike,
+        sar: str | os.PathLike,
+        *,
+        s2_bands: str | None = None,
+        cloudy_nodata: str | float | None = None,
+        sar_nodata: str | float | None = None,
+    ) -> Scene:
+        """Open and check a scene for this model (``s2_bands`` default: the training's)."""
+        return open_scene(
+            cloudy,
+            sar,
+            input_nc=self.opt.input_nc,
+            sar_nc=self.opt.sar_nc,
+            s2_bands=s2_bands or getattr(self.opt, "s2_bands", None),
+            cloudy_nodata=cloudy_nodata,
+            sar_nodata=sar_nodata,
+            sar_scaling=str(getattr(self.opt, "sar_scaling", None) or "standard"),
+        )
+
+    def predict(
+        self,
+        cloudy: str | os.PathLike,
+        sar: str | os.PathLike,
+        out: str | os.PathLike,
+        *,
+        window: int = 256,
+        overlap: int = 64,
+        batch_size: int = 8,
+        out_dtype: str = "float32",
+        nodata: str | float | None = None,
+        compress: str = "none",
+        s2_bands: str | None = None,
+        cloudy_nodata: str | float | None = None,
+        sar_nodata: str | float | None = None,
+        num_threads: int | None = None,
+        write_thread: bool | None = None,
+        forward: Forward | None = None,
+        progress: bool = True,
+    ) -> SceneResult:
+        """Remove the clouds of ``cloudy`` (Sentinel-2 DN) with ``sar`` (Sentinel-1 dB, same grid) into
+        the GeoTIFF ``out``, windows of side ``window`` overlapping by ``overlap`` pixels,
+        ``batch_size`` at a time.
+
+        ``out_dtype``: 'float32' (reflectance in [0, 1]; ``nodata`` default NaN) or 'uint16'
+        (reflectance x 10000; ``nodata`` 0 by default, else above 10000); ``compress``: 'none',
+        'zstd', 'deflate' or 'lzw'. ``s2_bands`` picks bands of a 13-band scene (default: the
+        training's); ``*_nodata`` override the inputs' nodata values. ``num_threads``: reading
+        threads (default: up to 6 beside a GPU, 0 on the CPU); ``write_thread``: write in a thread
+        of its own (default: when there are reading threads). ``forward``: a function run instead
+        of :attr:`forward` (same contract; e.g. to time the pipeline around a stand-in network).
+        """
+        out = check_output_path(out, ("cloudy", cloudy), ("sar", sar))
+        fmt = OutputFormat.parse(out_dtype, nodata, compress)
+        self.check_settings(window=window, overlap=overlap, batch_size=batch_size, num_threads=num_threads)
+        with gdal_env():
+            scene = self.open(
+                cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata
+            )
+            with scene:  # input errors come before the model is built
+                run = forward or self.forward
+                return self.write(
+                    scene,
+                    out,
+                    WindowGrid(scene.height, scene.width, window, overlap),
+                    fmt,
+                    run,
+                    batch_size=batch_size,
+                    num_threads=num_threads,
+                    write_thread=write_thread,
+                    progress=progress,
+                )
+
+    def write(
+        self,
+        scene: Scene,
+        out: str | os.PathLike,
+        grid: WindowGrid,
+        fmt: OutputFormat,
+        forward: Forward,
+        *,
+        batch_size: int = 8,
+        num_threads: int | None = None,
+        write_thread: bool | None = None,
+        progress: bool = True,
+    ) -> SceneResult:
+        """Predict an open ``scene`` over ``grid`` into ``out`` (atomically), settings already checked."""
+        device = self.model.device
+        start = time.perf_counter()
+        with atomic_geotiff(out, fmt.profile(scene.cloudy, self.bands, grid.stride)) as dst:
+            fmt.describe(
+                dst, scene.band_names, experiment=self.name, epoch=str(self.epoch), model=self.opt.model
+            )
+            reader = scene.batch_reader(grid, batch_size, pin=device.type == "cuda")
+            try:
+                ran = predict_scene(
+                    reader,
+                    forward,
+                    self.bands,
+                    dst,
+                    device,
+                    batch_size,
+                    fmt,
+                    scene.sar_scaling,
+                    progress,
+                    num_threads,
+                    write_thread,
+                )
+            finally:
+                reader.close()
+        seconds = time.perf_counter() - start
+        return SceneResult(Path(out), grid.width, grid.height, self.bands, fmt.dtype, ran, len(grid), seconds)
+
+
+def predict_scene_file(
+    cloudy: str | os.PathLike,
+    sar: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    checkpoints_dir: str | os.PathLike = "./checkpoints",
+    name: str,
+    epoch: str | int = "latest",
+    gpu_ids: str = "auto",
+    **settings,
+) -> SceneResult:
+    """One scene with experiment ``name``: ``ScenePredictor(...).predict(cloudy, sar, out, **settings)``
+    (see :meth:`ScenePredictor.predict` for the settings)."""
+    return ScenePredictor(checkpoints_dir, name, epoch, gpu_ids=gpu_ids).predict(cloudy, sar, out, **settings)

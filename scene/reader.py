@@ -1,0 +1,200 @@
+"""Reading windows of a scene in batches, as stored (digital numbers, dB), from several threads.
+
+Boxes running past the bottom/right border are filled by mirroring the scene (see
+:mod:`scene.windows`); scaling and per-pixel nodata masks are left to the device
+(:mod:`scene.scaling`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from scene.windows import WindowGrid
+from util.errors import UserError
+
+
+def open_raster(path: str | os.PathLike, role: str) -> rasterio.io.DatasetReader:
+    """Open a GeoTIFF (or any GDAL raster) for reading, with a one-line error if it cannot be."""
+    if not Path(path).is_file():
+        raise UserError(f"{role} image {path} does not exist")
+    try:
+        return rasterio.open(path)
+    except (RasterioError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot read {role} image {path}: {first}") from None
+
+
+def any_data(raw: np.ndarray, nodata: float | None) -> bool:
+    """Whether some pixel of ``raw`` (C, H, W) has a band with a value (finite, not the nodata value).
+
+    Cheap: it looks band by band and stops at the first band with data.
+    """
+    if raw.dtype.kind != "f" and (nodata is None or math.isnan(nodata)):
+        return raw.size > 0
+    for band in raw:
+        ok = np.isfinite(band) if band.dtype.kind == "f" else np.ones(band.shape, bool)
+        if nodata is not None and not math.isnan(nodata):
+            ok &= band != nodata
+        if ok.any():
+            return True
+    return False
+
+
+def read_box(
+    ds: rasterio.io.DatasetReader,
+    indexes: list[int],
+    row: int,
+    col: int,
+    height: int,
+    width: int,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, int, int]:
+    """Bands ``indexes`` (1-based) of the box at (row, col) of size (height, width), into ``out`` if given.
+
+    The part outside the scene (bottom/right only) is the scene mirrored at its last row/column
+    (as ``np.pad(scene, mode='reflect')``), whatever the box, so that a window's content does not
+    depend on how windows are grouped into reads. Returns the (C, height, width) array and the
+    number of rows and columns inside the scene.
+    """
+    rows, cols = _reflect(row, height, ds.height), _reflect(col, width, ds.width)
+    r0, c0 = int(rows.min()), int(cols.min())
+    inside = rows[-1] - rows[0] == height - 1 and cols[-1] - cols[0] == width - 1
+    try:
+        raw = ds.read(
+            indexes,
+            window=Window(c0, r0, int(cols.max()) + 1 - c0, int(rows.max()) + 1 - r0),
+            out=out if inside else None,
+        )
+    except (RasterioError, OSError) as err:
+        raise UserError(f"reading {ds.name} failed in rows {r0}-{rows.max()}: {err}") from None
+    if not inside:
+        raw = raw[:, rows - r0][:, :, cols - c0]
+        if out is not None:
+            out[...] = raw
+            raw = out
+    return raw, min(height, ds.height - row), min(width, ds.width - col)
+
+
+def _reflect(start: int, count: int, size: int) -> np.ndarray:
+    """Source indices of positions ``start .. start+count-1`` of an axis of ``size`` mirrored past its end."""
+    idx = np.arange(start, start + count)
+    if size == 1:
+        return np.zeros_like(idx)
+    period = 2 * (size - 1)
+    idx %= period
+    return np.where(idx >= size, period - idx, idx)
+
+
+@dataclass
+class Box:
+    """Raw inputs of consecutive windows of one strip, read as one box ``(bands, window, width)``."""
+
+    k: int  # strip
+    x0: int  # scene column of the box's first column
+    cloudy: np.ndarray  # digital numbers as stored
+    sar: np.ndarray  # dB as stored
+    inside: tuple[int, int]  # rows and columns of the box inside the scene (the rest is mirrored)
+    owners: tuple = ()  # what holds the memory of cloudy and sar (see BatchReader's alloc)
+
+
+@dataclass
+class Batch:
+    """Windows ``(k, j)`` in raster order, whether each has any data (``active``), and their boxes."""
+
+    windows: list[tuple[int, int]]
+    active: list[bool]
+    boxes: list[Box]  # one per strip the batch touches, in order
+
+
+class BatchReader:
+    """Reads batches of windows as they are stored; safe to call from several threads at once.
+
+    Each thread opens its own handles (GDAL datasets must not be shared between threads). The
+    windows of a batch in one strip are read as one box, whose width is bounded by the batch size.
+    A window is active when one of its pixels inside the scene has data in either input; scaling
+    and per-pixel nodata masks are left to the device.
+    """
+
+    def __init__(
+        self,
+        cloudy: str,
+        sar: str,
+        s2_indexes: list[int],
+        s1_indexes: list[int],
+        s2_nodata: float | None,
+        s1_nodata: float | None,
+        grid: WindowGrid,
+        batch_size: int = 1,
+        alloc: Callable[[int, np.dtype], tuple[np.ndarray, object]] | None = None,
+    ) -> None:
+        self.paths = (cloudy, sar)
+        self.indexes = (s2_indexes, s1_indexes)
+        self.nodata = (s2_nodata, s1_nodata)
+        self.grid = grid
+        # Every box is allocated at the size of the widest one, so that allocators reuse the
+        # same blocks whatever the scene; ``alloc(n, dtype) -> (flat array, owner)``.
+        self.max_width = grid.window + (batch_size - 1) * grid.stride
+        self.alloc = alloc or (lambda n, dtype: (np.empty(n, dtype), None))
+        self._local, self._opened, self._lock = threading.local(), [], threading.Lock()
+
+    def _datasets(self) -> tuple[rasterio.io.DatasetReader, rasterio.io.DatasetReader]:
+        if not hasattr(self._local, "datasets"):
+            self._local.datasets = tuple(open_raster(p, r) for p, r in zip(self.paths, ("cloudy", "SAR")))
+            with self._lock:
+                self._opened.extend(self._local.datasets)
+        return self._local.datasets
+
+    def close(self) -> None:
+        with self._lock:
+            for ds in self._opened:
+                ds.close()
+            self._opened.clear()
+
+    def read(self, windows: list[tuple[int, int]]) -> Batch:
+        g, w = self.grid, self.grid.window
+        cloudy_ds, sar_ds = self._datasets()
+        active, boxes = [], []
+        for k in sorted({k for k, _ in windows}):
+            js = [j for kk, j in windows if kk == k]
+            y, x0 = g.rows[k], g.cols[js[0]]
+            width = g.cols[js[-1]] + w - x0
+            (cloudy, owner_a), (sar, owner_c) = (
+                self._buffer(ds, idx, width)
+                for ds, idx in ((cloudy_ds, self.indexes[0]), (sar_ds, self.indexes[1]))
+            )
+            cloudy, rows, cols = read_box(cloudy_ds, self.indexes[0], y, x0, w, width, out=cloudy)
+            sar = read_box(sar_ds, self.indexes[1], y, x0, w, width, out=sar)[0]
+            boxes.append(Box(k, x0, cloudy, sar, (rows, cols), (owner_a, owner_c)))
+            for j in js:
+                off = g.cols[j] - x0
+                part = (slice(None), slice(0, rows), slice(off, min(off + w, cols)))
+                active.append(any_data(cloudy[part], self.nodata[0]) or any_data(sar[part], self.nodata[1]))
+        return Batch(windows, active, boxes)
+
+    def _buffer(
+        self, ds: rasterio.io.DatasetReader, indexes: list[int], width: int
+    ) -> tuple[np.ndarray, object]:
+        shape = (len(indexes), self.grid.window, width)
+        flat, owner = self.alloc(
+            len(indexes) * self.grid.window * max(width, self.max_width), np.dtype(ds.dtypes[0])
+        )
+        return flat[: math.prod(shape)].reshape(shape), owner
+
+
+def pinned(n: int, dtype: np.dtype) -> tuple[np.ndarray, torch.Tensor]:
+    """A page-locked torch buffer of n values (unsigned integers as the signed type of their size,
+    which torch supports fully) and a numpy view of it in ``dtype``."""
+    signed = np.dtype(dtype.str.replace("u", "i"))
+    tensor = torch.empty(n, dtype=torch.from_numpy(np.empty(0, signed)).dtype, pin_memory=True)
+    return tensor.numpy().view(dtype), tensor
