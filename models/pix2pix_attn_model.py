@@ -13,7 +13,7 @@ fakes of its own shard; D's fake batch on each rank mixes that rank's current an
 drawn with its own random generator; a checkpoint stores every rank's pool and generator and a
 resume with the same number of processes gives each its own back. The pool is not shared over
 ranks: N processes hold N x pool_size past fakes in all. With ``--pool_size 0`` (no history) N
-processes of batch b train exactly as one process of batch N x b.
+processes of batch b train as one process of batch N x b (up to float rounding).
 """
 
 from __future__ import annotations

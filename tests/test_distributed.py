@@ -328,7 +328,7 @@ def _equal(a: dict, b: dict) -> bool:
     return all(torch.equal(a[n][k], b[n][k]) for n in NETS for k in a[n])
 
 
-@pytest.mark.slow  # starts torchrun with 2 processes: 30-50 s on the busy 2-core machine
+@pytest.mark.slow  # starts torchrun with 2 processes: 12-20 s on 2 idle cores, 30-50 s on busy ones
 def test_ranks_hold_identical_weights_and_rank0_alone_writes(ddp_run):
     _, folder, (rank0, rank1), log = ddp_run
     assert _equal(rank0["nets"], rank1["nets"])
@@ -348,7 +348,7 @@ def test_ranks_hold_identical_weights_and_rank0_alone_writes(ddp_run):
     ]
 
 
-@pytest.mark.slow  # starts torchrun with 2 processes: 30-50 s on the busy 2-core machine
+@pytest.mark.slow  # starts torchrun with 2 processes: 12-20 s on 2 idle cores, 30-50 s on busy ones
 def test_checkpoint_keeps_each_ranks_generator_and_pool(ddp_run):
     folder = ddp_run[1]
     state = safe_load(folder / "iter_6_train_state.pth")
@@ -361,7 +361,7 @@ def test_checkpoint_keeps_each_ranks_generator_and_pool(ddp_run):
     assert not any(torch.equal(a, b) for a in pools[0] for b in pools[1])  # each rank its own fakes
 
 
-@pytest.mark.slow  # starts torchrun with 2 processes: 30-50 s on the busy 2-core machine
+@pytest.mark.slow  # starts torchrun with 2 processes: 12-20 s on 2 idle cores, 30-50 s on busy ones
 def test_resume_mid_epoch_under_ddp_continues_exactly(ddp_run):
     root, folder, (rank0, _), _ = ddp_run
     resumed = folder.parent / "resumed"
@@ -378,7 +378,7 @@ def test_resume_mid_epoch_under_ddp_continues_exactly(ddp_run):
     assert records[1]["writes"] == []
 
 
-@pytest.mark.slow  # starts torchrun with 2 processes: 30-50 s on the busy 2-core machine
+@pytest.mark.slow  # starts torchrun with 2 processes: 12-20 s on 2 idle cores, 30-50 s on busy ones
 def test_without_pool_two_nodes_train_as_one_process_with_the_global_batch(tmp_path):
     make_triplets(tmp_path / "data", "train", n=8, size=32, seed=4)
     ckpt = tmp_path / "ckpt"
