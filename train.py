@@ -6,10 +6,17 @@
 
 Checkpoints, options, the loss log and a training web page go to ``checkpoints/<name>/``.
 ``--continue_train`` resumes from ``latest_train_state.pth`` where the run stopped.
+
+Several GPUs or nodes: one process per device, started by torchrun (``--batch_size`` per process):
+
+    torchrun --standalone --nproc_per_node=2 train.py --gpu_ids 0,1 ...
+
+(see README, "Multi-GPU and clusters", and :mod:`util.distributed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -17,11 +24,13 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataloader
+from data.sampler import derive_seed
 from display.visualizer import Visualizer
 from models import create_model
 from models.checkpoint import LATEST, Checkpoints, SaveBudget
-from options.base_options import saved_options
+from options.base_options import saved_options, seed_everything
 from options.train_options import TrainOptions
+from util import distributed
 from util.errors import UserError, run_cli
 from util.util import visuals_to_images
 
@@ -67,21 +76,43 @@ def check_finite(
 
 
 def train(argv: list[str] | None = None) -> int:
-    opt = TrainOptions().parse(argv)
-    loader = create_dataloader(opt)
-    model = create_model(opt)
-    model.setup()
-    checkpoints = Checkpoints(model.save_dir)
-    progress = checkpoints.resume(model, opt)
-    with Visualizer.from_train_options(opt) as visualizer:  # closing flushes TensorBoard / W&B
-        return run_epochs(opt, loader, model, checkpoints, visualizer, progress)
+    # Under torchrun: one process per device; ranks other than 0 print only warnings and errors.
+    with distributed.worker() as place:
+        opt = TrainOptions().parse(argv)
+        distributed.init(opt.device)
+        # --batch_size is per process: each rank loads its shard of the same global sample order.
+        loader = create_dataloader(opt, rank=place.rank, world_size=place.world_size)
+        model = create_model(opt)
+        model.setup()
+        if place.rank > 0:
+            # Other draws (image pool, dropout) on the other ranks; rank 0 draws as a single process.
+            seed_everything(derive_seed(opt.seed, place.rank))
+        checkpoints = Checkpoints(model.save_dir)
+        progress = checkpoints.resume(model, opt)
+        # DDP: every rank starts from rank 0's weights; gradients are averaged over the ranks.
+        distributed.wrap_networks(model.nets, opt.device, find_unused=model.unused_parameters)
+        # Rank 0 alone logs, displays and writes pages; closing flushes TensorBoard / W&B.
+        display = Visualizer.from_train_options(opt) if place.rank == 0 else contextlib.nullcontext()
+        with display as visualizer:
+            return run_epochs(opt, loader, model, checkpoints, visualizer, progress, place.world_size)
 
 
-def run_epochs(opt, loader, model, checkpoints: Checkpoints, visualizer: Visualizer, progress: dict) -> int:
-    """Train from ``progress`` to the last epoch: display, log, checkpoint; return the exit status."""
+def run_epochs(
+    opt,
+    loader,
+    model,
+    checkpoints: Checkpoints,
+    visualizer: Visualizer | None,
+    progress: dict,
+    world_size: int = 1,
+) -> int:
+    """Train from ``progress`` to the last epoch: display, log, checkpoint; return the exit status.
+
+    In a distributed run every rank runs this (checkpoint saves and loss means are collectives);
+    ``visualizer`` is None on the ranks other than 0."""
     options = saved_options(opt)
     # End-of-epoch 'latest' saves take at most this share of the time.
-    budget = SaveBudget(opt.save_budget, Checkpoints.expected_save_seconds(model))
+    budget = SaveBudget(opt.save_budget, Checkpoints.expected_save_seconds(model), device=opt.device)
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     total_iters = progress["total_iters"]
     skipped = 0
@@ -92,14 +123,18 @@ def run_epochs(opt, loader, model, checkpoints: Checkpoints, visualizer: Visuali
         epoch_iter = progress.get("epoch_iter", 0) if epoch == first_epoch else 0
         loader.sampler.set_epoch(epoch, epoch_iter)
         step_no = 0
-        visualizer.reset()
+        if visualizer is not None:
+            visualizer.reset()
         model.train()
-        # A progress bar on terminals only (disable=None): logs of batch jobs stay clean.
-        bar = tqdm(loader, desc=f"epoch {epoch}/{last_epoch}", unit="batch", leave=False, disable=None)
+        # A progress bar on rank 0's terminal only (disable=None): logs of batch jobs stay clean.
+        quiet = None if visualizer is not None else True
+        bar = tqdm(loader, desc=f"epoch {epoch}/{last_epoch}", unit="batch", leave=False, disable=quiet)
         for batch in bar:
             iter_start = time.time()
             t_data = iter_start - iter_data_time
-            step = batch["A"].shape[0]
+            # Counters and frequencies count images over all processes (every rank's batch has
+            # the same size, see data.sampler.EpochSampler).
+            step = batch["A"].shape[0] * world_size
             total_iters += step
             epoch_iter += step
             step_no += 1
@@ -109,25 +144,27 @@ def run_epochs(opt, loader, model, checkpoints: Checkpoints, visualizer: Visuali
             skipped = check_finite(model, losses, opt, epoch, step_no, total_iters, skipped)
             finite = skipped == skipped_before  # a skipped iteration has nothing to show
 
-            if finite and crossed(total_iters, step, opt.display_freq):
+            if visualizer is not None and finite and crossed(total_iters, step, opt.display_freq):
                 save_result = crossed(total_iters, step, opt.update_html_freq)
                 # The dataset's previews: e.g. natural colour for Sentinel-2 data.
                 images = visuals_to_images(model.get_current_visuals(), model.roles, loader.dataset.preview)
                 images = {name: images[name] for name in model.roles.ordered(images)}  # the page order
                 visualizer.display_current_results(images, epoch, save_result, step=total_iters)
             if finite and crossed(total_iters, step, opt.print_freq):
-                values = model.get_current_losses()
-                t_comp = (time.time() - iter_start) / step
-                visualizer.print_current_losses(epoch, epoch_iter, values, t_comp, t_data)
-                ratio = epoch_iter / max(1, len(loader.dataset))
-                visualizer.plot_current_losses(
-                    epoch, ratio, values, step=total_iters, lrs=model.current_lrs()
-                )
+                # The global batch's losses: the mean over the processes (a collective).
+                values = distributed.mean_over_ranks(model.get_current_losses(), opt.device)
+                if visualizer is not None:
+                    t_comp = (time.time() - iter_start) / step
+                    visualizer.print_current_losses(epoch, epoch_iter, values, t_comp, t_data)
+                    ratio = epoch_iter / max(1, len(loader.dataset))
+                    visualizer.plot_current_losses(
+                        epoch, ratio, values, step=total_iters, lrs=model.current_lrs()
+                    )
             if crossed(total_iters, step, opt.save_latest_freq):
                 print(f"saving the latest model (epoch {epoch}, images {total_iters})")
                 here = {"epoch": epoch - 1, "epoch_iter": epoch_iter, "total_iters": total_iters}
                 with budget.timed():
-                    checkpoints.save(model, LATEST, here, options)
+                    checkpoints.save(model, LATEST, here, options)  # every rank: rank 0 writes
                     if opt.save_by_iter:
                         checkpoints.save(model, Checkpoints.iter_label(total_iters), here, options)
             iter_data_time = time.time()
@@ -135,19 +172,21 @@ def run_epochs(opt, loader, model, checkpoints: Checkpoints, visualizer: Visuali
         model.update_learning_rate()
         progress = {"epoch": epoch, "total_iters": total_iters}
         keep = epoch % opt.save_epoch_freq == 0 or epoch == last_epoch
-        if keep or budget.due():
+        if keep or budget.due():  # the same decision on every rank (rank 0's)
             with budget.timed():
                 checkpoints.save(model, LATEST, progress, options)
                 if keep:
                     print(f"saving the model at the end of epoch {epoch} (images {total_iters})")
                     checkpoints.save_weights(model.nets, epoch)
-        visualizer.save_loss_plot()
+        if visualizer is not None:
+            visualizer.save_loss_plot()
         print(f"end of epoch {epoch} / {last_epoch} \t time taken: {time.time() - epoch_start:.1f} s")
-    if skipped:
+    if skipped and visualizer is not None:
         print(
             f"warning: {skipped} iteration(s) had non-finite losses and were skipped (--nonfinite skip)",
             file=sys.stderr,
         )
+    distributed.barrier()  # rank 0 has written the last checkpoint when every rank returns
     return 0
 
 

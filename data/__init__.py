@@ -47,9 +47,19 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def create_dataloader(opt: Namespace, *, shuffle: bool | None = None, drop_last: bool = False) -> DataLoader:
+def create_dataloader(
+    opt: Namespace,
+    *,
+    shuffle: bool | None = None,
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
     """The dataset named by ``opt.dataset_mode`` in a ``DataLoader`` whose order and augmentations
     depend only on (``--seed``, epoch, sample): see :mod:`data.sampler`.
+
+    ``rank``/``world_size``: this process's shard of a distributed run (batches of ``--batch_size``
+    per process, see :class:`~data.sampler.EpochSampler`).
 
     Call ``loader.sampler.set_epoch(epoch, start)`` before each epoch. ``loader.dataset`` is a
     :class:`~data.sampler.SeededDataset` that forwards attributes to the dataset itself.
@@ -60,7 +70,9 @@ def create_dataloader(opt: Namespace, *, shuffle: bool | None = None, drop_last:
     return DataLoader(
         SeededDataset(dataset),
         batch_size=opt.batch_size,
-        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=getattr(opt, "seed", 0)),
+        sampler=EpochSampler(
+            len(dataset), shuffle=shuffle, seed=getattr(opt, "seed", 0), rank=rank, world_size=world_size
+        ),
         num_workers=int(opt.num_threads),
         worker_init_fn=_seed_worker,
         # Its own generator: creating an iterator draws the workers' base seed from it, not from

@@ -5,6 +5,12 @@ its optimisers in ``self.optimizers`` (same names), the last losses in ``self.lo
 last images in ``self.visuals``. ``loss_names`` and ``visual_names`` declare what is reported;
 they are checked against what the model actually computes the first time they are read.
 
+Under ``torchrun`` (see :mod:`util.distributed`) the networks in ``self.nets`` are wrapped in
+DistributedDataParallel after set-up, which averages gradients over the processes once per forward
+pass: call backward once per iteration and network (sum the losses first), reach networks through
+``self.nets`` only, and keep the order of collectives the same on every rank (every rank runs
+the same forward passes; :meth:`BaseModel.nonfinite_losses` answers the same on every rank).
+
 Every model declares its :class:`Roles` (which inputs it reads, which visual is its output, which
 are SAR images or attention maps, and the page order) and implements one pure inference method,
 :meth:`BaseModel.infer` ``(cloudy, sar) -> {output and named extras}``. Training, ``test.py``
@@ -25,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from util import distributed
 from util.device import AMP_DTYPES
 from util.errors import UserError
 
@@ -83,6 +90,9 @@ class BaseModel(ABC):
     # The model's own options that shape its networks (beside the shared --ngf, --netG, ...):
     # resuming with other values is refused.
     architecture_options: tuple[str, ...] = ()
+    # True when a network has parameters that no loss reaches: distributed training must then
+    # let DistributedDataParallel look for them every iteration (it fails otherwise).
+    unused_parameters: bool = False
 
     def __init__(self, opt: argparse.Namespace) -> None:
         self.opt = opt
@@ -209,11 +219,14 @@ class BaseModel(ABC):
 
     @staticmethod
     def nonfinite_losses(losses: dict[str, torch.Tensor]) -> list[str]:
-        """Names of the losses that are NaN or infinite (one device sync when all are finite)."""
-        values = torch.cat([v.detach().float().reshape(-1) for v in losses.values()])
-        if bool(torch.isfinite(values).all()):
-            return []
-        return [name for name, v in losses.items() if not bool(torch.isfinite(v.detach()).all())]
+        """Names of the losses that are NaN or infinite (one device sync).
+
+        In a distributed run, the names of those non-finite on any rank: every rank then takes
+        the same decision (step, or skip the step), as its gradient all-reduces require.
+        """
+        bad = torch.stack([~torch.isfinite(v.detach().float()).all() for v in losses.values()])
+        bad = distributed.any_over_ranks(bad)
+        return [name for name, b in zip(losses, bad.tolist()) if b]
 
     def extra_state(self) -> dict:
         """Training state beyond networks and optimisers (e.g. an image pool)."""
@@ -292,8 +305,9 @@ class BaseModel(ABC):
         then freed, so the gradients of the networks never exist all at once (about a quarter of
         the training memory of the paper's model). The update is the optimiser's own, parameter by
         parameter, hence identical to stepping after the backward pass. ``--train_step official``,
-        and float16 training (whose gradient scaler must see every gradient before any step), step
-        after the backward pass.
+        float16 training (whose gradient scaler must see every gradient before any step) and
+        distributed training (whose gradients are averaged at the end of the pass) step after the
+        backward pass.
         """
         optimizers = [self.optimizers[n] for n in names]
         for optimizer in optimizers:
@@ -303,7 +317,9 @@ class BaseModel(ABC):
             for optimizer in optimizers:
                 self.grad_scaler.step(optimizer)
             return
-        if getattr(self.opt, "train_step", "official") != "fast":
+        # Under DistributedDataParallel a gradient is final only once averaged over the processes,
+        # after the backward pass: no stepping inside it there.
+        if getattr(self.opt, "train_step", "official") != "fast" or self.is_distributed:
             loss.backward()
             for optimizer in optimizers:
                 optimizer.step()
@@ -320,6 +336,11 @@ class BaseModel(ABC):
         finally:
             for handle in handles:
                 handle.remove()
+
+    @property
+    def is_distributed(self) -> bool:
+        """Whether this run trains over several processes (torchrun, DistributedDataParallel)."""
+        return distributed.world_size() > 1
 
     def finish_iteration(self) -> None:
         """End of an iteration's updates: the float16 gradient scaler adapts its scale."""

@@ -6,7 +6,12 @@ Files (SPEC section 5), for a label ``latest``, an epoch number or ``iter_<n>``:
   files load here (:func:`load_weights`) and ours load into the official code;
 - ``<label>_train_state.pth``: everything ``--continue_train`` needs, self-contained: networks,
   optimisers, schedules, the model's extra state (image pool), progress counters, every random
-  generator and the options.
+  generator and the options. A distributed run (``torchrun``) adds ``ranks``: each process's
+  random generators and extra state (its own image pool), which the same process restores.
+
+Under ``torchrun`` rank 0 alone writes: :meth:`Checkpoints.save` is a collective that every rank
+calls (it gathers the per-rank state), and :meth:`Checkpoints.save_weights` does nothing on the
+other ranks. Every rank reads the files on resume (a shared file system across nodes).
 
 :class:`Checkpoints` names the files, says which label ``--epoch/--load_iter`` select, refuses to
 train into a folder that holds a model (unless ``--continue_train``) or to resume with other
@@ -28,6 +33,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from util import distributed
 from util.errors import UserError
 from util.fileio import RenameTogether
 from util.rng import capture_rng, restore_rng
@@ -55,6 +61,8 @@ class Checkpointable(Protocol):
     architecture_options: tuple[str, ...]
 
     def training_state(self) -> dict: ...
+
+    def extra_state(self) -> dict: ...
 
     def load_training_state(self, state: dict, source: str) -> None: ...
 
@@ -160,18 +168,27 @@ class SaveBudget:
     """
 
     def __init__(
-        self, fraction: float, expected_cost: float = 0.0, clock: Callable[[], float] = time.monotonic
+        self,
+        fraction: float,
+        expected_cost: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        device: torch.device | str = "cpu",
     ) -> None:
         if not 0 < fraction <= 1:
             raise UserError(f"--save_budget must be in (0, 1], got {fraction}")
         self.fraction = fraction
+        self.device = device  # of the decision shared between ranks (NCCL needs CUDA tensors)
         self.clock = clock
         self.last_end = clock()
         self.last_cost = expected_cost
 
     def due(self) -> bool:
+        """Whether the optional save fits; in a distributed run rank 0's answer, on every rank
+        (the save is collective)."""
         waited = self.clock() - self.last_end
-        return self.fraction >= 1 or waited * self.fraction >= self.last_cost * (1 - self.fraction)
+        due = self.fraction >= 1 or waited * self.fraction >= self.last_cost * (1 - self.fraction)
+        flag = torch.tensor([due and distributed.is_main()], device=self.device)
+        return bool(distributed.any_over_ranks(flag)[0])
 
     @contextlib.contextmanager
     def timed(self) -> Iterator[None]:
@@ -281,7 +298,9 @@ class Checkpoints:
         self, nets: Mapping[str, nn.Module], label: str | int, writer: CheckpointWriter | None = None
     ) -> None:
         """Write ``<label>_net_<name>.pth`` for every network (all together: in ``writer``, or in one
-        transaction of their own)."""
+        transaction of their own). Rank 0 alone writes in a distributed run."""
+        if not distributed.is_main():
+            return None
         if writer is None:
             with CheckpointWriter() as own:
                 return self.save_weights(nets, label, own)
@@ -320,19 +339,28 @@ class Checkpoints:
 
     def save(
         self, model: Checkpointable, label: str | int, progress: Mapping[str, int], options: Mapping
-    ) -> Path:
+    ) -> Path | None:
         """Save the weights and the training state of ``label`` in one transaction; return the state's path.
 
         ``progress``: ``epoch`` (epochs finished), ``total_iters`` (images seen) and, mid-epoch,
         ``epoch_iter`` (images seen in the unfinished epoch). ``options``: plain (JSON-able) data.
+        In a distributed run every rank calls this; rank 0 writes (the others return None).
         """
+        own = {"rng": capture_rng(), "extra": model.extra_state()}
+        ranks = distributed.gather_to_main(own)
+        if ranks is None:
+            return None
         state = {
             "format_version": FORMAT_VERSION,
             "progress": dict(progress),
-            "rng": capture_rng(),
             "options": dict(options),
             **model.training_state(),
+            # Rank 0's own objects: torch.save stores their tensors once, also when listed in "ranks".
+            "rng": own["rng"],
+            "extra": own["extra"],
         }
+        if len(ranks) > 1:
+            state["ranks"] = [own, *ranks[1:]]
         with CheckpointWriter() as writer:
             self.save_weights(model.nets, label, writer)
             return writer.save(state, self.state_path(label))
@@ -362,7 +390,8 @@ class Checkpoints:
         state = self.read_state(label)
         saved = state.get("options", {})
         self.check_compatible(saved, opt, str(path), type(model).architecture_options)
-        model.load_training_state(state, str(path))
+        own = self.rank_state(state, str(path))
+        model.load_training_state({**state, "extra": own["extra"]}, str(path))
         progress = dict(state["progress"])
         keep_plateau = saved.get("lr_policy") == opt.lr_policy == "plateau"
         epochs_done = max(0, int(progress["epoch"]) - opt.epoch_count + 1)
@@ -375,8 +404,29 @@ class Checkpoints:
         if changed:
             lr = next(iter(model.current_lrs().values()), 0.0)
             print(f"schedule changed on resume ({'; '.join(changed)}): learning rate now {lr:.7f}")
-        restore_rng(state["rng"])
+        if own["rng"] is not None:
+            restore_rng(own["rng"])
         return progress
+
+    @staticmethod
+    def rank_state(state: Mapping[str, Any], source: str) -> dict:
+        """This process's random generators and extra state (image pool) in a training state.
+
+        A distributed run saved one entry per rank (``ranks``), a single process one. Resumed
+        with as many processes, each rank gets its own back and the run continues exactly; with
+        another number, ranks without an entry keep their fresh generators and an empty pool
+        (a warning says so; weights, optimisers and the sample position are restored all the same).
+        """
+        saved = state.get("ranks") or [{"rng": state["rng"], "extra": state.get("extra", {})}]
+        rank, world = distributed.rank(), distributed.world_size()
+        if len(saved) != world:
+            distributed.warn(
+                f"{source} was saved by {len(saved)} process(es) and this run has {world}: weights, "
+                "optimisers and the position in the data are restored, but the random state and image "
+                f"pool of rank(s) {len(saved)}.. start afresh and per-rank shards change, so the run does "
+                "not continue bit-exactly"
+            )
+        return saved[rank] if rank < len(saved) else {"rng": None, "extra": {}}
 
     def resume(self, model: Checkpointable, opt: argparse.Namespace) -> dict:
         """The progress to start from: a saved training state, else weights only (official files), else zero."""

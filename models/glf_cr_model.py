@@ -66,6 +66,9 @@ class GLFCRModel(BaseModel):
     roles = Roles(
         uses_sar=True, output="fake_B", sar=("real_C",), page_order=("real_C", "real_A", "fake_B", "real_B")
     )
+    # The last block's opt_distribute_1x1conv updates a SAR feature that nothing reads (as in the
+    # official network): distributed training must expect parameters without gradients.
+    unused_parameters = True
     tiny_flags = (
         "--glf_feats", "4", "--glf_growth", "4", "--glf_blocks", "1", "--glf_layers", "2", "--glf_heads", "2",
         "--glf_window", "4", "--glf_kernel", "3", "--glf_up_feats", "2",

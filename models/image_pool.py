@@ -11,7 +11,9 @@ class ImagePool:
     For each image of a batch: while the pool is filling, store it and return it; afterwards,
     with probability 1/2 return a stored image and put the new one in its place, else return
     the new one. Randomness comes from torch's generator, so a seeded run is reproducible and
-    the pool's state can be saved and restored (:meth:`state_dict`).
+    the pool's state can be saved and restored (:meth:`state_dict`). In a distributed run
+    (torchrun) every process has its own pool of its own fakes, drawn with its own generator,
+    and a checkpoint keeps every rank's (see ``models.checkpoint``).
     """
 
     def __init__(self, pool_size: int) -> None:

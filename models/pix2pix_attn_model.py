@@ -7,6 +7,13 @@ Networks (names and files as in the official code):
     D : PatchGAN on cat(real_C, optical)                           (``*_net_D.pth``)
 Output: fake_B = g_B * att_A + real_A * (1 - att_A): the attention map decides where to
 replace the cloudy input by generated content.
+
+Distributed training (``torchrun``): each process keeps its own image pool (``--pool_size``
+fakes of its own shard; D's fake batch on each rank mixes that rank's current and past fakes),
+drawn with its own random generator; a checkpoint stores every rank's pool and generator and a
+resume with the same number of processes gives each its own back. The pool is not shared over
+ranks: N processes hold N x pool_size past fakes in all. With ``--pool_size 0`` (no history) N
+processes of batch b train as one process of batch N x b (up to float rounding).
 """
 
 from __future__ import annotations
@@ -201,7 +208,7 @@ class Pix2PixAttnModel(BaseModel):
         loss_G2 = g_losses["G2_L1"] + g_losses["G2_SSIM"]
         loss_G = g_losses["G_GAN"] + g_losses["G_SSIM"] + g_losses["G_attn"] + g_losses["G_L1"]
         generators = ("G", "G2", "A")
-        if self.opt.train_step == "official" and self.grad_scaler is None:
+        if self.opt.train_step == "official" and self.grad_scaler is None and not self.is_distributed:
             # The official code: loss_G2's gradient reaches G2, then loss_G's is added (through
             # fake_C) in a second pass; then the three optimisers step.
             for name in generators:
@@ -212,7 +219,9 @@ class Pix2PixAttnModel(BaseModel):
                 self.optimizers[name].step()
         else:
             # One pass over the sum: the same gradients (G and A see loss_G alone, G2 the sum),
-            # computed once through G2 instead of twice (float rounding may differ in the last bits).
+            # computed once through G2 instead of twice (float rounding may differ in the last bits);
+            # DistributedDataParallel, which reduces each network's gradients once per forward
+            # pass, needs it too (it then averages all of them over the processes).
             self.backward_and_step(loss_G2 + loss_G, generators)
         self.backward_and_step(d_losses["D_fake"] + d_losses["D_real"], ("D",))
         self.finish_iteration()

@@ -15,6 +15,8 @@ The contract (see :class:`models.base_model.BaseModel`):
   ``self.outputs`` holds what ``infer`` returned, ``self.real_A/real_B/real_C`` the batch.
 - optional: ``size_multiple(opt)`` (image sides must be multiples of it) and ``size_rule(opt)`` (the
   option that sets it, for error messages), ``extra_state()``.
+- distributed training (torchrun) wraps ``self.nets`` in DistributedDataParallel: one backward
+  pass per iteration and network (sum the losses first), networks reached through ``self.nets``.
 """
 
 from __future__ import annotations

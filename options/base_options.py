@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 import data
 import models
 from models.networks import INIT_CHOICES, NETD_CHOICES, NETG_CHOICES, NORM_CHOICES
+from util import distributed
 from util.device import AMP_DTYPES, TF32_CHOICES, configure_backends, default_loader_workers, resolve_device
 from util.errors import UserError
 
@@ -121,7 +123,14 @@ class BaseOptions:
             "number of CPU cores if fewer, but 0 for a run on a CPU of at most 2 cores (workers would "
             "take the cores the networks compute on)",
         )
-        g.add_argument("--batch_size", "--batchSize", dest="batch_size", type=positive_int, default=1)
+        g.add_argument(
+            "--batch_size",
+            "--batchSize",
+            dest="batch_size",
+            type=positive_int,
+            default=1,
+            help="images per batch and process: under torchrun the global batch is N processes x this",
+        )
         g.add_argument(
             "--load_size",
             "--loadSize",
@@ -225,7 +234,7 @@ class BaseOptions:
             opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
         self.finalize(opt)
         self.validate(opt)
-        opt.device, opt.gpu_list = resolve_device(opt.gpu_ids)
+        opt.device, opt.gpu_list = self.choose_device(opt, sys.argv[1:] if argv is None else list(argv))
         if opt.num_threads is None:
             opt.num_threads = default_loader_workers(opt.device)
         configure_backends(opt.device, tf32=opt.tf32, cudnn_benchmark=opt.cudnn_benchmark)
@@ -234,6 +243,15 @@ class BaseOptions:
         if save:
             self.save_options(opt, parser)
         return opt
+
+    def choose_device(self, opt: argparse.Namespace, argv: list[str]) -> tuple[torch.device, list[int]]:
+        """The device for ``--gpu_ids`` and the GPU indices used (training: one per process)."""
+        if distributed.place().world_size > 1:
+            raise UserError(
+                f"{self.prog} runs as one process: start it with python, not with torchrun "
+                "(only train.py is distributed)"
+            )
+        return resolve_device(opt.gpu_ids)
 
     def finalize(self, opt: argparse.Namespace) -> None:
         """Derived values (subclasses and models may extend)."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+import torch
+
 import models
 from models.checkpoint import Checkpoints
 from models.networks import GAN_MODES, LR_POLICIES
+from util import distributed
 from util.errors import UserError
 
 from .base_options import BaseOptions
@@ -167,8 +170,15 @@ class TrainOptions(BaseOptions):
                 f"--display_retry_interval must be 0 or more seconds, got {opt.display_retry_interval}"
             )
 
+    def choose_device(self, opt: argparse.Namespace, argv: list[str]) -> tuple[torch.device, list[int]]:
+        """One device per process: under torchrun the node's ``LOCAL_RANK``-th GPU of ``--gpu_ids``;
+        several GPUs without torchrun stop with the torchrun command (see :mod:`util.distributed`)."""
+        return distributed.training_device(opt.gpu_ids, argv)
+
     def save_options(self, opt: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-        """Refuse before anything is written if this run would clobber or misread an earlier one."""
+        """Refuse before anything is written if this run would clobber or misread an earlier one.
+
+        Every process of a distributed run checks; rank 0 alone writes."""
         folder = self.options_dir(opt)
         Checkpoints(folder).check_start(opt)
         saved = folder / "train_opt.json"
@@ -179,4 +189,5 @@ class TrainOptions(BaseOptions):
                 previous = {}
             own = models.find_model_using_name(opt.model).architecture_options
             Checkpoints.check_compatible(previous, opt, str(saved), own)
-        super().save_options(opt, parser)
+        if distributed.is_main():
+            super().save_options(opt, parser)

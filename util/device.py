@@ -41,6 +41,9 @@ def resolve_device(gpu_ids: str) -> tuple[torch.device, list[int]]:
         where = "no CUDA device is available" if available == 0 else f"only {available} CUDA device(s) exist"
         print(f"warning: --gpu_ids {gpu_ids}: {where}; running on the CPU", file=sys.stderr)
         return torch.device("cpu"), []
+    if len(ids) > 1:
+        # Training refuses several GPUs without torchrun (util.distributed.training_device).
+        print(f"warning: --gpu_ids {gpu_ids}: this program runs on one GPU, cuda:{ids[0]}", file=sys.stderr)
     torch.cuda.set_device(ids[0])
     return torch.device("cuda", ids[0]), ids
 
