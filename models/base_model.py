@@ -24,7 +24,6 @@ import argparse
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -37,44 +36,8 @@ from util.errors import UserError
 
 from .checkpoint import Checkpoints
 from .networks import NETG_CHOICES, get_scheduler
+from .roles import BAND_OPTIONS, INPUT_VISUALS, Roles  # noqa: F401 (Roles: part of the contract)
 from .weights import cpu_state_dict, load_weights, unwrap
-
-# Visual names of the inputs, fixed by the batch convention: 'A' cloudy, 'B' cloud-free, 'C' SAR.
-INPUT_VISUALS = {"A": "real_A", "B": "real_B", "C": "real_C"}
-BAND_OPTIONS = {"A": "--input_nc", "B": "--output_nc", "C": "--sar_nc"}
-
-
-@dataclass(frozen=True)
-class Roles:
-    """What a model reads and what its visuals are; declared once per model class.
-
-    - ``uses_sar``: :meth:`BaseModel.infer` needs the SAR image (else it is passed None).
-    - ``output``: the visual that is the cloud-free estimate (measured against ``real_B``).
-    - ``sar``: visuals holding SAR bands (previewed as SAR, never measured).
-    - ``attention``: visuals that are maps in [0, 1] (shown as heat maps; the first also as
-      ``att_overlay`` over the cloudy input).
-    - ``page_order``: visuals in the order pages show them (visuals not listed follow, sorted).
-    """
-
-    uses_sar: bool = True
-    output: str = "fake_B"
-    sar: tuple[str, ...] = ("real_C",)
-    attention: tuple[str, ...] = ()
-    page_order: tuple[str, ...] = ("real_C", "real_A", "fake_B", "real_B")
-    cloudy: str = "real_A"
-    reference: str = "real_B"
-
-    def kind(self, name: str) -> str:
-        """'attention', 'sar' or 'optical': how the visual ``name`` is rendered."""
-        if name in self.attention or name == "att_overlay":
-            return "attention"
-        return "sar" if name in self.sar else "optical"
-
-    def ordered(self, names) -> list[str]:
-        """``names`` in page order; names the declaration does not list follow, sorted."""
-        names = list(names)
-        listed = [n for n in self.page_order if n in names]
-        return listed + sorted(n for n in names if n not in listed)
 
 
 class BaseModel(ABC):
