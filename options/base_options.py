@@ -21,6 +21,7 @@ import data
 import models
 from models.networks import INIT_CHOICES, NETD_CHOICES, NETG_CHOICES, NORM_CHOICES
 from util import distributed
+from util.allocator import MALLOC_CHOICES, configure_malloc
 from util.device import AMP_DTYPES, TF32_CHOICES, configure_backends, default_loader_workers, resolve_device
 from util.errors import UserError
 
@@ -186,6 +187,14 @@ class BaseOptions:
             "PyTorch's (convolutions only)",
         )
         g.add_argument(
+            "--malloc",
+            default="tuned",
+            choices=MALLOC_CHOICES,
+            help="C heap allocator (Linux with glibc): 'tuned' keeps large blocks mapped between "
+            "iterations instead of returning them to the system (fewer page faults: the same "
+            "numbers, faster on CPUs, a little more resident memory); 'system' leaves glibc's defaults",
+        )
+        g.add_argument(
             "--cudnn_benchmark",
             action="store_true",
             help="let cuDNN pick the fastest convolution algorithms for the fixed input size (CUDA)",
@@ -238,6 +247,7 @@ class BaseOptions:
         if opt.num_threads is None:
             opt.num_threads = default_loader_workers(opt.device)
         configure_backends(opt.device, tf32=opt.tf32, cudnn_benchmark=opt.cudnn_benchmark)
+        configure_malloc(opt.malloc)
         seed_everything(opt.seed)
         self.print_options(opt, parser)
         if save:

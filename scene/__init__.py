@@ -16,8 +16,9 @@ command line.
 """
 
 from scene.output import COMPRESSIONS, OUT_DTYPES, OutputFormat
-from scene.pipeline import Forward, keep_heap_flat
+from scene.pipeline import Forward
 from scene.predictor import ScenePredictor, SceneResult, predict_scene_file
+from util.allocator import keep_heap_flat
 
 __all__ = [
     "COMPRESSIONS",

@@ -10,8 +10,6 @@ queue to the writer is bounded, so memory stays flat whatever the scene size.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import queue
 import sys
@@ -257,16 +255,3 @@ class _Consumer:
         self.thread.join()
         if exc_type is None and self.error is not None:
             raise self.error
-
-
-# ---------------------------------------------------------------------------- memory
-def keep_heap_flat() -> None:
-    """Have glibc map blocks of 16 MiB and more (batches, pieces, the network's images) on their own.
-
-    By default glibc raises its threshold for that after such blocks are freed (up to 32 MiB),
-    then serves them from the heap, whose fragments make the resident memory creep up with the
-    number of batches (+15% from a 1k to a 4k scene); a fixed threshold keeps it flat (+1.5%).
-    """
-    if sys.platform.startswith("linux") and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").mallopt(-3, 16 << 20)  # -3: M_MMAP_THRESHOLD

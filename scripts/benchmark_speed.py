@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER = ["--model", "pix2pix_attn", "--netG", "unet_256", "--ngf", "64", "--ndf", "64"]
 SMOKE = ["--model", "pix2pix_attn", "--netG", "unet_32", "--ngf", "4", "--ndf", "4"]
 OFFICIAL_TRAIN = ["--lr_policy", "step", "--pool_size", "50", "--no_flip", "--display_id", "0"]
-PLAIN = ["--train_step", "official", "--optimizer_impl", "default"]
+PLAIN = ["--train_step", "official", "--optimizer_impl", "default", "--malloc", "system"]
 # The former default of loader workers (now none on CPUs of at most 2 cores).
 WORKERS_BEFORE = ["--num_threads", str(min(4, os.cpu_count() or 1))]
 # The side-by-side figures on the 2-core CPU machine (official code vs our plain path then).
@@ -66,6 +66,7 @@ def variants(device: str) -> dict[str, list[str]]:
     out = {"plain": [*PLAIN, *WORKERS_BEFORE], "fast": [], "fast+channels_last": ["--channels_last"]}
     if device == "cpu":
         out["fast, loader workers as before"] = WORKERS_BEFORE
+        out["fast, glibc's malloc defaults"] = ["--malloc", "system"]
     else:
         out["plain"] = [*PLAIN, "--tf32", "off"]  # strict float32
         out["fast+bf16 (AMP: other arithmetic)"] = [
@@ -227,7 +228,13 @@ def child_test(spec: dict) -> dict:
     return {"loop_s": time.perf_counter() - marks[0]}
 
 
-CHILDREN = {"train": child_train, "epochs": child_epochs, "test": child_test}
+def child_floor(spec: dict) -> dict:
+    from scripts.benchmark_floor import measure
+
+    return measure(spec["batch_size"], spec["device"])
+
+
+CHILDREN = {"train": child_train, "epochs": child_epochs, "test": child_test, "floor": child_floor}
 
 
 def run_child(spec: dict, env: dict | None = None) -> dict:
@@ -276,7 +283,10 @@ def run(argv: list[str] | None = None) -> int:
     p.add_argument("--test_images", type=int, default=8)
     p.add_argument("--only", nargs="+", default=None, help="variants to run (default: all)")
     p.add_argument(
-        "--parts", nargs="+", default=["train", "epochs", "test"], choices=("train", "epochs", "test")
+        "--parts",
+        nargs="+",
+        default=["floor", "train", "epochs", "test"],
+        choices=("floor", "train", "epochs", "test"),
     )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -302,6 +312,7 @@ def run(argv: list[str] | None = None) -> int:
         "device": args.device,
         "configuration": "smoke (tiny networks)" if args.smoke else "paper (unet_256, ngf 64, 256x256)",
         "variants": {k: v for k, v in chosen.items()},
+        "floor": {},
         "train": {},
         "epochs": {},
         "test": {},
@@ -316,6 +327,14 @@ def run(argv: list[str] | None = None) -> int:
         write_triplets(tmp / "data", "train", 12, size, 0)
         write_triplets(tmp / "data", "test", args.test_images, size, 1)
         common = [*model, *gpu, "--load_size", str(load), "--crop_size", str(size), *OFFICIAL_TRAIN]
+        if "floor" in args.parts and not args.smoke:
+            report["floor"] = run_child({"kind": "floor", "batch_size": 1, "device": args.device})
+            print(
+                f"compute floor, batch 1: {report['floor']['gflop_per_it']} GFLOP/it at "
+                f"{report['floor']['matmul_gflop_per_s']} GFLOP/s (matrix product): "
+                f"{report['floor']['floor_s_per_it']} s/it",
+                file=sys.stderr,
+            )
         if "train" in args.parts:
             for bs in args.batch_sizes:
                 # Larger batches: the reference and our default only (they take longest).
@@ -383,7 +402,7 @@ def measure_test(tmp: Path, args, train_flags: list[str], flags: list[str]) -> d
                     *experiment(tmp, "t"),
                     *flags,
                     *results,
-                    *(WORKERS_BEFORE if name == "plain" else []),
+                    *([*WORKERS_BEFORE, "--malloc", "system"] if name == "plain" else []),
                 ],
                 "plain": name == "plain",
             }
