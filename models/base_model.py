@@ -36,6 +36,7 @@ from util.errors import UserError
 
 from .checkpoint import Checkpoints
 from .networks import NETG_CHOICES, get_scheduler
+from .optimization import allocate_states, build_optimizer, step_one_parameter
 from .roles import BAND_OPTIONS, INPUT_VISUALS, Roles  # noqa: F401 (Roles: part of the contract)
 from .weights import cpu_state_dict, load_weights, unwrap
 
@@ -235,29 +236,12 @@ class BaseModel(ABC):
         'fused' where this optimiser and device support it, else 'default'.
         """
         impl = getattr(self.opt, "optimizer_impl", "default")
-        params = list(params)
-        if impl == "auto":
-            impl = "fused" if self._fused_supported(optimizer_class, params) else "default"
-        if impl == "fused" and not self._fused_supported(optimizer_class, params):
-            raise UserError(
-                f"--optimizer_impl fused: {optimizer_class.__name__} has no fused implementation for "
-                f"these parameters on the {self.device.type}; use auto, foreach or default"
-            )
-        if impl == "fused":
-            kwargs = {**kwargs, "fused": True}
-        elif impl == "foreach":
-            kwargs = {**kwargs, "foreach": True}
-        return optimizer_class(params, **kwargs)
+        return build_optimizer(optimizer_class, list(params), impl, self.device.type, **kwargs)
 
-    @staticmethod
-    def _fused_supported(optimizer_class: type, params: list) -> bool:
-        """Whether ``optimizer_class(params, fused=True)`` can be built (float parameters on a
-        device PyTorch has fused kernels for); building one allocates no state."""
-        try:
-            optimizer_class([dict(p) if isinstance(p, dict) else p for p in params], fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            return False
-        return True
+    def allocate_optimizer_states(self) -> int:
+        """Create the optimisers' states now, before the first training step (train.py calls this
+        after resuming); see :func:`models.optimization.allocate_states`. Returns their count."""
+        return sum(allocate_states(optimizer) for optimizer in self.optimizers.values())
 
     def backward_and_step(self, loss: torch.Tensor, names: Sequence[str]) -> None:
         """Back-propagate ``loss`` and step the optimisers ``names`` (their gradients zeroed first).
@@ -288,7 +272,7 @@ class BaseModel(ABC):
                 optimizer.step()
             return
         handles = [
-            p.register_post_accumulate_grad_hook(partial(_step_one_parameter, optimizer, group))
+            p.register_post_accumulate_grad_hook(partial(step_one_parameter, optimizer, group))
             for optimizer in optimizers
             for group in optimizer.param_groups
             for p in group["params"]
@@ -433,20 +417,3 @@ class BaseModel(ABC):
                 scheduler.set_epoch(epochs_done)
             elif plateau_states is not None and i < len(plateau_states):
                 scheduler.load_state_dict(plateau_states[i])
-
-
-def _step_one_parameter(optimizer: torch.optim.Optimizer, group: dict, param: torch.Tensor) -> None:
-    """Run ``optimizer``'s step on ``param`` alone (a hook of :meth:`BaseModel.backward_and_step`).
-
-    The optimiser's state stays keyed by the parameter and its groups keep their lists (restored
-    at once), so its ``state_dict`` is the one a whole step would leave. The gradient is freed.
-    """
-    lists = [g["params"] for g in optimizer.param_groups]
-    for g in optimizer.param_groups:
-        g["params"] = [param] if g is group else []
-    try:
-        optimizer.step()
-    finally:
-        for g, params in zip(optimizer.param_groups, lists):
-            g["params"] = params
-    param.grad = None

@@ -118,6 +118,8 @@ def child_train(spec: dict) -> dict:
         loader = create_dataloader(opt)
         model = create_model(opt)
         model.setup()
+        if not spec.get("plain"):  # as train.py does; the plain path: at the first step, as the official code
+            model.allocate_optimizer_states()
     sync = torch.cuda.synchronize if opt.device.type == "cuda" else (lambda: None)
     times: list[float] = []
     epoch = 0
@@ -365,7 +367,15 @@ def measure_train(tmp: Path, args, chosen: dict, flags: list[str], batch: int) -
         for name, extra in chosen.items():
             argv = [*experiment(tmp, "b"), *flags, *extra]
             runs[name].append(
-                run_child({"kind": "train", "argv": argv, "iters": args.iters, "warmup": args.warmup})
+                run_child(
+                    {
+                        "kind": "train",
+                        "argv": argv,
+                        "iters": args.iters,
+                        "warmup": args.warmup,
+                        "plain": name == "plain",
+                    }
+                )
             )
     rows = summarize_train(runs, batch)
     print_train(batch, rows)
