@@ -6,12 +6,14 @@ To add a model, copy ``template_model.py`` (itself a working ``--model template`
 
 from __future__ import annotations
 
+import contextlib
 from argparse import Namespace
 from pathlib import Path
 
 from util.registry import discover, find_class
 
 from .base_model import BaseModel
+from .networks.init import skipped_init
 
 MODEL_NAMES = discover(Path(__file__).parent, "model")
 
@@ -25,8 +27,16 @@ def get_option_setter(name: str):
     return find_model_using_name(name).modify_commandline_options
 
 
-def create_model(opt: Namespace) -> BaseModel:
-    """Instantiate the model named by ``opt.model``."""
-    model = find_model_using_name(opt.model)(opt)
+def create_model(opt: Namespace, *, weights_follow: bool = False) -> BaseModel:
+    """Instantiate the model named by ``opt.model``.
+
+    ``weights_follow``: every network's weights are loaded right after (``setup`` in test mode)
+    and no random number is drawn later, so the random initialisation is skipped
+    (:func:`models.networks.init.skipped_init`).
+    """
+    if weights_follow and opt.is_train:
+        raise ValueError("weights_follow: only a test-mode model loads all its weights in setup()")
+    with skipped_init() if weights_follow else contextlib.nullcontext():
+        model = find_model_using_name(opt.model)(opt)
     print(f"model [{type(model).__name__}] was created")
     return model

@@ -76,7 +76,8 @@ def load_model(
     opt.checkpoints_dir, opt.epoch, opt.load_iter = str(checkpoints_dir), check_epoch(epoch), 0
     opt.is_train, opt.verbose = False, False
     opt.device, opt.gpu_list = resolve_device(str(gpu_ids))
-    model = models.create_model(opt)
+    # Every weight is loaded and nothing random is drawn (eval): no random initialisation.
+    model = models.create_model(opt, weights_follow=True)
     model.setup()
     model.eval()  # deterministic: no dropout, whatever the training used
     torch.backends.cudnn.benchmark = True  # one window size: let cuDNN pick its fastest kernels

@@ -402,6 +402,8 @@ def measure_test(tmp: Path, args, train_flags: list[str], flags: list[str]) -> d
     one_image = ["--n_epochs", "1", "--n_epochs_decay", "0", "--max_dataset_size", "1", "--no_html"]
     run_child({"kind": "epochs", "argv": [*experiment(tmp, "t"), *train_flags, *one_image], "epochs": 1})
     keys = [(name, bs) for bs in args.batch_sizes for name in ("plain", "fast")]
+    # test.py --eval (no dropout: other outputs, deterministic) also builds without initialising.
+    keys.append(("fast --eval", args.batch_sizes[0]))
     runs: dict[str, list] = {f"{name}, batch {bs}": [] for name, bs in keys}
     for r in range(args.rounds):
         for name, bs in keys:
@@ -413,6 +415,7 @@ def measure_test(tmp: Path, args, train_flags: list[str], flags: list[str]) -> d
                     *flags,
                     *results,
                     *([*WORKERS_BEFORE, "--malloc", "system"] if name == "plain" else []),
+                    *(["--eval"] if name.endswith("--eval") else []),
                 ],
                 "plain": name == "plain",
             }
@@ -476,7 +479,7 @@ def summarize_test(runs: dict[str, list], n: int) -> dict:
             "peak_rss_mib": round(max(r["peak_rss_mib"] for r in results), 1),
         }
     for key in out:
-        plain = out[key.replace("fast", "plain")]
+        plain = out.get(key.replace("fast --eval", "plain").replace("fast", "plain"))
         out[key]["loop_speedup_vs_plain"] = round(
             out[key]["loop_images_per_s"] / plain["loop_images_per_s"], 3
         )

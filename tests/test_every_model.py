@@ -4,6 +4,7 @@ tiny GeoTIFF, and the purity of ``infer`` (what ``test.py`` shows is what ``pred
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_the_registry_finds_every_model_file():
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_train_save_load_test_and_predict(name, data_root, tmp_path, capsys):
+def test_train_save_load_test_and_predict(name, data_root, tmp_path, capsys, monkeypatch):
     root, no_truth = data_root
     ckpt, results = tmp_path / "checkpoints", tmp_path / "results"
     assert run_main(train.main, train_argv(root, ckpt, "run", *flags(name))) == 0
@@ -83,6 +84,27 @@ def test_train_save_load_test_and_predict(name, data_root, tmp_path, capsys):
     with rasterio.open(tif) as src:
         pred = src.read()
     assert pred.shape == (3, 40, 48) and np.isfinite(pred).all() and 0 <= pred.min() and pred.max() <= 1
+
+    # test.py --eval and predict.py build without random initialisation (the weights are loaded
+    # over it): the same bytes as a build that initialises first.
+    def outputs(tag: str) -> dict:
+        folder = tmp_path / f"results_{tag}"
+        argv_test = test_argv(root, ckpt, folder, "run", *flags(name), "--eval")
+        assert run_main(test_script.main, argv_test) == 0
+        out_tif = tmp_path / f"clear_{tag}.tif"
+        assert run_main(predict.main, [*argv[:5], str(out_tif), *argv[6:]]) == 0
+        files = {p.name: p.read_bytes() for p in (folder / "run" / "test_latest" / "images").glob("*.png")}
+        with rasterio.open(out_tif) as src:
+            return {**files, "scene": src.read().tobytes()}
+
+    skipped = outputs("skipped")
+    with monkeypatch.context() as patch:
+        patch.setattr(models, "skipped_init", contextlib.nullcontext)
+        initialised = outputs("initialised")
+    assert skipped.keys() == initialised.keys() and len(skipped) > 2
+    assert all(skipped[k] == initialised[k] for k in skipped), [
+        k for k in skipped if skipped[k] != initialised[k]
+    ]
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -312,3 +312,29 @@ def test_schedulers():
     assert plateau[:7] == [1.0] * 7 and plateau[7] == pytest.approx(0.2)
     with pytest.raises(ValueError, match="step"):
         lrs("exponential", 1)
+
+
+# ---------------------------------------------------------------- building without initialisation
+def test_skipped_init_draws_nothing_and_restores_the_initialisers():
+    from models.networks.init import skipped_init
+
+    originals = {name: getattr(nn.init, name) for name in ("kaiming_uniform_", "normal_", "xavier_normal_")}
+    state = torch.random.get_rng_state()
+    with pytest.raises(RuntimeError, match="inside"):
+        with skipped_init():
+            networks.define_G(3, 3, ngf=4, netG="unet_32", init_type="normal", init_gain=0.02)
+            assert torch.equal(torch.random.get_rng_state(), state)  # no random number drawn
+            raise RuntimeError("inside")
+    assert all(getattr(nn.init, name) is fn for name, fn in originals.items())
+    networks.define_G(3, 3, ngf=4, netG="unet_32", init_type="normal", init_gain=0.02)
+    assert not torch.equal(torch.random.get_rng_state(), state)  # initialising again
+
+
+def test_weights_follow_is_refused_for_training(tmp_path):
+    import models
+    from options.train_options import TrainOptions
+    from tests.helpers import train_argv
+
+    opt = TrainOptions().parse(train_argv(tmp_path, tmp_path), save=False)
+    with pytest.raises(ValueError, match="test-mode"):
+        models.create_model(opt, weights_follow=True)

@@ -1,7 +1,12 @@
-"""Weight initialisation (``--init_type``, ``--init_gain``)."""
+"""Weight initialisation (``--init_type``, ``--init_gain``), and building without it when the
+weights are loaded right after (:func:`skipped_init`)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+import torch
 from torch import nn
 
 INIT_CHOICES = ("xavier", "normal", "kaiming", "orthogonal")
@@ -15,6 +20,8 @@ def init_weights(net: nn.Module, init_type: str = "xavier", init_gain: float = 1
     """
     if init_type not in INIT_CHOICES:
         raise ValueError(f"unknown init_type {init_type!r}; choose one of {', '.join(INIT_CHOICES)}")
+    if _skipping:
+        return net
 
     def init_one(m: nn.Module) -> None:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -32,3 +39,50 @@ def init_weights(net: nn.Module, init_type: str = "xavier", init_gain: float = 1
 
     net.apply(init_one)
     return net
+
+
+_skipping = False
+# The in-place initialisers of torch.nn.init that PyTorch's layers (reset_parameters) and ours call.
+_INITIALISERS = (
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "orthogonal_",
+)
+
+
+def _leave(tensor: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    return tensor
+
+
+@contextlib.contextmanager
+def skipped_init() -> Iterator[None]:
+    """Build networks without initialising their weights (they hold whatever memory held).
+
+    Only for networks whose every parameter and buffer is loaded right after, strictly (test.py
+    with ``--eval``, whole-scene inference): the random initialisation of the paper's three
+    U-Nets (163 M numbers, drawn twice: PyTorch's default, then ``--init_type``) takes ~1.1 s on a
+    2-core CPU, and nothing of it survives the load. It draws no random numbers either, so it must
+    not be used where random numbers are drawn later (dropout at test time without ``--eval``):
+    those draws would no longer follow the initialisation's. Not thread-safe (it swaps
+    ``torch.nn.init``'s functions for the duration).
+    """
+    global _skipping
+    saved = {name: getattr(nn.init, name) for name in _INITIALISERS}
+    previous = _skipping
+    _skipping = True
+    for name in _INITIALISERS:
+        setattr(nn.init, name, _leave)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(nn.init, name, fn)
+        _skipping = previous
