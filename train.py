@@ -179,7 +179,7 @@ def run_epochs(
                 checkpoints.save(model, LATEST, progress, options)
                 if keep:
                     print(f"saving the model at the end of epoch {epoch} (images {total_iters})")
-                    checkpoints.save_weights(model.nets, epoch)
+                    checkpoints.save_weights_as(model.nets, epoch, written=LATEST)
         if visualizer is not None:
             visualizer.save_loss_plot()
         print(f"end of epoch {epoch} / {last_epoch} \t time taken: {time.time() - epoch_start:.1f} s")

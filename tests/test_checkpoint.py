@@ -265,3 +265,35 @@ def test_weights_saved_from_a_data_parallel_wrapper_load(tmp_path):
         UserError, match=r"x.pth does not fit.*0.weight \(2, 1, 3, 3\) in file vs \(3, 1, 3, 3\)"
     ):
         load_weights(nn.Sequential(nn.Conv2d(1, 3, 3)), net.state_dict(), "x.pth")
+
+
+# ---------------------------------------------------------------- epoch weights linked to latest
+@pytest.mark.parametrize("links", [True, False])
+def test_epoch_weights_are_the_weights_of_that_epoch(tmp_path, monkeypatch, links):
+    """Epoch checkpoints are hard links to the 'latest' files just written (nothing written twice)
+    and keep their bytes when later saves replace 'latest'; without hard links they are written."""
+    import train
+    from tests.helpers import make_triplets
+
+    if not links:
+
+        def no_link(*args, **kwargs):
+            raise OSError(errno.EPERM, "no hard links here")
+
+        monkeypatch.setattr(os, "link", no_link)
+    make_triplets(tmp_path / "data", "train", n=2)
+    every = ("--save_epoch_freq", "1", "--save_budget", "1")
+    one = train_argv(tmp_path / "data", tmp_path / "c", "one", *every)
+    two = train_argv(tmp_path / "data", tmp_path / "c", "two", *every, "--n_epochs", "2")
+    assert train.main(one) == 0 and train.main(two) == 0
+    exp = tmp_path / "c" / "two"
+    for name in ("G", "G2", "A", "D"):
+        after_one = safe_load(tmp_path / "c" / "one" / f"latest_net_{name}.pth")
+        epoch_one = safe_load(exp / f"1_net_{name}.pth")
+        assert after_one.keys() == epoch_one.keys()
+        assert all(torch.equal(after_one[k], epoch_one[k]) for k in after_one), name
+        latest, second = exp / f"latest_net_{name}.pth", exp / f"2_net_{name}.pth"
+        assert latest.read_bytes() == second.read_bytes()
+        assert os.path.samefile(latest, second) == links
+        assert not os.path.samefile(latest, exp / f"1_net_{name}.pth")
+    assert temporaries(exp) == []

@@ -356,3 +356,25 @@ def test_a_failure_while_writing_stops_test_py_with_one_line(tiny_experiment, mo
         test_argv(tiny_experiment / "data", tiny_experiment / "ckpt", results, "t"),
         "No space",
     )
+
+
+# ---------------------------------------------------------------- the compute floor's count
+def test_the_floor_counts_one_more_g2_backward_for_the_official_step():
+    """benchmark_floor's operation count: the official step's extra pass is exactly G2's backward."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from models import networks
+    from scripts.benchmark_floor import iteration_gflop
+
+    tiny = ["--model", "pix2pix_attn", "--netG", "unet_32", "--ngf", "4", "--ndf", "4", "--no_dropout"]
+    ours = iteration_gflop([], size=32, model_flags=tiny)
+    official = iteration_gflop(["--train_step", "official"], size=32, model_flags=tiny)
+    g2 = networks.define_G(3, 3, ngf=4, netG="unet_32", use_dropout=False)
+    x = torch.rand(1, 3, 32, 32)
+    with FlopCounterMode(display=False) as forward:
+        y = g2(x)
+    with FlopCounterMode(display=False) as backward:
+        y.backward(torch.ones_like(y))
+    assert ours > 0 and official > ours
+    assert official - ours == pytest.approx(backward.get_total_flops() / 1e9, rel=1e-9)
+    assert forward.get_total_flops() > 0

@@ -89,6 +89,13 @@ class RenameTogether:
         self._pending[target] = tmp
         return tmp
 
+    def forget(self, target: str | os.PathLike) -> None:
+        """Drop ``target`` from the set (its temporary, if any, is removed)."""
+        tmp = self._pending.pop(Path(target), None)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
     def discard(self) -> None:
         """Remove every temporary written so far; no target changes."""
         pending, self._pending = self._pending, {}
