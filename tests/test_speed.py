@@ -378,3 +378,26 @@ def test_the_floor_counts_one_more_g2_backward_for_the_official_step():
     assert ours > 0 and official > ours
     assert official - ours == pytest.approx(backward.get_total_flops() / 1e9, rel=1e-9)
     assert forward.get_total_flops() > 0
+
+
+@pytest.mark.slow
+def test_the_speed_benchmark_runs_and_reports_json(tmp_path):
+    """scripts.benchmark_speed at its smoke setting: children run, the JSON holds the ratios."""
+    import json
+
+    from scripts import benchmark_speed
+
+    out = tmp_path / "speed.json"
+    argv = ["--smoke", "--parts", "train", "test", "--batch_sizes", "1", "--rounds", "1"]
+    assert (
+        benchmark_speed.main([*argv, "--only", "plain", "fast", "--test_images", "2", "--json", str(out)])
+        == 0
+    )
+    report = json.loads(out.read_text())
+    train_rows = report["train"]["batch 1"]
+    assert set(train_rows) == {"plain", "fast"} and train_rows["plain"]["speedup_vs_plain"] == 1.0
+    assert all(row["s_per_it"] > 0 and row["peak_rss_mib"] > 0 for row in train_rows.values())
+    assert {"plain, batch 1", "fast, batch 1", "fast --eval, batch 1"} <= set(report["test"])
+    assert report["test"]["plain, batch 1"]["process_speedup_vs_official_est"] == pytest.approx(
+        12.7 / 9.8, abs=1e-3
+    )
