@@ -173,13 +173,21 @@ def run_epochs(
 
         model.update_learning_rate()
         progress = {"epoch": epoch, "total_iters": total_iters}
-        keep = epoch % opt.save_epoch_freq == 0 or epoch == last_epoch
-        if keep or budget.due():  # the same decision on every rank (rank 0's)
+        last = epoch == last_epoch
+        keep = epoch % opt.save_epoch_freq == 0 or last
+        if keep:
+            print(f"saving the model at the end of epoch {epoch} (images {total_iters})")
+        # The training state ('latest', 2.6 GB for the paper's model) within the time budget, and
+        # always after the last epoch; the same decision on every rank (rank 0's).
+        if last or budget.due():
             with budget.timed():
                 checkpoints.save(model, LATEST, progress, options)
                 if keep:
-                    print(f"saving the model at the end of epoch {epoch} (images {total_iters})")
                     checkpoints.save_weights_as(model.nets, epoch, written=LATEST)
+        elif keep:
+            # An epoch checkpoint is its weights (as the official code's); 'latest' stays the last
+            # complete training state, its weights with it. Not timed as the budget's yardstick.
+            checkpoints.save_weights(model.nets, epoch)
         if visualizer is not None:
             visualizer.save_loss_plot()
         print(f"end of epoch {epoch} / {last_epoch} \t time taken: {time.time() - epoch_start:.1f} s")

@@ -73,8 +73,8 @@ class TrainOptions(BaseOptions):
             type=float,
             default=0.1,
             help="at most this fraction of the training time goes to the end-of-epoch 'latest' "
-            "checkpoint: it is skipped while the time since the last save is under (1 - f) / f times "
-            "that save's duration. Epoch checkpoints (--save_epoch_freq), mid-epoch ones "
+            "training state: it is skipped while the time since the last save is under (1 - f) / f "
+            "times that save's duration. Epoch weights (--save_epoch_freq), mid-epoch checkpoints "
             "(--save_latest_freq) and the last epoch are always saved; 1 saves after every epoch",
         )
         g.add_argument("--save_by_iter", action="store_true", help="also keep iter_<n> checkpoints")

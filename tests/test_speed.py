@@ -276,7 +276,9 @@ def test_save_budget_spaces_optional_saves_by_their_cost():
         SaveBudget(0.0)
 
 
-def test_train_saves_latest_only_when_due_but_always_at_kept_and_last_epochs(tmp_path, monkeypatch):
+def test_train_saves_the_state_only_when_due_and_epoch_weights_always(tmp_path, monkeypatch):
+    """Epoch checkpoints (--save_epoch_freq) are weights; the training state ('latest') is written
+    when the budget allows and after the last epoch, with the epoch weights then linked to it."""
     make_triplets(tmp_path / "data", "train", n=2)
     saved: list[dict] = []
     real_save = Checkpoints.save
@@ -286,16 +288,26 @@ def test_train_saves_latest_only_when_due_but_always_at_kept_and_last_epochs(tmp
         return real_save(self, model, label, progress, options)
 
     monkeypatch.setattr(Checkpoints, "save", recording_save)
-    monkeypatch.setattr(SaveBudget, "due", lambda self: False)
+    due = iter([False, False, True, False])  # epochs 1-4; epoch 5 is the last: always
+    monkeypatch.setattr(SaveBudget, "due", lambda self: next(due))
     argv = train_argv(tmp_path / "data", tmp_path / "ckpt", "b", "--n_epochs", "5", "--save_epoch_freq", "2")
     assert train.main(argv) == 0
-    assert [p["epoch"] for p in saved] == [2, 4, 5]
-    assert sorted(p.name for p in (tmp_path / "ckpt" / "b").glob("*_net_G.pth")) == [
+    assert [p["epoch"] for p in saved] == [3, 5]
+    exp = tmp_path / "ckpt" / "b"
+    assert sorted(p.name for p in exp.glob("*_net_G.pth")) == [
         "2_net_G.pth",
         "4_net_G.pth",
         "5_net_G.pth",
         "latest_net_G.pth",
     ]
+    # Epoch 4's weights were written on their own, 'latest' kept epoch 3's state and weights until
+    # the last epoch replaced both.
+    state = safe_load(exp / "latest_train_state.pth")
+    assert state["progress"]["epoch"] == 5
+    g4, g5 = safe_load(exp / "4_net_G.pth"), safe_load(exp / "5_net_G.pth")
+    latest = safe_load(exp / "latest_net_G.pth")
+    assert all(torch.equal(g5[k], latest[k]) for k in g5)
+    assert not all(torch.equal(g4[k], latest[k]) for k in g4)
 
 
 # ---------------------------------------------------------------- test.py: overlapped writing
