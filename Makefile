@@ -1,4 +1,4 @@
-# make demo   - install, make the demo data, train, test, print the metrics (2-core CPU: ~8 min)
+# make demo   - install, make the demo data, train, test, print the metrics (2-core CPU: ~6-8 min)
 # make test   - install (with test tools) and run the test suite
 # make compare - the paper's comparison (every model, one protocol) on the demo data (2-core CPU: ~31 min)
 # make visdom-assets - visdom's front-end assets from the npm registry: the dashboard works offline
