@@ -89,7 +89,7 @@ def train(argv: list[str] | None = None) -> int:
             seed_everything(derive_seed(opt.seed, place.rank))
         checkpoints = Checkpoints(model.save_dir)
         progress = checkpoints.resume(model, opt)
-        # Adam's moments now, not amid the first backward pass: 0.2 GB less peak memory.
+        # Adam's moments now, not amid the first backward pass: 0.1-0.2 GB less peak memory.
         model.allocate_optimizer_states()
         # DDP: every rank starts from rank 0's weights; gradients are averaged over the ranks.
         distributed.wrap_networks(model.nets, opt.device, find_unused=model.unused_parameters)

@@ -58,7 +58,7 @@ def allocate_states(optimizer: torch.optim.Optimizer) -> int:
     like the parameter, so the first step computes exactly what it would have (tested bit for
     bit). Why: created inside the first backward pass, the moments (twice the parameters: 1.3 GB
     for the paper's model) are interleaved in the heap with that pass's short-lived blocks, whose
-    holes then stay mapped: 0.2 GB more peak memory, measured. Parameters that already have a
+    holes then stay mapped: 0.1-0.2 GB more peak memory, measured. Parameters that already have a
     state (a resumed run) keep it. Other optimisers (NAdam, ...) are left to create theirs.
     """
     if not isinstance(optimizer, torch.optim.Adam):
