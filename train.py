@@ -27,7 +27,8 @@ from data import create_dataloader
 from data.sampler import derive_seed
 from display.visualizer import Visualizer
 from models import create_model
-from models.checkpoint import LATEST, Checkpoints, SaveBudget
+from models.checkpoint import LATEST, Checkpoints
+from models.save_budget import SaveBudget
 from options.base_options import saved_options, seed_everything
 from options.train_options import TrainOptions
 from util import distributed
@@ -183,7 +184,7 @@ def run_epochs(
             with budget.timed():
                 checkpoints.save(model, LATEST, progress, options)
                 if keep:
-                    checkpoints.save_weights_as(model.nets, epoch, written=LATEST)
+                    checkpoints.save_weights(model.nets, epoch, same_as=LATEST)
         elif keep:
             # An epoch checkpoint is its weights (as the official code's); 'latest' stays the last
             # complete training state, its weights with it. Not timed as the budget's yardstick.

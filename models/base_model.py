@@ -24,7 +24,6 @@ import argparse
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -36,7 +35,7 @@ from util.errors import UserError
 
 from .checkpoint import Checkpoints
 from .networks import NETG_CHOICES, get_scheduler
-from .optimization import allocate_states, build_optimizer, step_one_parameter
+from .optimization import allocate_states, backward_and_step, build_optimizer
 from .roles import BAND_OPTIONS, INPUT_VISUALS, Roles  # noqa: F401 (Roles: part of the contract)
 from .weights import cpu_state_dict, load_weights, unwrap
 
@@ -244,45 +243,16 @@ class BaseModel(ABC):
         return sum(allocate_states(optimizer) for optimizer in self.optimizers.values())
 
     def backward_and_step(self, loss: torch.Tensor, names: Sequence[str]) -> None:
-        """Back-propagate ``loss`` and step the optimisers ``names`` (their gradients zeroed first).
-
-        ``loss`` must be the whole objective of those optimisers' parameters in this iteration (one
-        backward pass). With ``--train_step fast`` each parameter is updated the moment its gradient
-        is complete (a post-accumulate-grad hook runs its optimiser on it alone) and the gradient is
-        then freed, so the gradients of the networks never exist all at once (about a quarter of
-        the training memory of the paper's model). The update is the optimiser's own, parameter by
-        parameter, hence identical to stepping after the backward pass. ``--train_step official``,
-        float16 training (whose gradient scaler must see every gradient before any step) and
-        distributed training (whose gradients are averaged at the end of the pass) step after the
-        backward pass.
-        """
-        optimizers = [self.optimizers[n] for n in names]
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            for optimizer in optimizers:
-                self.grad_scaler.step(optimizer)
-            return
-        # Under DistributedDataParallel a gradient is final only once averaged over the processes,
-        # after the backward pass: no stepping inside it there.
-        if getattr(self.opt, "train_step", "official") != "fast" or self.is_distributed:
-            loss.backward()
-            for optimizer in optimizers:
-                optimizer.step()
-            return
-        handles = [
-            p.register_post_accumulate_grad_hook(partial(step_one_parameter, optimizer, group))
-            for optimizer in optimizers
-            for group in optimizer.param_groups
-            for p in group["params"]
-            if p.requires_grad
-        ]
-        try:
-            loss.backward()
-        finally:
-            for handle in handles:
-                handle.remove()
+        """Back-propagate ``loss``, the whole objective of the optimisers ``names`` in this
+        iteration (one backward pass), and step them; see :func:`models.optimization.backward_and_step`.
+        ``--train_step fast`` steps each parameter inside the pass; ``official``, float16 training
+        and distributed training (gradients averaged at the end of the pass) step after it."""
+        backward_and_step(
+            loss,
+            [self.optimizers[n] for n in names],
+            grad_scaler=self.grad_scaler,
+            inside=getattr(self.opt, "train_step", "official") == "fast" and not self.is_distributed,
+        )
 
     @property
     def is_distributed(self) -> bool:

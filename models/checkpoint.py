@@ -23,21 +23,18 @@ Loading uses ``weights_only=True``: no code in a file ever runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch
 from torch import nn
 
 from util import distributed
 from util.errors import UserError
-from util.fileio import RenameTogether
 from util.rng import capture_rng, restore_rng
 
+from .checkpoint_writer import CheckpointWriter, atomic_save
 from .weights import cpu_state_dict, load_weights, safe_load, unwrap
 
 __all__ = [
@@ -45,7 +42,6 @@ __all__ = [
     "LATEST",
     "CheckpointWriter",
     "Checkpoints",
-    "SaveBudget",
     "atomic_save",
     "cpu_state_dict",
     "load_weights",
@@ -104,116 +100,6 @@ SCHEDULE_OPTIONS = (
 )
 LATEST = "latest"
 _STATE_KEYS = ("progress", "rng", "nets", "optimizers", "schedulers")
-
-
-class CheckpointWriter:
-    """One all-or-nothing checkpoint write.
-
-    Inside ``with CheckpointWriter() as writer:`` each :meth:`save` goes to a hidden temporary
-    (``.<file>.tmp<pid>``); at the block's end all are renamed onto their files together. A
-    failed write (a full disk: :class:`UserError` naming the file) or any exception removes the
-    temporaries and leaves every previous file as it was; temporaries of killed processes are
-    removed by the next successful save of the same file.
-    """
-
-    def __init__(self) -> None:
-        self._files = RenameTogether(durable=True)
-
-    def save(self, obj: Any, path: str | os.PathLike) -> Path:
-        """``torch.save(obj)`` for ``path``, which appears when the transaction commits."""
-        path = Path(path)
-        tmp = self._files.path(path)
-        try:
-            with open(tmp, "wb") as fh:
-                torch.save(obj, fh)
-        except BaseException as err:  # also Ctrl-C: leave no temporary file behind
-            self._files.discard()
-            if isinstance(err, OSError):
-                raise UserError(
-                    f"could not write checkpoint {path}: {err.strerror or err}; the previous checkpoint is kept"
-                ) from err
-            raise
-        return path
-
-    def link(self, source: str | os.PathLike, path: str | os.PathLike) -> bool:
-        """Make ``path`` (at commit) a hard link to the committed file ``source``: the same bytes,
-        nothing written. False where the file system has no hard links (nothing staged then)."""
-        tmp = self._files.path(path)
-        try:
-            os.link(source, tmp)
-        except OSError:
-            self._files.forget(Path(path))
-            return False
-        return True
-
-    def commit(self) -> list[Path]:
-        """Rename every written file onto its target; return the targets."""
-        try:
-            return self._files.commit()
-        except OSError as err:
-            raise UserError(f"could not replace checkpoint {err.filename}: {err.strerror or err}") from err
-
-    def __enter__(self) -> CheckpointWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self._files.discard()
-
-
-class SaveBudget:
-    """Whether an optional save fits a time budget: saving takes at most ``fraction`` of the run.
-
-    The training state of the paper's model is about 2.6 GB (the networks, again inside the state
-    file, and Adam's two moments); writing it after each short epoch would dominate the epoch. An
-    optional save (train.py's end-of-epoch ``latest``) is :meth:`due` once the time since the last
-    save is at least ``(1 - fraction) / fraction`` times that save's duration; the first is always
-    due (nothing measured yet, and a run killed early then has a checkpoint). Saves that are not
-    optional (epoch checkpoints, mid-epoch ones, the last epoch) run through :meth:`timed` too, so
-    every save counts. Before the first save the yardstick is ``expected_cost`` (see
-    :meth:`Checkpoints.expected_save_seconds`) and the wait counts from the budget's creation. The
-    trade-off: a ``kill -9`` loses at most about ``1 / fraction`` save durations of training (e.g.
-    10 x 10 s for the paper's model on a 2-core machine); every save stays atomic.
-    """
-
-    def __init__(
-        self,
-        fraction: float,
-        expected_cost: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        if not 0 < fraction <= 1:
-            raise UserError(f"--save_budget must be in (0, 1], got {fraction}")
-        self.fraction = fraction
-        self.device = device  # of the decision shared between ranks (NCCL needs CUDA tensors)
-        self.clock = clock
-        self.last_end = clock()
-        self.last_cost = expected_cost
-
-    def due(self) -> bool:
-        """Whether the optional save fits; in a distributed run rank 0's answer, on every rank
-        (the save is collective)."""
-        waited = self.clock() - self.last_end
-        due = self.fraction >= 1 or waited * self.fraction >= self.last_cost * (1 - self.fraction)
-        flag = torch.tensor([due and distributed.is_main()], device=self.device)
-        return bool(distributed.any_over_ranks(flag)[0])
-
-    @contextlib.contextmanager
-    def timed(self) -> Iterator[None]:
-        """Measure the save inside the block (its duration is the next wait's yardstick)."""
-        start = self.clock()
-        yield
-        self.last_end = self.clock()
-        self.last_cost = self.last_end - start
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` one file atomically (a one-file :class:`CheckpointWriter`)."""
-    with CheckpointWriter() as writer:
-        return writer.save(obj, path)
 
 
 class Checkpoints:
@@ -306,34 +192,30 @@ class Checkpoints:
             ) from None
 
     def save_weights(
-        self, nets: Mapping[str, nn.Module], label: str | int, writer: CheckpointWriter | None = None
+        self,
+        nets: Mapping[str, nn.Module],
+        label: str | int,
+        writer: CheckpointWriter | None = None,
+        same_as: str | int | None = None,
     ) -> None:
         """Write ``<label>_net_<name>.pth`` for every network (all together: in ``writer``, or in one
-        transaction of their own). Rank 0 alone writes in a distributed run."""
+        transaction of their own). Rank 0 alone writes in a distributed run.
+
+        ``same_as``: these weights were just written under that label (an epoch checkpoint right
+        after the ``latest`` one): the files become hard links to those (the same bytes, 0.65 GB
+        not written again for the paper's model), or are written where the file system cannot
+        link. A later save of ``same_as`` renames new files onto its own, so the links keep these
+        bytes."""
         if not distributed.is_main():
             return None
         if writer is None:
             with CheckpointWriter() as own:
-                return self.save_weights(nets, label, own)
+                return self.save_weights(nets, label, own, same_as)
         self._mkdir()
         for name, net in nets.items():
-            writer.save(cpu_state_dict(net), self.weight_path(label, name))
-        return None
-
-    def save_weights_as(self, nets: Mapping[str, nn.Module], label: str | int, written: str | int) -> None:
-        """:meth:`save_weights` of ``label`` for networks whose weights were just written under the
-        label ``written`` (an epoch checkpoint right after the ``latest`` one): hard links to those
-        files (the same bytes, 0.65 GB not written again for the paper's model), or written anew
-        where the file system cannot link. A later save of ``written`` replaces its files by
-        renaming new ones onto them, so the links keep these bytes."""
-        if not distributed.is_main():
-            return None
-        self._mkdir()
-        with CheckpointWriter() as writer:
-            for name, net in nets.items():
-                source = self.weight_path(written, name)
-                if not writer.link(source, self.weight_path(label, name)):
-                    writer.save(cpu_state_dict(net), self.weight_path(label, name))
+            path = self.weight_path(label, name)
+            if same_as is None or not writer.link(self.weight_path(same_as, name), path):
+                writer.save(cpu_state_dict(net), path)
         return None
 
     def load_weights(

@@ -7,6 +7,8 @@ before the first step, and one parameter stepped at a time inside a backward pas
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from util.errors import UserError
@@ -101,3 +103,46 @@ def step_one_parameter(optimizer: torch.optim.Optimizer, group: dict, param: tor
         for g, params in zip(optimizer.param_groups, lists):
             g["params"] = params
     param.grad = None
+
+
+def backward_and_step(
+    loss: torch.Tensor,
+    optimizers: list[torch.optim.Optimizer],
+    *,
+    grad_scaler: torch.amp.GradScaler | None = None,
+    inside: bool = True,
+) -> None:
+    """Back-propagate ``loss`` and step ``optimizers`` (their gradients zeroed first).
+
+    ``loss`` must be the whole objective of those optimisers' parameters in this iteration (one
+    backward pass). ``inside``: each parameter is updated the moment its gradient is complete (a
+    post-accumulate-grad hook runs its optimiser on it alone) and the gradient is then freed, so
+    the gradients of the networks never exist all at once (about a quarter of the training memory
+    of the paper's model). The update is the optimiser's own, parameter by parameter, hence
+    identical to stepping after the backward pass. A float16 ``grad_scaler`` must see every
+    gradient before any step, so it steps after the pass, as does ``inside=False``.
+    """
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    if grad_scaler is not None:
+        grad_scaler.scale(loss).backward()
+        for optimizer in optimizers:
+            grad_scaler.step(optimizer)
+        return
+    if not inside:
+        loss.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+        return
+    handles = [
+        p.register_post_accumulate_grad_hook(partial(step_one_parameter, optimizer, group))
+        for optimizer in optimizers
+        for group in optimizer.param_groups
+        for p in group["params"]
+        if p.requires_grad
+    ]
+    try:
+        loss.backward()
+    finally:
+        for handle in handles:
+            handle.remove()

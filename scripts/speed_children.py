@@ -63,25 +63,15 @@ def child_epochs(spec: dict) -> dict:
         finally:
             saves.append((int(progress["epoch"]), time.perf_counter() - start))
 
-    def save_weights(self, nets, label, writer=None):
+    def save_weights(self, nets, label, writer=None, same_as=None):
         start = time.perf_counter()
         try:
-            return original_weights(self, nets, label, writer)
+            return original_weights(self, nets, label, writer, same_as)
         finally:
             if writer is None:  # not part of a save() already timed
                 saves.append((int(label) if str(label).isdigit() else -1, time.perf_counter() - start))
 
-    original_weights_as = Checkpoints.save_weights_as
-
-    def save_weights_as(self, nets, label, written):
-        start = time.perf_counter()
-        try:
-            return original_weights_as(self, nets, label, written)
-        finally:
-            saves.append((int(label) if str(label).isdigit() else -1, time.perf_counter() - start))
-
     Checkpoints.save, Checkpoints.save_weights = save, save_weights
-    Checkpoints.save_weights_as = save_weights_as
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         status = train.main(spec["argv"])
