@@ -72,11 +72,9 @@ def run_test(argv: list[str] | None = None) -> int:
     loader = create_dataloader(opt)
     dataset = loader.dataset  # GeoTIFF datasets render previews and write georeferenced outputs
     measured = dataset.has_reference
-    # With --eval nothing random is drawn after the build (no dropout), so the random
-    # initialisation, overwritten by the loaded weights, is skipped; without it, dropout's draws
-    # follow the initialisation's, which the build must keep drawing for the outputs to stay as
-    # they were.
-    model = create_model(opt, weights_follow=opt.eval)
+    # Every weight is loaded: the random initialisation is skipped, unless the networks draw
+    # random numbers (dropout without --eval), whose draws follow the initialisation's.
+    model = create_model(opt, weights_follow=True)
     roles = model.roles
     model.setup()
     if opt.eval:

@@ -6,14 +6,13 @@ To add a model, copy ``template_model.py`` (itself a working ``--model template`
 
 from __future__ import annotations
 
-import contextlib
 from argparse import Namespace
 from pathlib import Path
 
 from util.registry import discover, find_class
 
 from .base_model import BaseModel
-from .networks.init import skipped_init
+from .networks.init import draws_random_numbers, skipped_init
 
 MODEL_NAMES = discover(Path(__file__).parent, "model")
 
@@ -30,13 +29,22 @@ def get_option_setter(name: str):
 def create_model(opt: Namespace, *, weights_follow: bool = False) -> BaseModel:
     """Instantiate the model named by ``opt.model``.
 
-    ``weights_follow``: every network's weights are loaded right after (``setup`` in test mode)
-    and no random number is drawn later, so the random initialisation is skipped
-    (:func:`models.networks.init.skipped_init`).
+    ``weights_follow``: every network's weights are loaded right after (``setup`` in test mode),
+    so the random initialisation is skipped (:func:`models.networks.init.skipped_init`), unless
+    the networks draw random numbers when they run (dropout, in train mode: without ``opt.eval``).
+    Those draws follow the initialisation's, so such a model is built again, initialised, and
+    its outputs stay what they were.
     """
     if weights_follow and opt.is_train:
         raise ValueError("weights_follow: only a test-mode model loads all its weights in setup()")
-    with skipped_init() if weights_follow else contextlib.nullcontext():
-        model = find_model_using_name(opt.model)(opt)
+    model_class = find_model_using_name(opt.model)
+    model = None
+    if weights_follow:
+        with skipped_init():
+            model = model_class(opt)
+        if not getattr(opt, "eval", False) and any(draws_random_numbers(n) for n in model.nets.values()):
+            model = None  # freed before the second build
+    if model is None:
+        model = model_class(opt)
     print(f"model [{type(model).__name__}] was created")
     return model

@@ -74,9 +74,9 @@ def load_model(
 ) -> models.BaseModel:
     """Build the model of the saved options in test mode on the chosen device and load its weights."""
     opt.checkpoints_dir, opt.epoch, opt.load_iter = str(checkpoints_dir), check_epoch(epoch), 0
-    opt.is_train, opt.verbose = False, False
+    opt.is_train, opt.verbose, opt.eval = False, False, True
     opt.device, opt.gpu_list = resolve_device(str(gpu_ids))
-    # Every weight is loaded and nothing random is drawn (eval): no random initialisation.
+    # Every weight is loaded and nothing random is drawn (eval mode): no random initialisation.
     model = models.create_model(opt, weights_follow=True)
     model.setup()
     model.eval()  # deterministic: no dropout, whatever the training used

@@ -338,3 +338,46 @@ def test_weights_follow_is_refused_for_training(tmp_path):
     opt = TrainOptions().parse(train_argv(tmp_path, tmp_path), save=False)
     with pytest.raises(ValueError, match="test-mode"):
         models.create_model(opt, weights_follow=True)
+
+
+@pytest.mark.parametrize(
+    "extra, draws",
+    [([], False), (["--eval"], False), (["--dropout"], True), (["--dropout", "--eval"], False)],
+)
+def test_weights_follow_keeps_the_initialisation_only_where_random_numbers_follow(tmp_path, extra, draws):
+    """A test-mode build skips the initialisation (no random number drawn) unless the networks
+    draw random numbers as they run (dropout in train mode): then it draws exactly what a build
+    that initialises draws, so dropout's draws come out as they did."""
+    import models
+    from models.networks.init import draws_random_numbers
+    from options.test_options import TestOptions
+    from tests.helpers import TINY
+
+    argv = ["--dataroot", str(tmp_path), "--name", "x", "--checkpoints_dir", str(tmp_path)]
+    # unet_64: the smallest U-Net with dropout blocks (num_downs - 5 of them).
+    opt = TestOptions().parse([*argv, *TINY, "--netG", "unet_64", "--load_size", "64", "--crop_size", "64", "--model", "pix2pix_attn", *extra], save=False)
+    torch.manual_seed(3)
+    models.create_model(opt)
+    initialised = torch.random.get_rng_state()
+    torch.manual_seed(3)
+    model = models.create_model(opt, weights_follow=True)
+    state = torch.random.get_rng_state()
+    if not opt.eval:
+        assert any(draws_random_numbers(net) for net in model.nets.values()) is draws
+    assert torch.equal(state, initialised) is draws
+    torch.manual_seed(3)
+    assert torch.equal(state, torch.random.get_rng_state()) is not draws
+
+
+def test_draws_random_numbers_sees_dropout_rrelu_and_stochastic_depth():
+    from models.networks.glf_cr_blocks import DenseSwinLayer
+    from models.networks.init import draws_random_numbers
+
+    assert draws_random_numbers(nn.Sequential(nn.Conv2d(1, 1, 1), nn.Dropout(0.5)))
+    assert not draws_random_numbers(nn.Sequential(nn.Conv2d(1, 1, 1), nn.Dropout(0.0)))
+    assert not draws_random_numbers(nn.Sequential(nn.Dropout2d(0.5)).eval())
+    assert draws_random_numbers(nn.RReLU()) and not draws_random_numbers(nn.RReLU().eval())
+    block = DenseSwinLayer(in_ch=4, growth=4, heads=1, window=4, shifted=False, mlp_ratio=2.0, drop_path=0.1)
+    assert draws_random_numbers(block) and not draws_random_numbers(block.eval())
+    still = DenseSwinLayer(in_ch=4, growth=4, heads=1, window=4, shifted=False, mlp_ratio=2.0, drop_path=0.0)
+    assert not draws_random_numbers(still)

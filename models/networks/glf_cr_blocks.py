@@ -197,6 +197,11 @@ class DenseSwinLayer(nn.Module):
         self.drop_path = drop_path
         self._masks: dict[tuple, torch.Tensor] = {}
 
+    @property
+    def draws_random_numbers(self) -> bool:
+        """Stochastic depth draws a number per sample and branch while training."""
+        return self.training and self.drop_path > 0
+
     def shift_for(self, h: int, w: int) -> int:
         """Half a window on odd layers; none when one window covers a side (official rule)."""
         return self.window // 2 if self.shifted and min(h, w) > self.window else 0

@@ -1,5 +1,5 @@
 """Weight initialisation (``--init_type``, ``--init_gain``), and building without it when the
-weights are loaded right after (:func:`skipped_init`)."""
+weights are loaded right after (:func:`skipped_init`, :func:`draws_random_numbers`)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,20 @@ def init_weights(net: nn.Module, init_type: str = "xavier", init_gain: float = 1
     return net
 
 
+def draws_random_numbers(net: nn.Module) -> bool:
+    """Whether a forward pass of ``net``, each module in the mode it is in now, draws random numbers:
+    dropout (p > 0) or RReLU while training, or a module of ours whose ``draws_random_numbers``
+    property says so (GLF-CR's stochastic depth)."""
+    for m in net.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
+            return True
+        if isinstance(m, nn.RReLU) and m.training:
+            return True
+        if getattr(m, "draws_random_numbers", False) is True:
+            return True
+    return False
+
+
 _skipping = False
 # The in-place initialisers of torch.nn.init that PyTorch's layers (reset_parameters) and ours call.
 _INITIALISERS = (
@@ -66,13 +80,13 @@ def _leave(tensor: torch.Tensor, *args, **kwargs) -> torch.Tensor:
 def skipped_init() -> Iterator[None]:
     """Build networks without initialising their weights (they hold whatever memory held).
 
-    Only for networks whose every parameter and buffer is loaded right after, strictly (test.py
-    with ``--eval``, whole-scene inference): the random initialisation of the paper's three
-    U-Nets (163 M numbers, drawn twice: PyTorch's default, then ``--init_type``) takes ~1.1 s on a
-    2-core CPU, and nothing of it survives the load. It draws no random numbers either, so it must
-    not be used where random numbers are drawn later (dropout at test time without ``--eval``):
-    those draws would no longer follow the initialisation's. Not thread-safe (it swaps
-    ``torch.nn.init``'s functions for the duration).
+    Only for networks whose every parameter and buffer is loaded right after, strictly (test.py,
+    whole-scene inference): the random initialisation of the paper's three U-Nets (163 M numbers,
+    drawn twice: PyTorch's default, then ``--init_type``) takes ~1.1-1.4 s on a 2-core CPU, and
+    nothing of it survives the load. It draws no random numbers either, so it must not be used
+    where random numbers are drawn later (dropout at test time without ``--eval``, see
+    :func:`draws_random_numbers`): those draws would no longer follow the initialisation's. Not
+    thread-safe (it swaps ``torch.nn.init``'s functions for the duration).
     """
     global _skipping
     saved = {name: getattr(nn.init, name) for name in _INITIALISERS}
