@@ -355,7 +355,22 @@ def test_weights_follow_keeps_the_initialisation_only_where_random_numbers_follo
 
     argv = ["--dataroot", str(tmp_path), "--name", "x", "--checkpoints_dir", str(tmp_path)]
     # unet_64: the smallest U-Net with dropout blocks (num_downs - 5 of them).
-    opt = TestOptions().parse([*argv, *TINY, "--netG", "unet_64", "--load_size", "64", "--crop_size", "64", "--model", "pix2pix_attn", *extra], save=False)
+    opt = TestOptions().parse(
+        [
+            *argv,
+            *TINY,
+            "--netG",
+            "unet_64",
+            "--load_size",
+            "64",
+            "--crop_size",
+            "64",
+            "--model",
+            "pix2pix_attn",
+            *extra,
+        ],
+        save=False,
+    )
     torch.manual_seed(3)
     models.create_model(opt)
     initialised = torch.random.get_rng_state()
