@@ -15,7 +15,8 @@ synthetic 256x256 PNG triplets made in a temporary folder; the networks are the 
   generators, then PyTorch's default Adam (``--train_step official --optimizer_impl default``),
   with the former default of loader workers (4, or the number of cores if fewer); in whole runs it
   also writes the training state after every epoch (``--save_budget 1``). For test.py: the former
-  path (``no_grad``, writing in the main thread, loader workers as before).
+  path (``no_grad``, writing in the main thread, networks initialised before their weights are
+  loaded, loader workers as before).
   On the CPU it is our reference for the official code's speed (the official code itself ran
   1.87 s/it against this path's 2.06 s/it on the 2-core machine, issue 11).
 * ``fast``: our defaults (one backward pass, parameters stepped inside it, fused Adam): the
@@ -267,8 +268,6 @@ def measure_test(tmp: Path, args, train_flags: list[str], flags: list[str]) -> d
     one_image = ["--n_epochs", "1", "--n_epochs_decay", "0", "--max_dataset_size", "1", "--no_html"]
     run_child({"kind": "epochs", "argv": [*experiment(tmp, "t"), *train_flags, *one_image], "epochs": 1})
     keys = [(name, bs) for bs in args.batch_sizes for name in ("plain", "fast")]
-    # test.py --eval (no dropout: other outputs, deterministic) also builds without initialising.
-    keys.append(("fast --eval", args.batch_sizes[0]))
     runs: dict[str, list] = {f"{name}, batch {bs}": [] for name, bs in keys}
     for r in range(args.rounds):
         for name, bs in keys:
@@ -280,7 +279,6 @@ def measure_test(tmp: Path, args, train_flags: list[str], flags: list[str]) -> d
                     *flags,
                     *results,
                     *([*WORKERS_BEFORE, "--malloc", "system"] if name == "plain" else []),
-                    *(["--eval"] if name.endswith("--eval") else []),
                 ],
                 "plain": name == "plain",
             }
@@ -344,7 +342,7 @@ def summarize_test(runs: dict[str, list], n: int) -> dict:
             "peak_rss_mib": round(max(r["peak_rss_mib"] for r in results), 1),
         }
     for key in out:
-        plain = out.get(key.replace("fast --eval", "plain").replace("fast", "plain"))
+        plain = out.get(key.replace("fast", "plain"))
         out[key]["loop_speedup_vs_plain"] = round(
             out[key]["loop_images_per_s"] / plain["loop_images_per_s"], 3
         )

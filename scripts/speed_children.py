@@ -88,7 +88,8 @@ def child_epochs(spec: dict) -> dict:
 
 def child_test(spec: dict) -> dict:
     """test.py in-process; the loop's time from the first batch. ``spec['plain']``: the former path
-    (no_grad instead of inference_mode, writing in the main thread)."""
+    (no_grad instead of inference_mode, writing in the main thread, initialising the networks
+    before their weights are loaded)."""
     import torch
 
     import test as test_script
@@ -117,7 +118,13 @@ def child_test(spec: dict) -> dict:
             with torch.no_grad():
                 return self.forward()
 
+        build = test_script.create_model
+
+        def initialising_build(opt, weights_follow=False):
+            return build(opt)
+
         test_script.ThreadPoolExecutor = Inline
+        test_script.create_model = initialising_build
         BaseModel.test = no_grad_test
     marks: list[float] = []
     original = BaseModel.set_input

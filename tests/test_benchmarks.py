@@ -48,7 +48,7 @@ def test_the_speed_benchmark_runs_and_reports_json(tmp_path):
     train_rows = report["train"]["batch 1"]
     assert set(train_rows) == {"plain", "fast"} and train_rows["plain"]["speedup_vs_plain"] == 1.0
     assert all(row["s_per_it"] > 0 and row["peak_rss_mib"] > 0 for row in train_rows.values())
-    assert {"plain, batch 1", "fast, batch 1", "fast --eval, batch 1"} <= set(report["test"])
+    assert {"plain, batch 1", "fast, batch 1"} <= set(report["test"])
     assert report["test"]["plain, batch 1"]["process_speedup_vs_official_est"] == pytest.approx(
         12.7 / 9.8, abs=1e-3
     )
