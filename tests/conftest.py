@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from collections.abc import Iterator
 
 import pytest
 import torch
+
+import train
+from tests.helpers import make_triplets, train_argv
 
 # Tests run tiny tensors: with several intra-op threads on a busy 2-core machine, OpenMP spinning
 # makes a 32-px training step ~100x slower. One thread keeps the suite fast and deterministic.
@@ -39,3 +43,26 @@ def visdom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         yield host, port
     finally:
         stop_visdom_server(proc)
+
+
+# The trained experiment of tests/test_robustness.py and tests/test_robustness_saves.py (one per module);
+# tests/test_errors.py defines its own.
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny experiment trained for one epoch (labels 1 and latest), plus test data.
+
+    A constant learning rate ('step' policy: x0.1 after 100 epochs), so that a resumed epoch
+    changes the weights (the 'linear' policy of a 1-epoch run ends at lr 0).
+    """
+    root = tmp_path_factory.mktemp("robust")
+    make_triplets(root / "data", "train", n=2)
+    make_triplets(root / "data", "test", n=1, seed=1)
+    assert train.main(train_argv(root / "data", root / "ckpt", "tiny", "--lr_policy", "step")) == 0
+    return root
+
+
+@pytest.fixture
+def exp(trained, tmp_path):
+    """A private copy of the trained experiment: ``tmp_path/ckpt/tiny``."""
+    shutil.copytree(trained / "ckpt", tmp_path / "ckpt")
+    return tmp_path / "ckpt" / "tiny"
