@@ -12,7 +12,7 @@ from pathlib import Path
 from util.registry import discover, find_class
 
 from .base_model import BaseModel
-from .networks.init import draws_random_numbers, skipped_init
+from .networks.init import skipped_init
 
 MODEL_NAMES = discover(Path(__file__).parent, "model")
 
@@ -31,9 +31,9 @@ def create_model(opt: Namespace, *, weights_follow: bool = False) -> BaseModel:
 
     ``weights_follow``: every network's weights are loaded right after (``setup`` in test mode),
     so the random initialisation is skipped (:func:`models.networks.init.skipped_init`), unless
-    the networks draw random numbers when they run (dropout, in train mode: without ``opt.eval``).
-    Those draws follow the initialisation's, so such a model is built again, initialised, and
-    its outputs stay what they were.
+    the model draws random numbers when it runs (``infer_draws_random_numbers``: dropout in train
+    mode, without ``opt.eval``). Those draws follow the initialisation's, so such a model is built
+    again, initialised, and its outputs stay what they were.
     """
     if weights_follow and opt.is_train:
         raise ValueError("weights_follow: only a test-mode model loads all its weights in setup()")
@@ -42,7 +42,7 @@ def create_model(opt: Namespace, *, weights_follow: bool = False) -> BaseModel:
     if weights_follow:
         with skipped_init():
             model = model_class(opt)
-        if not getattr(opt, "eval", False) and any(draws_random_numbers(n) for n in model.nets.values()):
+        if not getattr(opt, "eval", False) and model.infer_draws_random_numbers():
             model = None  # freed before the second build
     if model is None:
         model = model_class(opt)

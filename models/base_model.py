@@ -35,6 +35,7 @@ from util.errors import UserError
 
 from .checkpoint import Checkpoints
 from .networks import NETG_CHOICES, get_scheduler
+from .networks.init import draws_random_numbers
 from .optimization import allocate_states, backward_and_step, build_optimizer
 from .roles import BAND_OPTIONS, INPUT_VISUALS, Roles  # noqa: F401 (Roles: part of the contract)
 from .weights import cpu_state_dict, load_weights, unwrap
@@ -166,6 +167,13 @@ class BaseModel(ABC):
             **self.outputs,
         }
         return self.visuals
+
+    def infer_draws_random_numbers(self) -> bool:
+        """Whether :meth:`infer`, the networks in their current mode, draws random numbers (dropout
+        while training, see :func:`models.networks.init.draws_random_numbers`). A model whose
+        ``infer`` draws any itself (noise inputs) must say so here: test.py then keeps the
+        random initialisation, whose draws those follow."""
+        return any(draws_random_numbers(net) for net in self.nets.values())
 
     def predict(self, cloudy: torch.Tensor, sar: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """:meth:`infer` for inference: no gradients, nothing kept on the model."""

@@ -68,6 +68,7 @@ class TemplateModel(BaseModel):
         return networks.unet_min_size(opt.netG)
 
     def infer(self, cloudy: torch.Tensor, sar: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        # A model that draws random numbers here (noise inputs) overrides infer_draws_random_numbers.
         with self.autocast():
             return {"fake_B": self.nets["G"](cloudy)}
 

@@ -349,7 +349,6 @@ def test_weights_follow_keeps_the_initialisation_only_where_random_numbers_follo
     draw random numbers as they run (dropout in train mode): then it draws exactly what a build
     that initialises draws, so dropout's draws come out as they did."""
     import models
-    from models.networks.init import draws_random_numbers
     from options.test_options import TestOptions
     from tests.helpers import TINY
 
@@ -378,7 +377,7 @@ def test_weights_follow_keeps_the_initialisation_only_where_random_numbers_follo
     model = models.create_model(opt, weights_follow=True)
     state = torch.random.get_rng_state()
     if not opt.eval:
-        assert any(draws_random_numbers(net) for net in model.nets.values()) is draws
+        assert model.infer_draws_random_numbers() is draws
     assert torch.equal(state, initialised) is draws
     torch.manual_seed(3)
     assert torch.equal(state, torch.random.get_rng_state()) is not draws
@@ -396,3 +395,22 @@ def test_draws_random_numbers_sees_dropout_rrelu_and_stochastic_depth():
     assert draws_random_numbers(block) and not draws_random_numbers(block.eval())
     still = DenseSwinLayer(in_ch=4, growth=4, heads=1, window=4, shifted=False, mlp_ratio=2.0, drop_path=0.0)
     assert not draws_random_numbers(still)
+
+
+def test_a_model_that_says_its_infer_draws_keeps_the_initialisation(tmp_path, monkeypatch):
+    """Noise drawn in ``infer`` itself (not by a module) is declared by the model; the build then
+    draws what an initialised build draws."""
+    import models
+    from options.test_options import TestOptions
+    from tests.helpers import TINY
+
+    argv = ["--dataroot", str(tmp_path), "--name", "x", "--checkpoints_dir", str(tmp_path), *TINY]
+    opt = TestOptions().parse(argv, save=False)
+    model_class = models.find_model_using_name(opt.model)
+    monkeypatch.setattr(model_class, "infer_draws_random_numbers", lambda self: True)
+    torch.manual_seed(3)
+    models.create_model(opt)
+    initialised = torch.random.get_rng_state()
+    torch.manual_seed(3)
+    models.create_model(opt, weights_follow=True)
+    assert torch.equal(torch.random.get_rng_state(), initialised)
