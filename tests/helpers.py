@@ -99,6 +99,22 @@ def train_argv(
     ]
 
 
+def train_steps(argv: list[str], steps: int = 2):
+    """A model built from train.py's ``argv`` (options parsed: every generator seeded) after
+    ``steps`` optimisation steps on its data loader's first batches."""
+    from data import create_dataloader
+    from models import create_model
+    from options.train_options import TrainOptions
+
+    opt = TrainOptions().parse(argv, save=False)
+    model = create_model(opt)
+    model.setup()
+    for _, data in zip(range(steps), create_dataloader(opt)):
+        model.set_input(data)
+        model.optimize_parameters()
+    return model
+
+
 def test_argv(
     dataroot: str | os.PathLike,
     checkpoints: str | os.PathLike,

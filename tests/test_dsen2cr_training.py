@@ -13,11 +13,9 @@ from sen12mscr_fixtures import make_tree, tif_path
 import predict
 import test as test_script
 import train as train_script
-from data import create_dataloader
-from models import create_model
 from models.dsen2cr_model import Dsen2crModel
 from options.train_options import TrainOptions
-from tests.helpers import expect_error, make_triplets, test_argv, train_argv
+from tests.helpers import expect_error, make_triplets, test_argv, train_argv, train_steps
 from tests.test_dsen2cr import MODEL, batch, build
 from util.errors import UserError
 from util.geotiff import read_geotiff
@@ -101,14 +99,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 def run_two_steps(root, seed: int) -> dict:
     argv = train_argv(root / "data", root / "ckpt", "det", *MODEL, "--seed", str(seed), "--load_size", "40")
-    opt = TrainOptions().parse([*argv, "--batch_size", "2"], save=False)  # seeds every generator
-    loader = create_dataloader(opt)
-    model = create_model(opt)
-    model.setup()
-    for _, data in zip(range(2), loader):
-        model.set_input(data)
-        model.optimize_parameters()
-    return weights(model)
+    return weights(train_steps([*argv, "--batch_size", "2"]))
 
 
 def test_seeded_runs_are_reproducible(tmp_path):

@@ -8,14 +8,13 @@ import torch
 import test as test_script
 import train
 from comparison.report import read_table
-from data import create_dataloader
 from models import create_model
 from models.glf_cr_model import GLFCRModel
 from models.networks.glf_cr import GLFCRNet
 from models.networks.glf_cr_blocks import DenseSwinLayer, kernel_conv2d, shifted_window_mask
 from options.train_options import TrainOptions
 from scripts import compare
-from tests.helpers import expect_error, make_triplets, read_rgb, test_argv, train_argv
+from tests.helpers import expect_error, make_triplets, read_rgb, test_argv, train_argv, train_steps
 from tests.sen12mscr_fixtures import make_tree
 from util.errors import UserError
 from util.geotiff import read_geotiff
@@ -228,12 +227,7 @@ def two_steps(root, seed: int) -> dict[str, torch.Tensor]:
     argv = train_argv(
         root / "data", root / "ckpt", "det", *TINY_GLF, "--seed", str(seed), "--load_size", "40"
     )
-    opt = TrainOptions().parse(argv, save=False)
-    model = create_model(opt)
-    model.setup()
-    for _, data in zip(range(2), create_dataloader(opt)):
-        model.set_input(data)
-        model.optimize_parameters()  # stochastic depth draws from the seeded generator too
+    model = train_steps(argv)  # stochastic depth draws from the seeded generator too
     return {k: v.clone() for k, v in model.nets["G"].state_dict().items()}
 
 

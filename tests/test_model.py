@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from data import create_dataloader
 from models import create_model
 from models.image_pool import ImagePool
 from models.networks import ssim
 from options.base_options import saved_options
 from options.train_options import TrainOptions
-from tests.helpers import make_triplets, train_argv
+from tests.helpers import make_triplets, train_argv, train_steps
 
 LOSS_NAMES = {"G_GAN", "G_L1", "G_SSIM", "G_attn", "G2_L1", "G2_SSIM", "D_real", "D_fake"}
 NETS = ("G", "G2", "A", "D")
@@ -242,14 +241,7 @@ def test_training_state_round_trip(tmp_path):
 
 def run_two_steps(root, seed: int) -> dict:
     argv = train_argv(root / "data", root / "ckpt", "det", "--seed", str(seed), "--load_size", "40")
-    opt = TrainOptions().parse(argv, save=False)  # seeds every generator
-    loader = create_dataloader(opt)
-    model = create_model(opt)
-    model.setup()
-    for _, data in zip(range(2), loader):
-        model.set_input(data)
-        model.optimize_parameters()
-    return weights(model)
+    return weights(train_steps(argv))
 
 
 def test_seeded_runs_are_reproducible(tmp_path):
