@@ -2,7 +2,7 @@
 # make test   - install (with test tools) and run the test suite
 # make compare - the paper's comparison (every model, one protocol) on the demo data (2-core CPU: ~31 min)
 # make visdom-assets - visdom's front-end assets from the npm registry: the dashboard works offline
-# make test-browser - only the headless-Chromium tests (Debian package chromium)
+# make test-browser - only the headless-Chromium tests (Debian packages chromium, chromium-driver)
 # make install / lint / clean-venv
 PYTHON ?= python3
 VENV ?= .venv

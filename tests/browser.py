@@ -1,35 +1,59 @@
-"""A small headless-Chromium driver for the browser tests, over the DevTools protocol.
+"""Headless Chromium for the browser tests, driven by Selenium through ChromeDriver.
 
-Chromium (Debian package ``chromium``) is started with a private profile in the test's temporary
-folder and a DevTools port of its choosing (read from ``DevToolsActivePort``); one page is driven
-through a websocket (``websocket-client``, a visdom dependency). The page's script errors and failed
-requests are recorded, so a test can say "nothing broke" as well as "this is on the page".
+Chromium and its driver come from the same Debian release (packages ``chromium`` and
+``chromium-driver``), so the driver always speaks the browser's protocol version; Selenium
+(``requirements-dev.txt``) is the well-kept client on top. Both paths are given to Selenium
+explicitly, so it never tries to download a browser or a driver (the machines are offline).
+
+The browser's console and network logs are recorded (ChromeDriver's ``goog:loggingPrefs``), so a
+test can say "nothing broke" as well as "this is on the page".
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
-MISSING = "headless Chromium not found (Debian: apt-get install -y chromium; .ci/run installs it)"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
+DRIVERS = ("chromedriver", "chromium-driver", "/usr/lib/chromium/chromedriver")
+MISSING = (
+    "headless Chromium with its driver not found "
+    "(Debian: apt-get install -y chromium chromium-driver; .ci/run installs both)"
+)
+
+
+def _find(env: str, names: tuple[str, ...]) -> str | None:
+    explicit = os.environ.get(env)
+    if explicit:
+        return shutil.which(explicit) or (explicit if os.path.isfile(explicit) else None)
+    for name in names:
+        found = shutil.which(name) or (name if os.path.isabs(name) and os.access(name, os.X_OK) else None)
+        if found:
+            return found
+    return None
 
 
 def find_chromium() -> str | None:
     """Path of a Chromium executable (``$CHROMIUM`` first), or None."""
-    explicit = os.environ.get("CHROMIUM")
-    if explicit:
-        return shutil.which(explicit) or (explicit if os.path.isfile(explicit) else None)
-    for name in CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
+    return _find("CHROMIUM", BROWSERS)
+
+
+def find_chromedriver() -> str | None:
+    """Path of ChromeDriver (``$CHROMEDRIVER`` first), or None."""
+    return _find("CHROMEDRIVER", DRIVERS)
+
+
+def missing_reason() -> str | None:
+    """Why the browser tests cannot run here (one line), or None when they can."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (make install)"
+    if find_chromium() is None or find_chromedriver() is None:
+        return MISSING
     return None
 
 
@@ -45,17 +69,19 @@ class Browser:
     ) -> None:
         """Start Chromium; ``offline``: no host name resolves (CDNs are out of reach), IP literals such
         as 127.0.0.1 and file:// pages still work."""
-        import websocket  # websocket-client, installed with visdom
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
 
-        exe = find_chromium()
-        if exe is None:
-            raise BrowserError(MISSING)
+        reason = missing_reason()
+        if reason is not None:
+            raise BrowserError(reason)
         self.profile = Path(profile_dir)
         self.profile.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.profile / "chromium.log"
-        (self.profile / "profile" / "DevToolsActivePort").unlink(missing_ok=True)  # left by an earlier run
-        args = [
-            exe,
+        self.log_path = self.profile / "chromedriver.log"
+        self.width, self.height = width, height
+        options = webdriver.ChromeOptions()
+        options.binary_location = find_chromium()
+        for arg in (
             "--headless=new",
             "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
             "--disable-gpu",
@@ -67,148 +93,40 @@ class Browser:
             "--disable-component-update",
             "--allow-file-access-from-files",
             f"--user-data-dir={self.profile / 'profile'}",
-            "--remote-debugging-port=0",
             f"--window-size={width},{height}",
-        ]
+        ):
+            options.add_argument(arg)
         if offline:
-            args.append("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
-        args.append("about:blank")
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+        service = Service(executable_path=find_chromedriver(), log_output=str(self.log_path))
         try:
-            port = self._devtools_port(timeout=60.0)
-            self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}{self._browser_path}", timeout=60)
-            self._next_id = 0
-            self.events: list[dict] = []
-            target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-            self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
-                "sessionId"
-            ]
-            for domain in ("Page", "Runtime", "Network", "Log"):
-                self.call(f"{domain}.enable", session=True)
-            self.call(
-                "Emulation.setDeviceMetricsOverride",
-                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-                session=True,
-            )
-        except BaseException:
-            self.close()
-            raise
+            self.driver = webdriver.Chrome(options=options, service=service)
+        except Exception as exc:  # noqa: BLE001 - any start-up failure becomes one line
+            raise BrowserError(f"chromium did not start: {exc}; see {self.log_path}") from exc
+        self.driver.set_page_load_timeout(60)
+        self.console: list[dict] = []  # the browser log since the last open
+        self.network: list[dict] = []  # DevTools Network.* events since the last open
 
-    # ---------------------------------------------------------------- protocol
-    def _devtools_port(self, timeout: float) -> int:
-        marker = self.profile / "profile" / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BrowserError(f"chromium exited ({self.proc.returncode}); see {self.log_path}")
-            if marker.is_file():
-                lines = marker.read_text().split()
-                if len(lines) >= 2:
-                    self._browser_path = lines[1]
-                    return int(lines[0])
-            time.sleep(0.05)
-        raise BrowserError(f"chromium did not open its DevTools port in {timeout:g} s; see {self.log_path}")
-
-    def call(
-        self, method: str, params: dict | None = None, session: bool = False, timeout: float = 60
-    ) -> Any:
-        """Send one command and wait for its answer (events that arrive meanwhile are recorded)."""
-        self._next_id += 1
-        msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = self.session
-        self.ws.send(json.dumps(msg))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            reply = json.loads(self.ws.recv())
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise BrowserError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            if "method" in reply:
-                self.events.append(reply)
-        raise BrowserError(f"{method}: no answer in {timeout:g} s")
-
-    def _pump(self, seconds: float) -> None:
-        """Read events for up to ``seconds``."""
-        import websocket
-
-        self.ws.settimeout(max(0.01, seconds))
-        try:
-            while True:
-                reply = json.loads(self.ws.recv())
-                if "method" in reply:
-                    self.events.append(reply)
-        except websocket.WebSocketTimeoutException:
-            pass
-        finally:
-            self.ws.settimeout(60)
-
-    # ---------------------------------------------------------------- page
-    def open(self, url: str, timeout: float = 60) -> None:
-        """Navigate and wait for the load event (all images, scripts and style sheets done)."""
-        self.events.clear()
-        result = self.call("Page.navigate", {"url": url}, session=True)
-        if result.get("errorText"):
-            raise BrowserError(f"cannot open {url}: {result['errorText']}")
-        deadline = time.monotonic() + timeout
-        while not any(e["method"] == "Page.loadEventFired" for e in self.events):
-            if time.monotonic() > deadline:
-                raise BrowserError(f"{url} did not finish loading in {timeout:g} s")
-            self._pump(0.2)
-
-    def eval(self, expression: str) -> Any:
-        """The value of a JavaScript expression in the page (promises awaited)."""
-        result = self.call(
-            "Runtime.evaluate",
-            {"expression": expression, "returnByValue": True, "awaitPromise": True},
-            session=True,
-        )
-        if "exceptionDetails" in result:
-            raise BrowserError(f"{expression!r}: {result['exceptionDetails'].get('text')}")
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = 60, interval: float = 0.25) -> Any:
-        """Evaluate ``expression`` until it is truthy; return its value (BrowserError on time-out)."""
-        deadline = time.monotonic() + timeout
-        value = None
-        while time.monotonic() < deadline:
-            value = self.eval(expression)
-            if value:
-                return value
-            self._pump(interval)
-        raise BrowserError(f"still falsy after {timeout:g} s: {expression} (last value {value!r})")
-
-    def screenshot(self, path: str | os.PathLike, full_page: bool = True) -> Path:
-        """Save a PNG of the page (the whole page by default)."""
-        params: dict[str, Any] = {"format": "png", "captureBeyondViewport": full_page}
-        if full_page:
-            size = self.call("Page.getLayoutMetrics", session=True)["cssContentSize"]
-            width, height = int(size["width"]), min(int(size["height"]), 8000)
-            params["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
-        data = self.call("Page.captureScreenshot", params, session=True)["data"]
-        path = Path(path)
-        path.write_bytes(base64.b64decode(data))
-        return path
+    # ---------------------------------------------------------------- logs
+    def _collect(self) -> None:
+        """Move what the browser logged since the last call into ``console`` and ``network``."""
+        self.console += self.driver.get_log("browser")
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message.get("method", "").startswith("Network."):
+                self.network.append(message)
 
     def script_errors(self) -> list[str]:
         """Uncaught exceptions and console errors seen since the last ``open``."""
-        errors = []
-        for e in self.events:
-            if e["method"] == "Runtime.exceptionThrown":
-                details = e["params"]["exceptionDetails"]
-                errors.append(details.get("exception", {}).get("description") or details.get("text", ""))
-            elif e["method"] == "Log.entryAdded" and e["params"]["entry"].get("level") == "error":
-                entry = e["params"]["entry"]
-                errors.append(f"{entry.get('text')} ({entry.get('url', '')})")
-        return errors
+        self._collect()
+        return [e["message"] for e in self.console if e.get("level") == "SEVERE"]
 
     def failed_requests(self) -> list[str]:
         """Requests since the last ``open`` that failed or got an HTTP error status."""
-        urls = {}
-        failed = []
-        for e in self.events:
+        self._collect()
+        urls, failed = {}, []
+        for e in self.network:
             params = e.get("params", {})
             if e["method"] == "Network.requestWillBeSent":
                 urls[params["requestId"]] = params["request"]["url"]
@@ -219,27 +137,71 @@ class Browser:
         return failed
 
     def requested_urls(self) -> list[str]:
+        self._collect()
         return [
-            e["params"]["request"]["url"] for e in self.events if e["method"] == "Network.requestWillBeSent"
+            e["params"]["request"]["url"] for e in self.network if e["method"] == "Network.requestWillBeSent"
         ]
+
+    # ---------------------------------------------------------------- page
+    def open(self, url: str) -> None:
+        """Navigate and wait for the load event (all images, scripts and style sheets done)."""
+        from selenium.common.exceptions import WebDriverException
+
+        self._collect()
+        self.console.clear()
+        self.network.clear()
+        try:
+            self.driver.get(url)
+        except WebDriverException as exc:
+            raise BrowserError(f"cannot open {url}: {exc.msg}") from exc
+
+    def eval(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page."""
+        from selenium.common.exceptions import JavascriptException
+
+        try:
+            return self.driver.execute_script(f"return ({expression});")
+        except JavascriptException as exc:
+            raise BrowserError(f"{expression!r}: {exc.msg}") from exc
+
+    def wait_for(self, expression: str, timeout: float = 60, interval: float = 0.25) -> Any:
+        """Evaluate ``expression`` until it is truthy; return its value (BrowserError on time-out)."""
+        from selenium.common.exceptions import TimeoutException
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        last: list[Any] = [None]
+
+        def truthy(_driver: Any) -> Any:
+            last[0] = self.eval(expression)
+            return last[0]
+
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=interval).until(truthy)
+        except TimeoutException:
+            raise BrowserError(
+                f"still falsy after {timeout:g} s: {expression} (last value {last[0]!r})"
+            ) from None
+
+    def screenshot(self, path: str | os.PathLike, full_page: bool = True) -> Path:
+        """Save a PNG of the page (the whole page, up to 8000 px tall, by default)."""
+        path = Path(path)
+        if full_page:
+            height = int(self.eval("Math.max(document.documentElement.scrollHeight, window.innerHeight)"))
+            self.driver.set_window_size(self.width, min(max(height, self.height), 8000))
+        try:
+            if not self.driver.save_screenshot(str(path)):
+                raise BrowserError(f"could not save a screenshot to {path}")
+        finally:
+            if full_page:
+                self.driver.set_window_size(self.width, self.height)
+        return path
 
     # ---------------------------------------------------------------- lifetime
     def close(self) -> None:
-        ws = getattr(self, "ws", None)
-        if ws is not None:
-            try:
-                self.call("Browser.close", timeout=5)
-            except Exception:  # noqa: BLE001 - the browser may already be gone
-                pass
-            ws.close()
-            self.ws = None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        driver = getattr(self, "driver", None)
+        if driver is not None:
+            self.driver = None
+            driver.quit()
 
     def __enter__(self) -> Browser:
         return self

@@ -1,7 +1,8 @@
 """What users look at, checked in a real (headless Chromium) browser with no internet: the visdom
 dashboard during a training run, the training page and the results pages.
 
-Needs the Debian package ``chromium`` (``.ci/run`` installs it) and, for the dashboard, visdom's
+Needs the Debian packages ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them; Selenium drives
+them) and, for the dashboard, visdom's
 front-end assets (``make visdom-assets``); each test says which one it misses when it skips.
 Screenshots are kept in the test's temporary folder.
 """
@@ -27,7 +28,7 @@ from display.results_page import PAGES
 from display.visdom_client import make_visdom_client
 from display.visdom_server import find_free_port, start_visdom_server, stop_visdom_server, visdom_server_alive
 from models.pix2pix_attn_model import Pix2PixAttnModel
-from tests.browser import MISSING, Browser, find_chromium
+from tests.browser import Browser, missing_reason
 from tests.helpers import make_triplets, test_argv, train_argv
 
 pytestmark = pytest.mark.browser
@@ -41,10 +42,11 @@ IMAGES = "Array.from(document.images).map(i => ({src: i.currentSrc || i.src, ok:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if find_chromium() is None:
+    reason = missing_reason()
+    if reason is not None:
         if os.environ.get("REQUIRE_BROWSER_TESTS"):  # CI: installed on purpose, so its absence is a failure
-            pytest.fail(MISSING)
-        pytest.skip(MISSING)
+            pytest.fail(reason)
+        pytest.skip(reason)
     with Browser(tmp_path_factory.mktemp("chromium"), offline=True) as b:
         yield b
 
@@ -243,3 +245,30 @@ def test_results_pages_in_a_browser(browser, pages, tmp_path):
     assert browser.wait_for("location.hash") == "#" + browser.eval(
         "document.querySelector('table.results > tbody > tr:last-child').id"
     )
+
+
+def test_the_driver_sees_broken_images_script_errors_and_requests(browser, tmp_path):
+    """The checks above can fail: a page with a missing image and a throwing script is caught."""
+    (tmp_path / "ok.png").write_bytes(
+        bytes.fromhex(
+            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+            "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+        )
+    )
+    page = tmp_path / "broken.html"
+    page.write_text(
+        '<html><body><img src="ok.png"><img src="missing.png">'
+        "<script>throw new Error('deliberate failure')</script></body></html>"
+    )
+    browser.open(page.as_uri())
+    images = browser.eval(IMAGES)
+    assert [i["ok"] for i in images] == [True, False]
+    assert any("deliberate failure" in e for e in browser.script_errors())
+    assert any("missing.png: " in u for u in browser.failed_requests())
+    assert any(u.endswith("ok.png") for u in browser.requested_urls())
+    shot = browser.screenshot(tmp_path / "broken.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    clean = tmp_path / "clean.html"
+    clean.write_text('<html><body><img src="ok.png"></body></html>')
+    browser.open(clean.as_uri())  # a new page starts with empty logs
+    assert browser.script_errors() == [] and browser.failed_requests() == []
