@@ -198,3 +198,19 @@ def test_unpaired_folders_and_shared_outputs_are_refused(predictor, tmp_path):
     twice = [Pair(s2_dir / "tile0.tif", s1_dir / "tile0.tif", out / "x.tif")] * 2
     with pytest.raises(UserError, match="would both be written"):
         predict_scenes(predictor, twice, **SETTINGS)
+
+
+@pytest.mark.slow
+def test_the_demo_scene_is_georeferenced_and_predicts(tmp_path):
+    from scripts.demo import SCENE_SIZE, write_demo_scene
+
+    write_demo_scene(tmp_path / "scene", seed=0)
+    root = make_experiment(tmp_path / "ck", "demo3", "--sar_nc", "3")
+    cloudy, sar = tmp_path / "scene" / "s2_cloudy.tif", tmp_path / "scene" / "s1.tif"
+    with rasterio.open(cloudy) as a, rasterio.open(sar) as c:
+        assert (a.count, a.dtypes[0], c.count, c.dtypes[0]) == (3, "uint16", 3, "float32")
+        assert a.crs == c.crs and a.transform == c.transform and a.width == SCENE_SIZE
+    result = ScenePredictor(root, "demo3", gpu_ids="-1").predict(
+        cloudy, sar, tmp_path / "clear.tif", forward=identity, **SETTINGS
+    )
+    assert (result.width, result.height, result.bands) == (SCENE_SIZE, SCENE_SIZE, 3)
