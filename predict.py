@@ -1,39 +1,66 @@
 """Remove clouds from a whole Sentinel-2 scene with a trained model, window by window.
 
-    python predict.py --cloudy S2.tif --sar S1.tif --name realcloud_21 --out S2_clear.tif
+    python predict.py --cloudy S2.tif --sar S1.tif --name realcloud_21 --out S2_clear.tif --maps
+    python predict.py --cloudy S2_dir/ --sar S1_dir/ --name realcloud_21 --out clear_dir/
+    python predict.py --pairs pairs.txt --name realcloud_21 --out clear_dir/ --cog
 
 Inputs: the cloudy Sentinel-2 image (digital numbers, uint16, reflectance x 10000) and the
-Sentinel-1 image (backscatter in dB, float) on the same grid, any size up to a full
-10980 x 10980 tile. The model's configuration (bands, widths, U-Net depth, preprocessing) is read
-from the experiment's ``train_opt.json``, so no training flag is repeated here.
+Sentinel-1 image (backscatter in dB, float), any size up to a full 10980 x 10980 tile; a SAR image
+on another grid or CRS is resampled onto the optical grid on the fly. The model's configuration
+(bands, widths, U-Net depth, preprocessing) is read from the experiment's ``train_opt.json``, so
+no training flag is repeated here; a folder of weight files alone (the official release) is read
+with the paper's configuration. Many scenes (two folders with the same file names, or a list of
+pairs) run in one go, and scenes whose output exists are skipped, so a stopped run restarts.
 Output: a GeoTIFF on the input grid, all output bands, as float32 reflectance in [0, 1] or
 (``--out_dtype uint16``) Sentinel-2 digital numbers (reflectance x 10000); nodata where both
-inputs are nodata. Overlapping windows are cross-faded (see ``scene/windows.py``); memory stays
+inputs are nodata; ``--maps`` adds the attention map (or DSen2-CR's cloud/shadow mask) as
+``<out stem>_<map>.tif``; ``--cog`` writes cloud-optimised GeoTIFFs. Overlapping windows are cross-faded (see ``scene/windows.py``); memory stays
 flat as the scene grows; an existing output is only replaced by a complete file.
 
 This file is the command line only: the library is the ``scene`` package
-(``scene.ScenePredictor``, ``scene.predict_scene_file``).
+(``scene.ScenePredictor``, ``scene.predict_scene_file``, ``scene.batch``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from models import MODEL_NAMES
 from options.parser import OneLineParser, positive_int
 from scene import COMPRESSIONS, OUT_DTYPES, ScenePredictor, keep_heap_flat
+from scene.batch import check_pairs, folder_pairs, listed_pairs, predict_scenes
 from scene.predictor import check_output_path
-from util.errors import run_cli
+from util.errors import UserError, run_cli
 
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="predict.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--cloudy", required=True, help="cloudy Sentinel-2 GeoTIFF (uint16 digital numbers)")
-    p.add_argument("--sar", required=True, help="Sentinel-1 GeoTIFF on the same grid (float dB: VV, VH)")
+    p.add_argument("--cloudy", help="cloudy Sentinel-2 GeoTIFF (uint16 digital numbers), or a folder of them")
     p.add_argument(
-        "--out", required=True, help="output GeoTIFF (float32 reflectance, or uint16 with --out_dtype)"
+        "--sar", help="Sentinel-1 GeoTIFF (float dB: VV, VH), or a folder with the same file names"
     )
-    p.add_argument("--name", required=True, help="experiment: <checkpoints_dir>/<name>/ with train_opt.json")
+    p.add_argument(
+        "--pairs", help="text file of scenes instead of --cloudy/--sar: one 'cloudy.tif sar.tif' per line"
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output GeoTIFF (float32 reflectance, or uint16 with --out_dtype); a folder for many scenes",
+    )
+    p.add_argument(
+        "--name",
+        required=True,
+        help="experiment: <checkpoints_dir>/<name>/ with train_opt.json, or holding weight files alone "
+        "(e.g. the official latest_net_G.pth ...: the paper's configuration)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        choices=MODEL_NAMES,
+        help="the model of a folder of weight files alone (default: pix2pix_attn)",
+    )
     p.add_argument(
         "--checkpoints_dir", default="./checkpoints", help="where experiments are saved (%(default)s)"
     )
@@ -99,29 +126,62 @@ def build_parser() -> OneLineParser:
         choices=COMPRESSIONS,
         help="output compression (%(default)s; float reflectance shrinks by only 10-25%%)",
     )
+    p.add_argument(
+        "--cog", action="store_true", help="write cloud-optimised GeoTIFFs (512-pixel tiles, overviews)"
+    )
+    p.add_argument(
+        "--maps",
+        action="store_true",
+        help="also write the model's attention map (DSen2-CR: its cloud/shadow mask) as <out stem>_<map>.tif",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="many scenes: redo scenes whose output exists (default: skip)",
+    )
     return p
 
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    check_output_path(args.out, ("cloudy", args.cloudy), ("sar", args.sar))
+    many = args.pairs is not None or (args.cloudy is not None and Path(args.cloudy).is_dir())
+    if args.pairs is None and (args.cloudy is None or args.sar is None):
+        raise UserError("give --cloudy and --sar (files or folders), or --pairs LIST")
+    if many and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} must be an existing folder when there are many scenes")
+    if many:
+        pairs = (
+            listed_pairs(args.pairs, args.out)
+            if args.pairs
+            else folder_pairs(args.cloudy, args.sar, args.out)
+        )
+        check_pairs(pairs)
+    else:
+        check_output_path(args.out, ("cloudy", args.cloudy), ("sar", args.sar))
     keep_heap_flat()
-    predictor = ScenePredictor(args.checkpoints_dir, args.name, args.epoch, gpu_ids=args.gpu_ids)
+    predictor = ScenePredictor(
+        args.checkpoints_dir, args.name, args.epoch, gpu_ids=args.gpu_ids, model=args.model
+    )
     if predictor.warning:
         print(f"warning: {predictor.warning}", file=sys.stderr)
-    result = predictor.predict(args.cloudy, args.sar, args.out, **settings(args))
-    kind = " of uint16 digital numbers" if result.dtype == "uint16" else ""
-    print(
-        f"wrote {args.out}: {result.width}x{result.height} px, {result.bands} band(s){kind}, "
-        f"{result.windows_run} of {result.windows} windows run, {result.seconds:.1f} s "
-        f"({result.megapixels_per_second:.2f} Mpx/s)"
-    )
+    if many:
+        results = predict_scenes(predictor, pairs, overwrite=args.overwrite, **settings(args))
+    else:
+        results = [predictor.predict(args.cloudy, args.sar, args.out, **settings(args))]
+    for result in results:
+        kind = " of uint16 digital numbers" if result.dtype == "uint16" else ""
+        maps = "".join(f", {path.name}" for path in result.maps)
+        print(
+            f"wrote {result.path}{maps}: {result.width}x{result.height} px, {result.bands} band(s){kind}, "
+            f"{result.windows_run} of {result.windows} windows run, {result.seconds:.1f} s "
+            f"({result.megapixels_per_second:.2f} Mpx/s)"
+        )
     return 0
 
 
 def settings(args: argparse.Namespace) -> dict:
     """The keyword arguments of ``ScenePredictor.predict`` given on the command line."""
-    names = ("window", "overlap", "batch_size", "out_dtype", "nodata", "compress", "s2_bands")
+    names = ("window", "overlap", "batch_size", "out_dtype", "nodata", "compress", "s2_bands", "cog", "maps")
     return {
         **{name: getattr(args, name) for name in names},
         "cloudy_nodata": args.cloudy_nodata,

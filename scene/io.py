@@ -6,10 +6,14 @@ Windows are read from a scene in batches by :class:`scene.reader.BatchReader`.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
 import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
 
 from data.sentinel import S2_BANDS, parse_bands
 from scene.reader import BatchReader, open_raster, pinned
@@ -26,20 +30,38 @@ def describe_grid(ds: rasterio.io.DatasetReader) -> str:
     return f"{ds.width}x{ds.height} px, {crs}, origin ({t.c:.3f}, {t.f:.3f}), pixel ({t.a:g}, {t.e:g})"
 
 
-def check_same_grid(a: rasterio.io.DatasetReader, b: rasterio.io.DatasetReader) -> None:
-    """Refuse inputs that are not pixel-aligned on one grid (same size, CRS and transform)."""
+def same_grid(a: rasterio.io.DatasetReader, b: rasterio.io.DatasetReader) -> bool:
+    """Whether two rasters are pixel-aligned on one grid (same size, CRS and transform)."""
     pixel = max(abs(a.transform.a), abs(a.transform.e), 1e-12)
-    same = (
+    return (
         (a.width, a.height) == (b.width, b.height)
         and a.crs == b.crs
         and all(abs(p - q) <= 1e-6 * pixel for p, q in zip(a.transform[:6], b.transform[:6]))
     )
-    if not same:
+
+
+def warp_onto(a: rasterio.io.DatasetReader, b: rasterio.io.DatasetReader) -> dict:
+    """``WarpedVRT`` settings that resample ``b`` (the SAR) onto the grid of ``a`` (bilinear; NaN
+    outside ``b``); refuses rasters without a CRS and rasters that do not overlap."""
+    for ds in (a, b):
+        if ds.crs is None:
+            raise UserError(
+                f"{ds.name} has no CRS, so the SAR cannot be resampled onto the optical grid; georeference it"
+            )
+    left, bottom, right, top = transform_bounds(b.crs, a.crs, *b.bounds, densify_pts=21)
+    if left >= a.bounds.right or right <= a.bounds.left or bottom >= a.bounds.top or top <= a.bounds.bottom:
         raise UserError(
-            f"the cloudy and the SAR image are not on the same grid ({a.name}: {describe_grid(a)}; "
-            f"{b.name}: {describe_grid(b)}); resample the SAR onto the optical grid first, e.g. "
-            f"gdalwarp -t_srs <optical CRS> -te <optical bounds> -ts {a.width} {a.height} -r bilinear SAR.tif SAR_on_S2.tif"
+            f"the SAR image {b.name} does not overlap the cloudy image {a.name} "
+            f"({describe_grid(b)} vs {describe_grid(a)}); give the SAR of the same place"
         )
+    return {
+        "crs": a.crs,
+        "transform": a.transform,
+        "width": a.width,
+        "height": a.height,
+        "resampling": Resampling.bilinear,
+        "nodata": math.nan,
+    }
 
 
 def check_dtype(ds: rasterio.io.DatasetReader, allowed: tuple[str, ...], what: str) -> None:
@@ -71,6 +93,25 @@ class Scene:
     s1_nodata: float | None
     sar_scaling: str = "standard"
     band_names: tuple[str, ...] = ()
+    sar_warp: dict | None = None  # WarpedVRT settings when the SAR is on another grid
+
+    @property
+    def note(self) -> str | None:
+        """What the log should say about how the inputs are read (the SAR resampled), or None."""
+        if self.sar_warp is None:
+            return None
+        return (
+            f"note: the SAR image {self.sar.name} ({describe_grid(self.sar)}) is resampled onto the grid of "
+            f"{self.cloudy.name} ({describe_grid(self.cloudy)}) on the fly (bilinear)"
+        )
+
+    def open_inputs(self) -> tuple[list, list]:
+        """New handles of the two inputs (the SAR warped if need be), and the handles to close."""
+        cloudy, sar = open_raster(self.cloudy.name, "cloudy"), open_raster(self.sar.name, "SAR")
+        if self.sar_warp is None:
+            return [cloudy, sar], [cloudy, sar]
+        vrt = WarpedVRT(sar, **self.sar_warp)
+        return [cloudy, vrt], [cloudy, vrt, sar]
 
     @property
     def height(self) -> int:
@@ -83,8 +124,7 @@ class Scene:
     def batch_reader(self, grid: WindowGrid, batch_size: int = 1, pin: bool = False) -> BatchReader:
         """Reader of batches; ``pin``: into page-locked memory, for fast asynchronous copies to a GPU."""
         return BatchReader(
-            self.cloudy.name,
-            self.sar.name,
+            self.open_inputs,
             self.s2_indexes,
             self.s1_indexes,
             self.s2_nodata,
@@ -94,7 +134,7 @@ class Scene:
             pinned if pin else None,
         )
 
-    def close(self) -> None:
+    def close(self) -> None:  # the handles used for the checks
         self.cloudy.close()
         self.sar.close()
 
@@ -160,7 +200,7 @@ def _check_scene(
 ) -> Scene:
     check_dtype(cloudy, S2_DTYPES, "Sentinel-2 digital numbers (reflectance x 10000)")
     check_dtype(sar, S1_DTYPES, "Sentinel-1 backscatter in dB")
-    check_same_grid(cloudy, sar)
+    warp = None if same_grid(cloudy, sar) else warp_onto(cloudy, sar)
     n = cloudy.count
     if s2_bands and n == len(S2_BANDS):
         picked = parse_bands(str(s2_bands))
@@ -187,4 +227,5 @@ def _check_scene(
         parse_nodata(sar_nodata) if sar_nodata is not None else sar.nodata,
         str(sar_scaling or "standard"),
         names,
+        warp,
     )

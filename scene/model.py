@@ -1,7 +1,9 @@
 """A trained model for whole-scene inference: its saved options, its weights, its forward function.
 
 The model's configuration (bands, widths, U-Net depth, SAR scaling) is read from the experiment's
-``train_opt.json``, so no training flag is repeated; the model is used through its contract
+``train_opt.json``, so no training flag is repeated. A folder that holds only weight files (the
+official release: ``latest_net_{G,G2,A,D}.pth``) gets the paper's configuration, with the band
+counts, width and depth of its U-Nets read from the weights. The model is used through its contract
 (:class:`models.base_model.BaseModel`): ``predict(cloudy, sar)`` returns a dict holding
 ``roles.output``, and ``size_multiple(opt)`` gives the multiple window sides must be of.
 """
@@ -17,39 +19,84 @@ import torch
 
 import data
 import models
+from models.networks import UNET_DEPTHS
+from models.weights import safe_load
 from options.test_options import TestOptions
 from util.device import resolve_device
 from util.errors import UserError
 
+OFFICIAL_MODEL = "pix2pix_attn"  # the paper's model, the one official weight files hold
 PNG_DATASETS = ("triplet", "simcloud")  # trained on 8-bit PNGs, not on Sentinel GeoTIFFs
 
 
-def load_options(checkpoints_dir: str | Path, name: str) -> argparse.Namespace:
-    """The training options of experiment ``name`` on top of today's defaults (for older files)."""
+def load_options(
+    checkpoints_dir: str | Path, name: str, model: str | None = None, epoch: str | int = "latest"
+) -> argparse.Namespace:
+    """The training options of experiment ``name`` on top of today's defaults (for older files).
+
+    Without ``train_opt.json``, weight files alone: the paper's configuration of ``model``
+    (default pix2pix_attn), see :func:`weights_only_options`. ``model``: refuse another model.
+    """
     folder = Path(checkpoints_dir) / name
     if not folder.is_dir():
         raise UserError(f"no experiment {folder}; check --name and --checkpoints_dir")
     path = folder / "train_opt.json"
+    if not path.exists():
+        if not any(folder.glob("*_net_*.pth")):
+            raise UserError(
+                f"{folder} holds neither train_opt.json (train.py writes it) nor weight files (*_net_G.pth)"
+            )
+        return weights_only_options(folder, model or OFFICIAL_MODEL, check_epoch(epoch))
     try:
         saved = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(
-            f"{path} is missing: predict.py reads the model's configuration from it (train.py writes it)"
-        ) from None
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read {path}: {err}") from None
     if not isinstance(saved, dict):
         raise UserError(f"{path} does not hold a JSON object of options")
-    argv = ["--model", str(saved.get("model", "pix2pix_attn"))]
-    if saved.get("dataset_mode") in data.DATASET_CHOICES:
-        argv += ["--dataset_mode", saved["dataset_mode"]]
+    saved_model = str(saved.get("model", OFFICIAL_MODEL))
+    if model is not None and saved_model != model:
+        raise UserError(f"{folder} holds a {saved_model} model, not {model}; load it as {saved_model}")
+    return argparse.Namespace(**{**model_defaults(saved_model, saved.get("dataset_mode"), path), **saved})
+
+
+def model_defaults(model: str, dataset_mode: str | None, source: str | Path) -> dict:
+    """Today's test options of ``model`` (and ``dataset_mode``, if this code has it)."""
+    argv = ["--model", model]
+    if dataset_mode in data.DATASET_CHOICES:
+        argv += ["--dataset_mode", dataset_mode]
     try:
-        defaults = vars(TestOptions().build_parser(argv).parse_args(argv))
+        return vars(TestOptions().build_parser(argv).parse_args(argv))
     except SystemExit:
         raise UserError(
-            f"{path} names a model or dataset this code does not have ({' '.join(argv)})"
+            f"{source} names a model or dataset this code does not have ({' '.join(argv)})"
         ) from None
-    return argparse.Namespace(**{**defaults, **saved})
+
+
+def weights_only_options(folder: Path, model: str, epoch: str) -> argparse.Namespace:
+    """Options for a folder of weight files without ``train_opt.json``: the model's defaults, which
+    for pix2pix_attn are the paper's configuration (3-band PNG triplets, unet_256, 64 filters, no
+    dropout); for pix2pix_attn the band counts, filters and U-Net depth are read from the weights,
+    so that official files and smaller ones alike load."""
+    opt = argparse.Namespace(**model_defaults(model, None, folder))
+    opt.name = folder.name
+    if model == OFFICIAL_MODEL:
+        shapes = {net: unet_shape(safe_load(folder / f"{epoch}_net_{net}.pth")) for net in ("G", "G2", "A")}
+        (g_in, ngf, depth, out_nc), (sar_nc, *_), (in_nc, *_) = shapes["G"], shapes["G2"], shapes["A"]
+        netG = f"unet_{2**depth}"
+        if netG not in UNET_DEPTHS or g_in != in_nc + out_nc:
+            raise UserError(f"{folder / f'{epoch}_net_G.pth'} is not a pix2pix_attn U-Net this code knows")
+        opt.input_nc, opt.output_nc, opt.sar_nc, opt.ngf, opt.netG = in_nc, out_nc, sar_nc, ngf, netG
+    return opt
+
+
+def unet_shape(state: dict) -> tuple[int, int, int, int]:
+    """(input bands, filters, depth, output bands) of a U-Net state_dict (ours or the official one)."""
+    if not isinstance(state, dict) or not state:
+        raise UserError("a weight file does not hold a state_dict")
+    keys = [k for k in state if k.endswith(".weight") or k.endswith(".bias")]
+    first, last = keys[0], keys[-1]
+    depth = max(k.count("model.") for k in keys) - 1
+    return int(state[first].shape[1]), int(state[first].shape[0]), depth, int(state[last].shape[0])
 
 
 def png_warning(opt: argparse.Namespace, name: str) -> str | None:
@@ -84,16 +131,27 @@ def load_model(
     return model
 
 
-def model_forward(model: models.BaseModel) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``(cloudy, sar)`` in [0, 1] on the model's device -> cloud-free reflectance in [0, 1]."""
+def model_forward(
+    model: models.BaseModel, maps: tuple[str, ...] = ()
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(cloudy, sar)`` in [0, 1] on the model's device -> cloud-free reflectance in [0, 1], followed
+    by one channel per name in ``maps`` (attention maps of ``model.roles.attention``, in [0, 1])."""
     output = model.roles.output
+    for name in maps:
+        if name not in model.roles.attention:
+            raise UserError(f"model {model.opt.model} has no map {name!r} ({map_names(model) or 'none'})")
 
     def forward(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         # The model's pure inference method keeps nothing between batches.
-        out = model.predict(a * 2 - 1, c * 2 - 1)[output].float()
-        return (out + 1) / 2
+        result = model.predict(a * 2 - 1, c * 2 - 1)
+        out = (result[output].float() + 1) / 2
+        return torch.cat([out, *(result[name].float() for name in maps)], 1) if maps else out
 
     return forward
+
+
+def map_names(model: models.BaseModel) -> str:
+    return ", ".join(model.roles.attention)
 
 
 def window_multiple(opt: argparse.Namespace) -> int:

@@ -12,11 +12,15 @@ Two output types (``--out_dtype``):
 The conversion runs where the blended rows are (on the GPU before the copy to the host, which then
 moves half the bytes); rows travel as the signed type of their size (torch has few unsigned
 kernels) and are written as stored.
+
+``cog``: the finished GeoTIFF is copied through GDAL's COG driver (cloud-optimised: 512-pixel
+tiles, overviews averaged down to one tile, the chosen compression), then renamed into place.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -24,18 +28,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 import torch
 from rasterio.errors import RasterioError
 
 from data.sentinel import S2_MAX
 from scene.io import parse_nodata
 from util.errors import UserError
-from util.fileio import atomic_path
+from util.fileio import atomic_path, temporary_path
 
 OUT_DTYPES = ("float32", "uint16")
 COMPRESSIONS = ("none", "zstd", "deflate", "lzw")
 UINT16_MAX = 65535
 DN_SCALE = 1.0 / S2_MAX  # reflectance per digital number
+COG_BLOCK = 512  # the COG driver's default tile side
 
 
 @dataclass(frozen=True)
@@ -45,12 +51,20 @@ class OutputFormat:
     dtype: str = "float32"
     nodata: float = math.nan
     compress: str = "none"
+    cog: bool = False
 
     @classmethod
     def parse(
-        cls, dtype: str = "float32", nodata: str | float | None = None, compress: str = "none"
+        cls,
+        dtype: str = "float32",
+        nodata: str | float | None = None,
+        compress: str = "none",
+        cog: bool = False,
     ) -> OutputFormat:
         """Check the choices; ``nodata`` None: NaN for float32, 0 for uint16."""
+        if cog:
+            check_cog_driver()
+            return dataclasses.replace(cls.parse(dtype, nodata, compress), cog=True)
         if dtype not in OUT_DTYPES:
             raise UserError(f"--out_dtype {dtype!r}: choose one of {', '.join(OUT_DTYPES)}")
         if compress not in COMPRESSIONS:
@@ -131,6 +145,20 @@ class OutputFormat:
             )
         return profile
 
+    def cog_options(self) -> dict:
+        """Creation options of GDAL's COG driver for this format."""
+        options = {
+            "blocksize": COG_BLOCK,
+            "overviews": "AUTO",
+            "resampling": "AVERAGE",
+            "bigtiff": "IF_SAFER",
+            "num_threads": "ALL_CPUS",
+            "compress": self.compress.upper(),
+        }
+        if self.compress != "none":
+            options.update(predictor="YES", level=1)
+        return options
+
     def describe(self, dst: rasterio.io.DatasetWriter, band_names: Sequence[str], **tags: str) -> None:
         """Band descriptions and tags saying what the values are (and, for uint16, their scale)."""
         dn = self.dtype == "uint16"
@@ -150,11 +178,36 @@ class OutputFormat:
             dst.update_tags(content="cloud-free reflectance in [0, 1]", **tags)
 
 
+def check_cog_driver() -> None:
+    """Refuse ``--cog`` where rasterio's GDAL has no COG driver (GDAL before 3.1)."""
+    with rasterio.Env() as env:
+        if "COG" not in env.drivers():
+            raise UserError(
+                f"--cog needs GDAL's COG driver, which this rasterio's GDAL {rasterio.__gdal_version__} lacks; "
+                "upgrade rasterio or drop --cog"
+            )
+
+
 @contextlib.contextmanager
-def atomic_geotiff(path: str | os.PathLike, profile: dict) -> Iterator[rasterio.io.DatasetWriter]:
+def atomic_geotiff(
+    path: str | os.PathLike, profile: dict, cog: dict | None = None
+) -> Iterator[rasterio.io.DatasetWriter]:
     """A GeoTIFF open for writing under a temporary name beside ``path``; renamed onto ``path``
     when the block ends without error, removed otherwise (an existing file is only replaced by a
-    complete new one)."""
+    complete new one). ``cog``: the COG driver's options; the written file is copied through it."""
+    if cog is not None:
+        with atomic_path(path) as final:
+            plain = temporary_path(final)
+            try:
+                with atomic_geotiff(plain, profile) as dst:
+                    yield dst
+                try:
+                    rasterio.shutil.copy(plain, final, driver="COG", **cog)
+                except (RasterioError, OSError) as err:
+                    raise UserError(f"writing {path} as a cloud-optimised GeoTIFF failed: {err}") from None
+            finally:
+                plain.unlink(missing_ok=True)
+        return
     with atomic_path(path) as tmp:
         try:
             dst = rasterio.open(tmp, "w", **profile)

@@ -15,7 +15,7 @@ import queue
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
@@ -56,9 +56,13 @@ def predict_scene(
     progress: bool = True,
     workers: int | None = None,
     write_thread: bool | None = None,
+    maps: Sequence[rasterio.io.DatasetWriter] = (),
 ) -> int:
     """Run ``forward`` over every window of the reader's grid, blend, and write ``dst`` in the
     output type of ``fmt`` (float32 reflectance by default); returns the windows run.
+
+    ``maps``: one-band float32 writers for the channels ``forward`` returns after the ``bands``
+    of the output (e.g. the attention map), blended the same way.
 
     On a GPU three stages overlap: ``workers`` threads read batches, this thread scales them, runs
     the network, blends and converts on the device, and a thread writes the finished rows once the
@@ -72,12 +76,12 @@ def predict_scene(
         workers = default_workers(device)
     if write_thread is None:
         write_thread = workers > 0
-    blender = Blender(grid, bands, batch_size, device, fmt.fill)
+    blender = Blender(grid, bands + len(maps), batch_size, device, fmt.fill)
     last_col, ran = len(grid.cols) - 1, 0
-    piece_size = bands * grid.window * blender.buf.shape[-1]
+    row_size = grid.window * blender.buf.shape[-1]
     with (
         _Consumer(
-            lambda item: _write(dst, grid, fmt.dtype, *item), depth=WRITE_QUEUE, thread=write_thread
+            lambda item: _write(grid, *item), depth=WRITE_QUEUE * (1 + len(maps)), thread=write_thread
         ) as sink,
         tqdm(total=len(grid), unit="win", desc="predict", file=sys.stderr, disable=not progress) as bar,
     ):
@@ -86,15 +90,17 @@ def predict_scene(
             c0, out = blender.finish(k, upto)
             if out is None:
                 return
-            out, event = fmt.encode(out), None
-            if cuda:  # always the same size of page-locked buffer, which the allocator then reuses
-                host = torch.empty(piece_size, dtype=out.dtype, pin_memory=True)[: out.numel()].view(
-                    out.shape
-                )
-                host.copy_(out, non_blocking=True)
-                event, out = torch.cuda.Event(), host
-                event.record()
-            sink.put((k, c0, out, event))
+            pieces = [(dst, fmt.dtype, fmt.encode(out[:bands]))]
+            pieces += [(m, "float32", out[bands + i : bands + i + 1]) for i, m in enumerate(maps)]
+            for target, dtype, piece in pieces:
+                event = None
+                if cuda:  # always the same size of page-locked buffer, which the allocator then reuses
+                    host = torch.empty(len(piece) * row_size, dtype=piece.dtype, pin_memory=True)
+                    host = host[: piece.numel()].view(piece.shape)
+                    host.copy_(piece, non_blocking=True)
+                    event, piece = torch.cuda.Event(), host
+                    event.record()
+                sink.put((target, dtype, k, c0, piece, event))
 
         strip = 0
         for batch, tensors in ordered_map(partial(read_batch, reader), batches(grid, batch_size), workers):
@@ -180,8 +186,8 @@ def device_inputs(
 
 
 def _write(
-    dst: rasterio.io.DatasetWriter,
     grid: WindowGrid,
+    dst: rasterio.io.DatasetWriter,
     dtype: str,
     k: int,
     c0: int,

@@ -2,8 +2,8 @@
 
     from scene import ScenePredictor
     predictor = ScenePredictor("checkpoints", "s12_13band", gpu_ids="0")
-    result = predictor.predict("S2.tif", "S1.tif", "clear.tif", out_dtype="uint16")
-    print(result.megapixels_per_second)
+    result = predictor.predict("S2.tif", "S1.tif", "clear.tif", out_dtype="uint16", maps=True)
+    print(result.megapixels_per_second, result.maps)  # maps: clear_att_A.tif beside clear.tif
 
 Every setting is checked before any work starts, and every mistake raises a one-line
 :class:`util.errors.UserError` (named after ``predict.py``'s options); the output is written
@@ -13,8 +13,11 @@ complete one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +46,7 @@ class SceneResult:
     windows_run: int  # windows with data, which went through the network
     windows: int  # windows of the grid
     seconds: float  # from opening the output to renaming it into place
+    maps: tuple[Path, ...] = ()  # attention maps / masks written beside the output
 
     @property
     def megapixels_per_second(self) -> float:
@@ -69,12 +73,24 @@ def check_output_path(out: str | os.PathLike, *inputs: tuple[str, str | os.PathL
     return out
 
 
+def map_path(out: str | os.PathLike, name: str) -> Path:
+    """Where the map ``name`` (e.g. att_A) of output ``out`` goes: ``<stem>_<name><suffix>`` beside it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_{name}{out.suffix or '.tif'}")
+
+
+def stderr_log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 class ScenePredictor:
     """A trained experiment, ready to remove clouds from whole Sentinel-2 scenes window by window.
 
     The options are read at once (``<checkpoints_dir>/<name>/train_opt.json``); the model is built
     and its weights (``epoch``: 'latest' or a number) loaded on first use, on the device of
-    ``gpu_ids`` ('auto': the first GPU if any; '-1': the CPU).
+    ``gpu_ids`` ('auto': the first GPU if any; '-1': the CPU). A folder of weight files without
+    ``train_opt.json`` is read with the paper's configuration of ``model`` (see
+    :func:`scene.model.load_options`); ``model`` also refuses an experiment of another model.
     """
 
     def __init__(
@@ -84,6 +100,7 @@ class ScenePredictor:
         epoch: str | int = "latest",
         *,
         gpu_ids: str = "auto",
+        model: str | None = None,
     ) -> None:
         self.checkpoints_dir, self.name, self.epoch, self.gpu_ids = (
             Path(checkpoints_dir),
@@ -91,7 +108,7 @@ class ScenePredictor:
             epoch,
             gpu_ids,
         )
-        self.opt = load_options(checkpoints_dir, name)
+        self.opt = load_options(checkpoints_dir, name, model, epoch)
         self._model: models.BaseModel | None = None
         self._forward: Forward | None = None
 
@@ -125,6 +142,22 @@ class ScenePredictor:
         if self._forward is None:
             self._forward = model_forward(self.model)
         return self._forward
+
+    @property
+    def map_names(self) -> tuple[str, ...]:
+        """The model's maps in [0, 1] that a run can write beside the output (attention, cloud mask)."""
+        return models.find_model_using_name(self.opt.model).roles.attention
+
+    def forward_with(self, maps: tuple[str, ...]) -> Forward:
+        """:attr:`forward` followed by one channel per map of ``maps``."""
+        return model_forward(self.model, maps) if maps else self.forward
+
+    def chosen_maps(self, maps: bool) -> tuple[str, ...]:
+        if not maps:
+            return ()
+        if not self.map_names:
+            raise UserError(f"model {self.opt.model} has no attention map or cloud mask; drop --maps")
+        return self.map_names
 
     # ------------------------------------------------------------------ scenes
     def check_settings(
@@ -185,6 +218,9 @@ class ScenePredictor:
         write_thread: bool | None = None,
         forward: Forward | None = None,
         progress: bool = True,
+        maps: bool = False,
+        cog: bool = False,
+        log: Callable[[str], None] | None = stderr_log,
     ) -> SceneResult:
         """Remove the clouds of ``cloudy`` (Sentinel-2 DN) with ``sar`` (Sentinel-1 dB, same grid) into
         the GeoTIFF ``out``, windows of side ``window`` overlapping by ``overlap`` pixels,
@@ -197,16 +233,24 @@ class ScenePredictor:
         threads (default: up to 6 beside a GPU, 0 on the CPU); ``write_thread``: write in a thread
         of its own (default: when there are reading threads). ``forward``: a function run instead
         of :attr:`forward` (same contract; e.g. to time the pipeline around a stand-in network).
+        ``maps``: also write the model's attention maps / cloud masks (:func:`map_path`) as float32
+        in [0, 1]; ``cog``: cloud-optimised GeoTIFFs. ``log`` receives notes (e.g. the SAR resampled
+        onto the optical grid).
         """
         out = check_output_path(out, ("cloudy", cloudy), ("sar", sar))
-        fmt = OutputFormat.parse(out_dtype, nodata, compress)
+        fmt = OutputFormat.parse(out_dtype, nodata, compress, cog)
+        names = self.chosen_maps(maps)
+        if names and forward is not None:
+            raise UserError("maps cannot be written with a stand-in forward function")
         self.check_settings(window=window, overlap=overlap, batch_size=batch_size, num_threads=num_threads)
         with gdal_env():
             scene = self.open(
                 cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata
             )
             with scene:  # input errors come before the model is built
-                run = forward or self.forward
+                if scene.note and log is not None:
+                    log(scene.note)
+                run = forward or self.forward_with(names)
                 return self.write(
                     scene,
                     out,
@@ -217,6 +261,7 @@ class ScenePredictor:
                     num_threads=num_threads,
                     write_thread=write_thread,
                     progress=progress,
+                    maps=names,
                 )
 
     def write(
@@ -231,14 +276,31 @@ class ScenePredictor:
         num_threads: int | None = None,
         write_thread: bool | None = None,
         progress: bool = True,
+        maps: tuple[str, ...] = (),
     ) -> SceneResult:
-        """Predict an open ``scene`` over ``grid`` into ``out`` (atomically), settings already checked."""
+        """Predict an open ``scene`` over ``grid`` into ``out`` (atomically), settings already checked.
+
+        ``forward`` returns the output's bands followed by one channel per name of ``maps``. Every
+        file is written under a temporary name; the maps are renamed into place before the output,
+        so an output that exists is complete with its maps.
+        """
         device = self.model.device
         start = time.perf_counter()
-        with atomic_geotiff(out, fmt.profile(scene.cloudy, self.bands, grid.stride)) as dst:
-            fmt.describe(
-                dst, scene.band_names, experiment=self.name, epoch=str(self.epoch), model=self.opt.model
+        tags = {"experiment": self.name, "epoch": str(self.epoch), "model": self.opt.model}
+        map_fmt = OutputFormat("float32", fmt.fill, fmt.compress, fmt.cog)
+        cog = fmt.cog_options() if fmt.cog else None
+        with contextlib.ExitStack() as stack:
+            dst = stack.enter_context(
+                atomic_geotiff(out, fmt.profile(scene.cloudy, self.bands, grid.stride), cog)
             )
+            fmt.describe(dst, scene.band_names, **tags)
+            writers = []
+            for name in maps:
+                profile = map_fmt.profile(scene.cloudy, 1, grid.stride)
+                writer = stack.enter_context(atomic_geotiff(map_path(out, name), profile, cog))
+                writer.set_band_description(1, name)
+                writer.update_tags(content=f"{name}: map in [0, 1] of {self.opt.model}", **tags)
+                writers.append(writer)
             reader = scene.batch_reader(grid, batch_size, pin=device.type == "cuda")
             try:
                 ran = predict_scene(
@@ -253,11 +315,15 @@ class ScenePredictor:
                     progress,
                     num_threads,
                     write_thread,
+                    writers,
                 )
             finally:
                 reader.close()
         seconds = time.perf_counter() - start
-        return SceneResult(Path(out), grid.width, grid.height, self.bands, fmt.dtype, ran, len(grid), seconds)
+        paths = tuple(map_path(out, name) for name in maps)
+        return SceneResult(
+            Path(out), grid.width, grid.height, self.bands, fmt.dtype, ran, len(grid), seconds, paths
+        )
 
 
 def predict_scene_file(
@@ -269,8 +335,11 @@ def predict_scene_file(
     name: str,
     epoch: str | int = "latest",
     gpu_ids: str = "auto",
+    model: str | None = None,
     **settings,
 ) -> SceneResult:
     """One scene with experiment ``name``: ``ScenePredictor(...).predict(cloudy, sar, out, **settings)``
     (see :meth:`ScenePredictor.predict` for the settings)."""
-    return ScenePredictor(checkpoints_dir, name, epoch, gpu_ids=gpu_ids).predict(cloudy, sar, out, **settings)
+    return ScenePredictor(checkpoints_dir, name, epoch, gpu_ids=gpu_ids, model=model).predict(
+        cloudy, sar, out, **settings
+    )

@@ -120,7 +120,8 @@ class Batch:
 class BatchReader:
     """Reads batches of windows as they are stored; safe to call from several threads at once.
 
-    Each thread opens its own handles (GDAL datasets must not be shared between threads). The
+    Each thread opens its own handles with ``open_inputs`` (GDAL datasets must not be shared
+    between threads); anything with rasterio's ``read(indexes, window=, out=)`` will do. The
     windows of a batch in one strip are read as one box, whose width is bounded by the batch size.
     A window is active when one of its pixels inside the scene has data in either input; scaling
     and per-pixel nodata masks are left to the device.
@@ -128,8 +129,7 @@ class BatchReader:
 
     def __init__(
         self,
-        cloudy: str,
-        sar: str,
+        open_inputs: Callable[[], tuple[list, list]],
         s2_indexes: list[int],
         s1_indexes: list[int],
         s2_nodata: float | None,
@@ -138,7 +138,7 @@ class BatchReader:
         batch_size: int = 1,
         alloc: Callable[[int, np.dtype], tuple[np.ndarray, object]] | None = None,
     ) -> None:
-        self.paths = (cloudy, sar)
+        self.open_inputs = open_inputs  # -> ([cloudy, sar] to read, [handles to close])
         self.indexes = (s2_indexes, s1_indexes)
         self.nodata = (s2_nodata, s1_nodata)
         self.grid = grid
@@ -150,9 +150,10 @@ class BatchReader:
 
     def _datasets(self) -> tuple[rasterio.io.DatasetReader, rasterio.io.DatasetReader]:
         if not hasattr(self._local, "datasets"):
-            self._local.datasets = tuple(open_raster(p, r) for p, r in zip(self.paths, ("cloudy", "SAR")))
+            datasets, handles = self.open_inputs()
+            self._local.datasets = tuple(datasets)
             with self._lock:
-                self._opened.extend(self._local.datasets)
+                self._opened.extend(handles)
         return self._local.datasets
 
     def close(self) -> None:

@@ -7,6 +7,10 @@ configuration that trains on a laptop CPU in minutes: U-Net depth 7 (``unet_128`
 filters instead of 8 levels with 64, random 128x128 crops of the 256x256 demo images, batches of
 4, 20 epochs. Testing runs on the whole 256x256 images. Running it again resumes or reuses
 what is there (``checkpoints/demo``, ``datasets/demo``): nothing is overwritten.
+
+It also leaves a small georeferenced synthetic scene for predict.py (``datasets/demo/scene``:
+``s2_cloudy.tif``, 3 bands of uint16 digital numbers, and ``s1.tif``, 3 bands of float32 dB, on a
+512 x 512 UTM grid of 10 m pixels), scaled so that the demo model sees the values it was trained on.
 """
 
 from __future__ import annotations
@@ -15,11 +19,17 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+import rasterio
+from affine import Affine
+
 import test as test_script
 import train as train_script
 from data.image_folder import is_image_file
+from data.synthetic import make_triplet
 from scripts import make_demo_data
 from util.errors import run_cli
+from util.fileio import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]  # defaults live in the checkout, wherever it is run from
 
@@ -52,6 +62,8 @@ TRAIN = [
     "1",
 ]
 QUICK = ["--n_epochs", "1", "--n_epochs_decay", "1"]
+SCENE_SIZE, SCENE_CRS = 512, "EPSG:32632"  # a demo scene on a UTM grid of 10 m pixels
+SCENE_TRANSFORM = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5100000.0)
 
 
 def count_images(folder: Path) -> int:
@@ -85,6 +97,30 @@ def ensure_data(out: Path, seed: int) -> int:
     )
 
 
+def write_demo_scene(folder: Path, seed: int) -> None:
+    """A 512 x 512 synthetic scene as GeoTIFFs for predict.py, unless it is there already.
+
+    The optical image is stored as digital numbers (8-bit value / 255 x 10000) and the SAR as dB
+    (8-bit value / 255 x 25 - 25), the inverses of predict.py's scaling, so the demo model (trained
+    on the 8-bit PNGs) sees the values it knows.
+    """
+    cloudy, sar = folder / "s2_cloudy.tif", folder / "s1.tif"
+    if cloudy.is_file() and sar.is_file():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    sample = make_triplet(seed, N_TRAIN + N_TEST, size=SCENE_SIZE)
+    layers = {
+        cloudy: np.rint(sample["A"].transpose(2, 0, 1) / 255.0 * 10000).astype("uint16"),
+        sar: (sample["C"].transpose(2, 0, 1) / 255.0 * 25 - 25).astype("float32"),
+    }
+    for path, values in layers.items():
+        profile = {"driver": "GTiff", "width": SCENE_SIZE, "height": SCENE_SIZE, "count": 3}
+        profile.update(dtype=str(values.dtype), crs=SCENE_CRS, transform=SCENE_TRANSFORM, tiled=True)
+        with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(values)
+    print(f"wrote a {SCENE_SIZE}x{SCENE_SIZE} synthetic scene for predict.py: {cloudy}, {sar}")
+
+
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "datasets" / "demo", help="demo data folder")
@@ -104,6 +140,7 @@ def run(argv: list[str] | None = None) -> int:
 
     if ensure_data(args.data, args.seed):
         return 2
+    write_demo_scene(args.data / "scene", args.seed)
     common = [
         "--name",
         args.name,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.warp
 import torch
 from affine import Affine
 
@@ -265,14 +266,18 @@ def expect_error(capsys, argv_: list[str], *words: str) -> str:
 
 
 @pytest.mark.parametrize("what", ["size", "transform", "crs"])
-def test_different_grids_are_refused(ckpt, tmp_path, capsys, what):
+def test_sar_on_a_different_grid_is_resampled_with_a_note(ckpt, tmp_path, capsys, what):
     kwargs = {
         "size": {"sar_size": (40, 41)},
         "transform": {"sar_transform": Affine(10.0, 0.0, 600010.0, 0.0, -10.0, 5100000.0)},
         "crs": {"sar_crs": "EPSG:32633"},
     }[what]
     s2, s1 = write_scene(tmp_path, 40, 40, **kwargs)
-    expect_error(capsys, argv(ckpt, s2, s1, tmp_path / "o.tif"), "not on the same grid", "gdalwarp")
+    (x,), (y,) = rasterio.warp.transform("EPSG:32632", "EPSG:32633", [600000.0], [5100000.0])
+    if what == "crs":  # the same place in the neighbouring UTM zone
+        s2, s1 = write_scene(tmp_path, 40, 40, **kwargs, sar_transform=Affine(10.0, 0, x, 0, -10.0, y))
+    assert run_main(predict.main, argv(ckpt, s2, s1, tmp_path / "o.tif")) == 0
+    assert "resampled onto the grid" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

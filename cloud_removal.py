@@ -1,0 +1,265 @@
+"""Remove clouds from arrays in Python (a notebook, a pipeline of your own) with a trained model.
+
+    import numpy as np
+    from cloud_removal import CloudRemover
+
+    remover = CloudRemover("checkpoints/demo", device="cpu")
+    result = remover(cloudy, sar)          # cloudy (C, H, W) S2 digital numbers, sar (C', H, W) dB
+    clear, attention = result.image, result.attention   # (C, H, W) reflectance, (H, W) in [0, 1]
+
+Conventions (checked; a mismatch raises a one-line :class:`util.errors.UserError`):
+
+* Arrays are band-first, ``(C, H, W)`` (or ``(1, C, H, W)``), numpy arrays or torch tensors of any
+  size; the cloudy image and the SAR image cover the same pixels.
+* Cloudy bands in the model's order (:attr:`CloudRemover.bands`): all 13 Sentinel-2 bands B1..B12
+  for a 13-band model, or just its bands; a 13-band array is cut to the bands a model was trained on.
+* ``cloudy_units``: 'dn' (the default: Sentinel-2 digital numbers, reflectance x 10000, as in
+  the products) or 'reflectance' (floats in [0, 1]).
+* SAR: Sentinel-1 backscatter in dB (VV, VH), not linear power.
+* NaN marks missing pixels (``cloudy_nodata``/``sar_nodata`` add a value); where both inputs are
+  missing the output is NaN.
+
+The result: :attr:`Prediction.image` (C, H, W) cloud-free reflectance in [0, 1] (float32, the type
+of the input: numpy or a CPU tensor), and :attr:`Prediction.maps` the model's maps in [0, 1]
+(pix2pix_attn: its attention map ``att_A``; DSen2-CR: ``cloud_mask``), each (H, W). The image is
+covered by overlapping windows that are cross-faded, exactly as ``predict.py`` does for a GeoTIFF
+(:mod:`scene.windows`), so both give the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.sentinel import S2_BANDS, S2_MAX, parse_bands
+from scene.arrays import ArrayRaster, ArrayWriter
+from scene.output import OutputFormat
+from scene.pipeline import predict_scene
+from scene.predictor import ScenePredictor
+from scene.reader import BatchReader, pinned
+from scene.windows import WindowGrid
+from util.errors import UserError
+
+CLOUDY_UNITS = ("dn", "reflectance")
+MISSING_DN = -65536.5  # stands for NaN in cloudy floats: no digital number or reflectance x 10000 is this
+
+
+@dataclass
+class Prediction:
+    """The cloud-free image (C, H, W) in [0, 1] and the model's maps, each (H, W) in [0, 1]."""
+
+    image: np.ndarray | torch.Tensor
+    maps: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def attention(self) -> np.ndarray | torch.Tensor | None:
+        """The model's first map (pix2pix_attn: the attention map; DSen2-CR: its cloud mask), or None."""
+        return next(iter(self.maps.values()), None)
+
+
+def gpu_ids_of(device: str | int | torch.device) -> str:
+    """A device ('auto', 'cpu', 'cuda', 'cuda:1', 1, torch.device) as ``--gpu_ids`` text."""
+    text = str(device)
+    if text in ("auto", "cpu"):
+        return "auto" if text == "auto" else "-1"
+    if text == "cuda":
+        return "0"
+    index = text.removeprefix("cuda:")
+    if not index.isdigit():
+        raise UserError(f"device {device!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or a GPU index")
+    return index
+
+
+class CloudRemover:
+    """A trained model ready to remove clouds from arrays of any size.
+
+    ``checkpoint``: an experiment folder (``checkpoints/<name>/`` with ``train_opt.json``) or a
+    folder of weight files alone (e.g. the official ``latest_net_{G,G2,A,D}.pth``: the paper's
+    configuration of ``model``). ``model``: refuse an experiment of another model (and the model
+    of weight files alone; default pix2pix_attn). ``epoch``: 'latest' or a number. ``device``:
+    'auto' (the first GPU if any), 'cpu', 'cuda', 'cuda:N'.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike,
+        *,
+        model: str | None = None,
+        epoch: str | int = "latest",
+        device: str | int | torch.device = "auto",
+    ) -> None:
+        folder = Path(checkpoint).expanduser().resolve()
+        self.scene = ScenePredictor(
+            folder.parent, folder.name, epoch, gpu_ids=gpu_ids_of(device), model=model
+        )
+        self.opt = self.scene.opt
+        picked = parse_bands(str(self.opt.s2_bands)) if getattr(self.opt, "s2_bands", None) else None
+        self._picked = picked if picked and len(picked) == self.opt.input_nc else None
+
+    @property
+    def model_name(self) -> str:
+        return str(self.opt.model)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """Names of the cloudy bands the model takes, in order (Sentinel-2 names where known)."""
+        if self._picked is not None:
+            return tuple(S2_BANDS[i] for i in self._picked)
+        if self.opt.input_nc == len(S2_BANDS):
+            return S2_BANDS
+        return tuple(f"band_{i + 1}" for i in range(self.opt.input_nc))
+
+    @property
+    def map_names(self) -> tuple[str, ...]:
+        """The maps a prediction returns (e.g. ('att_A',)); empty for models without one."""
+        return self.scene.map_names
+
+    @property
+    def device(self) -> torch.device:
+        return self.scene.model.device
+
+    @property
+    def warning(self) -> str | None:
+        """Why predictions may be off (a model trained on 8-bit PNGs), or None."""
+        return self.scene.warning
+
+    def __call__(
+        self,
+        cloudy: np.ndarray | torch.Tensor,
+        sar: np.ndarray | torch.Tensor,
+        *,
+        cloudy_units: str = "dn",
+        cloudy_nodata: float | None = None,
+        sar_nodata: float | None = None,
+        window: int = 256,
+        overlap: int = 64,
+        batch_size: int = 8,
+        maps: bool = True,
+        progress: bool = False,
+    ) -> Prediction:
+        """Remove the clouds of ``cloudy`` with ``sar`` (conventions: this module's docstring);
+        ``window``/``overlap``/``batch_size`` as predict.py's options; ``maps``: also return the maps."""
+        as_tensor = isinstance(cloudy, torch.Tensor)
+        a, c = band_first(cloudy, "cloudy"), band_first(sar, "sar")
+        if a.shape[1:] != c.shape[1:]:
+            raise UserError(
+                f"the cloudy image is {a.shape[1]}x{a.shape[2]} px but the SAR image {c.shape[1]}x{c.shape[2]}; "
+                "give both on the same pixels"
+            )
+        indexes = self._band_indexes(a.shape[0])
+        if c.shape[0] != self.opt.sar_nc:
+            raise UserError(
+                f"sar has {c.shape[0]} band(s) but the model takes {self.opt.sar_nc} (VV, VH in dB)"
+            )
+        a, a_nodata = cloudy_dn(a, cloudy_units, cloudy_nodata)
+        c = sar_db(c, sar_nodata)
+        self.scene.check_settings(window=window, overlap=overlap, batch_size=batch_size)
+        names = self.scene.chosen_maps(maps) if maps and self.map_names else ()
+        grid = WindowGrid(a.shape[1], a.shape[2], window, overlap)
+        device = self.device
+        inputs = [ArrayRaster(a, "cloudy"), ArrayRaster(c, "sar")]
+        reader = BatchReader(
+            lambda: (inputs, []),
+            indexes,
+            list(range(1, c.shape[0] + 1)),
+            a_nodata,
+            sar_nodata,
+            grid,
+            batch_size,
+            pinned if device.type == "cuda" else None,
+        )
+        image = ArrayWriter(self.scene.bands, grid.height, grid.width)
+        writers = [ArrayWriter(1, grid.height, grid.width) for _ in names]
+        sar_scaling = str(getattr(self.opt, "sar_scaling", None) or "standard")
+        predict_scene(
+            reader,
+            self.scene.forward_with(names),
+            self.scene.bands,
+            image,
+            device,
+            batch_size,
+            OutputFormat(),
+            sar_scaling,
+            progress,
+            maps=writers,
+        )
+        wrap = torch.from_numpy if as_tensor else (lambda x: x)
+        return Prediction(wrap(image.data), {n: wrap(w.data[0]) for n, w in zip(names, writers)})
+
+    def _band_indexes(self, count: int) -> list[int]:
+        """1-based bands of a ``count``-band cloudy array to feed the model."""
+        if count == self.opt.input_nc:
+            return list(range(1, count + 1))
+        if count == len(S2_BANDS) and self._picked is not None:
+            return [i + 1 for i in self._picked]
+        raise UserError(
+            f"cloudy has {count} band(s) but the model takes {self.opt.input_nc} ({', '.join(self.bands)})"
+        )
+
+
+def band_first(x: np.ndarray | torch.Tensor, role: str) -> np.ndarray:
+    """``x`` as a (C, H, W) numpy array (a (1, C, H, W) batch of one is accepted)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.ndim == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 3:
+        raise UserError(f"{role} has shape {x.shape}; expected (bands, height, width)")
+    if x.shape[-1] <= len(S2_BANDS) < x.shape[0]:
+        raise UserError(
+            f"{role} has shape {x.shape}, which looks like (height, width, bands); give (bands, height, width), "
+            "e.g. np.moveaxis(x, -1, 0)"
+        )
+    if x.dtype.kind not in "uif":
+        raise UserError(f"{role} has data type {x.dtype}; expected numbers")
+    return x
+
+
+def cloudy_dn(a: np.ndarray, units: str, nodata: float | None) -> tuple[np.ndarray, float | None]:
+    """The cloudy array as digital numbers (integers as given, floats as float32), and its nodata value."""
+    if units not in CLOUDY_UNITS:
+        raise UserError(f"cloudy_units {units!r}: choose one of {', '.join(CLOUDY_UNITS)}")
+    finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
+    top = float(finite.max()) if finite.size else 0.0
+    if units == "reflectance":
+        if a.dtype.kind != "f" or top > 2.0:
+            raise UserError(
+                f"cloudy_units='reflectance' expects floats in [0, 1], but the cloudy values reach {top:g} "
+                f"({a.dtype}); these look like digital numbers: pass cloudy_units='dn'"
+            )
+        a = a.astype(np.float32) * np.float32(S2_MAX)
+        nodata = None if nodata is None else float(nodata) * S2_MAX
+    elif a.dtype.kind == "f" and 0 < top <= 2.0:
+        raise UserError(
+            f"cloudy values reach only {top:g}: this looks like reflectance in [0, 1], not digital numbers "
+            "(reflectance x 10000); pass cloudy_units='reflectance'"
+        )
+    if a.dtype.kind == "f":
+        a = a.astype(np.float32)
+        missing = np.isnan(a)
+        if missing.any():  # the scaling takes one nodata value; NaN is not one it compares with
+            if nodata is not None and not math.isnan(nodata):
+                a = np.where(missing, np.float32(nodata), a)
+            else:
+                a, nodata = np.where(missing, np.float32(MISSING_DN), a), MISSING_DN
+    return a, nodata
+
+
+def sar_db(c: np.ndarray, nodata: float | None) -> np.ndarray:
+    """The SAR array as float32 dB; refuses linear backscatter (all values >= 0)."""
+    c = c.astype(np.float32)
+    valid = np.isfinite(c)
+    if nodata is not None and not math.isnan(nodata):
+        valid &= c != nodata
+    values = c[valid]
+    if values.size and float(values.min()) >= 0:
+        raise UserError(
+            "sar values are all >= 0, which looks like linear backscatter; give dB, e.g. 10 * np.log10(linear)"
+        )
+    return c
