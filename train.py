@@ -5,7 +5,9 @@
         --dataset_mode unaligned_sar --no_flip --display_freq 500 --save_epoch_freq 40
 
 Checkpoints, options, the loss log and a training web page go to ``checkpoints/<name>/``.
-``--continue_train`` resumes from ``latest_train_state.pth`` where the run stopped.
+``--continue_train`` resumes from ``latest_train_state.pth`` where the run stopped
+(``--continue_train auto``: when there is one). SIGTERM or SIGUSR1 saves the training state at the
+end of the current iteration and stops (see :mod:`util.preemption` and docs/cluster.md).
 
 Several GPUs or nodes: one process per device, started by torchrun (``--batch_size`` per process):
 
@@ -17,6 +19,7 @@ Several GPUs or nodes: one process per device, started by torchrun (``--batch_si
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 
@@ -33,6 +36,7 @@ from options.base_options import saved_options, seed_everything
 from options.train_options import TrainOptions
 from util import distributed
 from util.errors import UserError, run_cli
+from util.preemption import StopSignals, requeue_on_slurm
 from util.util import visuals_to_images
 
 
@@ -81,23 +85,32 @@ def train(argv: list[str] | None = None) -> int:
     with distributed.worker() as place:
         opt = TrainOptions().parse(argv)
         distributed.init(opt.device)
-        # --batch_size is per process: each rank loads its shard of the same global sample order.
-        loader = create_dataloader(opt, rank=place.rank, world_size=place.world_size)
-        model = create_model(opt)
-        model.setup()
-        if place.rank > 0:
-            # Other draws (image pool, dropout) on the other ranks; rank 0 draws as a single process.
-            seed_everything(derive_seed(opt.seed, place.rank))
-        checkpoints = Checkpoints(model.save_dir)
-        progress = checkpoints.resume(model, opt)
-        # Adam's moments now, not amid the first backward pass: 0.1-0.2 GB less peak memory.
-        model.allocate_optimizer_states()
+        # A rank that fails to start stops every rank with one line, instead of leaving them waiting.
+        with distributed.together("starting"):
+            # --batch_size is per process: each rank loads its shard of the same global sample order.
+            loader = create_dataloader(opt, rank=place.rank, world_size=place.world_size)
+            model = create_model(opt)
+            model.setup()
+        distributed.check_same(
+            f"the number of training samples in {opt.dataroot}",
+            len(loader.dataset),
+            "every node must see the same data (a shared file system, or identical copies)",
+        )
+        with distributed.together("resuming"):
+            if place.rank > 0:
+                # Other draws (image pool, dropout) on the other ranks; rank 0 draws as a single process.
+                seed_everything(derive_seed(opt.seed, place.rank))
+            checkpoints = Checkpoints(model.save_dir)
+            progress = checkpoints.resume(model, opt, images_per_epoch=len(loader.dataset))
+            # Adam's moments now, not amid the first backward pass: 0.1-0.2 GB less peak memory.
+            model.allocate_optimizer_states()
         # DDP: every rank starts from rank 0's weights; gradients are averaged over the ranks.
         distributed.wrap_networks(model.nets, opt.device, find_unused=model.unused_parameters)
         # Rank 0 alone logs, displays and writes pages; closing flushes TensorBoard / W&B.
         display = Visualizer.from_train_options(opt) if place.rank == 0 else contextlib.nullcontext()
-        with display as visualizer:
-            return run_epochs(opt, loader, model, checkpoints, visualizer, progress, place.world_size)
+        # SIGTERM / SIGUSR1 (preemption, time limit): save at the iteration's end and stop.
+        with display as visualizer, StopSignals() as stop:
+            return run_epochs(opt, loader, model, checkpoints, visualizer, progress, place.world_size, stop)
 
 
 def run_epochs(
@@ -108,14 +121,17 @@ def run_epochs(
     visualizer: Visualizer | None,
     progress: dict,
     world_size: int = 1,
+    stop: StopSignals | None = None,
 ) -> int:
     """Train from ``progress`` to the last epoch: display, log, checkpoint; return the exit status.
 
     In a distributed run every rank runs this (checkpoint saves and loss means are collectives);
-    ``visualizer`` is None on the ranks other than 0."""
+    ``visualizer`` is None on the ranks other than 0. ``stop``: after a signal it records, the
+    iteration ends, the training state is saved and the status is 128 + the signal's number."""
+    stop = stop or StopSignals()
     options = saved_options(opt)
     # End-of-epoch 'latest' saves take at most this share of the time.
-    budget = SaveBudget(opt.save_budget, Checkpoints.expected_save_seconds(model), device=opt.device)
+    budget = SaveBudget(opt.save_budget, device=opt.device)
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     total_iters = progress["total_iters"]
     skipped = 0
@@ -163,13 +179,20 @@ def run_epochs(
                     visualizer.plot_current_losses(
                         epoch, ratio, values, step=total_iters, lrs=model.current_lrs()
                     )
-            if crossed(total_iters, step, opt.save_latest_freq):
+            here = {"epoch": epoch - 1, "epoch_iter": epoch_iter, "total_iters": total_iters}
+            saved = crossed(total_iters, step, opt.save_latest_freq)
+            if saved:
                 print(f"saving the latest model (epoch {epoch}, images {total_iters})")
-                here = {"epoch": epoch - 1, "epoch_iter": epoch_iter, "total_iters": total_iters}
                 with budget.timed():
                     checkpoints.save(model, LATEST, here, options)  # every rank: rank 0 writes
                     if opt.save_by_iter:
                         checkpoints.save(model, Checkpoints.iter_label(total_iters), here, options)
+            signum = stop.requested(opt.device)
+            if signum:
+                if not saved:
+                    with budget.timed():
+                        checkpoints.save(model, LATEST, here, options)
+                return stopped(signum, here, checkpoints)
             iter_data_time = time.time()
 
         model.update_learning_rate()
@@ -199,6 +222,22 @@ def run_epochs(
         )
     distributed.barrier()  # rank 0 has written the last checkpoint when every rank returns
     return 0
+
+
+def stopped(signum: int, here: dict, checkpoints: Checkpoints) -> int:
+    """After a stop signal (the state at ``here`` saved): requeue on SLURM, say so, return 128 + signum."""
+    distributed.barrier()  # rank 0 has written the state when every rank returns
+    if distributed.is_main():
+        name = signal.Signals(signum).name
+        print(
+            f"stopped by {name} {here['epoch_iter']} images into epoch {here['epoch'] + 1}: training "
+            f"state saved in {checkpoints.save_dir}; the same command with --continue_train auto goes on",
+            file=sys.stderr,
+        )
+        requeued = requeue_on_slurm(signum)
+        if requeued:
+            print(requeued, file=sys.stderr)
+    return 128 + signum
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -145,6 +145,20 @@ class Checkpoints:
         """Whether ``label`` has a training state or weights here."""
         return self.state_path(label).is_file() or any(self.save_dir.glob(f"{label}_net_*.pth"))
 
+    def newest_epoch(self, names: Iterable[str] | None = None) -> int | None:
+        """The newest epoch with weights here (of every network in ``names``, when given), or None."""
+        names = list(names or ())
+        for label in reversed([x for x in self.labels() if x.isdigit()]):
+            if all(self.weight_path(label, name).is_file() for name in names):
+                return int(label)
+        return None
+
+    def resumable(self, opt: argparse.Namespace) -> bool:
+        """Whether ``--continue_train`` finds something to resume: the selected checkpoint, or
+        (for ``latest``) the weights of an epoch."""
+        label = self.selected_label(opt)
+        return self.has(label) or (label == LATEST and self.newest_epoch() is not None)
+
     # ------------------------------------------------------------------ refusals
     def check_start(self, opt: argparse.Namespace) -> None:
         """Refuse, before anything is written, a run that would clobber or miss a saved model.
@@ -159,7 +173,7 @@ class Checkpoints:
                 "add --continue_train to resume it, or choose another --name"
             )
         label = self.selected_label(opt)
-        if opt.continue_train and not self.has(label):
+        if opt.continue_train and not self.resumable(opt):
             raise UserError(
                 f"--continue_train: no checkpoint '{label}' to resume in {self.save_dir}; "
                 "check --name, --checkpoints_dir and --epoch, or drop --continue_train to start afresh"
@@ -236,16 +250,6 @@ class Checkpoints:
             print(f"loaded {path}")
 
     # ------------------------------------------------------------------ training state
-    # A cautious write rate (measured: ~250 MB/s for torch.save + fsync on the 2-core machine).
-    EXPECTED_WRITE_RATE = 200e6
-
-    @classmethod
-    def expected_save_seconds(cls, model: Checkpointable) -> float:
-        """A guess of :meth:`save`'s duration before any save was timed: the weights (in their files
-        and again in the state) and two Adam moments, i.e. 4 x the parameters' bytes."""
-        nbytes = sum(p.numel() * p.element_size() for net in model.nets.values() for p in net.parameters())
-        return 4 * nbytes / cls.EXPECTED_WRITE_RATE
-
     def save(
         self, model: Checkpointable, label: str | int, progress: Mapping[str, int], options: Mapping
     ) -> Path | None:
@@ -337,12 +341,16 @@ class Checkpoints:
             )
         return saved[rank] if rank < len(saved) else {"rng": None, "extra": {}}
 
-    def resume(self, model: Checkpointable, opt: argparse.Namespace) -> dict:
-        """The progress to start from: a saved training state, else weights only (official files), else zero."""
+    def resume(self, model: Checkpointable, opt: argparse.Namespace, images_per_epoch: int = 0) -> dict:
+        """The progress to start from: a saved training state, else weights only (official files, or
+        the newest epoch's when there is no ``latest``), else zero. ``images_per_epoch`` estimates
+        the images seen when only epoch weights are left."""
         progress = {"epoch": opt.epoch_count - 1, "total_iters": 0}
         if not opt.continue_train:
             return progress
         label = self.selected_label(opt)
+        if label == LATEST and not self.has(label):
+            return self.resume_from_epoch_weights(model, opt, images_per_epoch)
         if self.state_path(label).is_file():
             progress = self.load_training_state(model, label, opt)
             within = (
@@ -358,3 +366,23 @@ class Checkpoints:
                 f"start afresh at epoch {opt.epoch_count}"
             )
         return progress
+
+    def resume_from_epoch_weights(
+        self, model: Checkpointable, opt: argparse.Namespace, images_per_epoch: int
+    ) -> dict:
+        """Resume from the newest complete epoch weights (a run killed before its first training
+        state): the weights and the schedule are restored, the rest starts afresh."""
+        epoch = self.newest_epoch(model.nets)
+        if epoch is None:
+            raise UserError(
+                f"--continue_train: {self.save_dir} holds no training state and no epoch with the weights "
+                f"of every network ({', '.join(model.nets)}); retrain with another --name"
+            )
+        self.load_weights(model.nets, epoch)
+        model.restore_schedule(max(0, epoch - opt.epoch_count + 1))
+        distributed.warn(
+            f"no training state in {self.save_dir}: resuming from the weights of epoch {epoch}; the "
+            "optimisers' moments, the image pool and the random generators restart, so the run does not "
+            "continue bit-exactly"
+        )
+        return {"epoch": epoch, "total_iters": epoch * images_per_epoch}

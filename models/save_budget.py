@@ -19,10 +19,9 @@ class SaveBudget:
     file, and Adam's two moments); writing it after each short epoch would dominate the epoch. An
     optional save (train.py's end-of-epoch ``latest``) is :meth:`due` once the time since the last
     save is at least ``(1 - fraction) / fraction`` times that save's duration; the first is always
-    due (nothing measured yet, and a run killed early then has a checkpoint). Saves that are not
-    optional (epoch checkpoints, mid-epoch ones, the last epoch) run through :meth:`timed` too, so
-    every save counts. Before the first save the yardstick is ``expected_cost`` (see
-    :meth:`Checkpoints.expected_save_seconds`) and the wait counts from the budget's creation. The
+    due (nothing measured yet, and a run killed after its first epoch then has a training state to
+    resume from). Saves that are not optional (epoch checkpoints, mid-epoch ones, the last epoch, a
+    save on a preemption signal) run through :meth:`timed` too, so every save counts. The
     trade-off: a ``kill -9`` loses at most about ``1 / fraction`` save durations of training (e.g.
     10 x 10 s for the paper's model on a 2-core machine); every save stays atomic.
     """
@@ -30,7 +29,6 @@ class SaveBudget:
     def __init__(
         self,
         fraction: float,
-        expected_cost: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -39,14 +37,17 @@ class SaveBudget:
         self.fraction = fraction
         self.device = device  # of the decision shared between ranks (NCCL needs CUDA tensors)
         self.clock = clock
-        self.last_end = clock()
-        self.last_cost = expected_cost
+        self.last_end: float | None = None  # no save yet: the first optional one is due
+        self.last_cost = 0.0
 
     def due(self) -> bool:
         """Whether the optional save fits; in a distributed run rank 0's answer, on every rank
         (the save is collective)."""
-        waited = self.clock() - self.last_end
-        due = self.fraction >= 1 or waited * self.fraction >= self.last_cost * (1 - self.fraction)
+        if self.last_end is None or self.fraction >= 1:
+            due = True
+        else:
+            waited = self.clock() - self.last_end
+            due = waited * self.fraction >= self.last_cost * (1 - self.fraction)
         flag = torch.tensor([due and distributed.is_main()], device=self.device)
         return bool(distributed.any_over_ranks(flag)[0])
 

@@ -78,7 +78,16 @@ class TrainOptions(BaseOptions):
             "(--save_latest_freq) and the last epoch are always saved; 1 saves after every epoch",
         )
         g.add_argument("--save_by_iter", action="store_true", help="also keep iter_<n> checkpoints")
-        g.add_argument("--continue_train", action="store_true", help="resume from the saved training state")
+        g.add_argument(
+            "--continue_train",
+            nargs="?",
+            const=True,
+            default=False,
+            choices=("auto",),
+            help="resume from the saved training state (or, without one, the newest epoch weights); "
+            "'auto': resume when the experiment holds a checkpoint, start afresh otherwise (the same "
+            "command line for a requeued or restarted job)",
+        )
         g.add_argument(
             "--epoch_count",
             type=positive_int,
@@ -154,6 +163,15 @@ class TrainOptions(BaseOptions):
             "'skip' that iteration's optimiser steps with a warning and go on",
         )
         return parser
+
+    def finalize(self, opt: argparse.Namespace) -> None:
+        super().finalize(opt)
+        if opt.continue_train == "auto":
+            # Every process decides before any writes: a training state appears only in a
+            # collective save, which needs every process past this point.
+            opt.continue_train = Checkpoints(self.options_dir(opt)).resumable(opt)
+            if not opt.continue_train:
+                print(f"--continue_train auto: nothing to resume in {self.options_dir(opt)}, starting afresh")
 
     def validate(self, opt: argparse.Namespace) -> None:
         super().validate(opt)

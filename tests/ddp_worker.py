@@ -4,11 +4,17 @@ Runs ``train.main`` and records, for the test to check afterwards, in ``$DDP_OUT
 (outside the checkpoints folder): the exit status, torchrun's variables, the final weights this rank holds and every
 file-system write (Python's audit events: open for writing, mkdir, rename, remove) it made under
 ``$DDP_AUDIT_ROOT``.
+
+Faults for the tests, from the environment: ``DDP_EXTRA_RANK<r>``, more options for rank r only
+(e.g. another --dataroot); ``DDP_DIE=<rank>:<n>``, that rank kills itself with SIGKILL in its n-th
+optimisation step of torchrun's first attempt (``TORCHELASTIC_RESTART_COUNT`` 0).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -48,6 +54,24 @@ def audit_writes(root: Path) -> list[str]:
     return writes
 
 
+def die_in_step(model, rank: int):
+    """``model``, made to SIGKILL its process in the step ``DDP_DIE`` names (see the module)."""
+    who, _, when = os.environ.get("DDP_DIE", "").partition(":")
+    if who != str(rank) or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
+        return model
+    step = model.optimize_parameters
+    calls = [0]
+
+    def dying():
+        calls[0] += 1
+        if calls[0] == int(when):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return step()
+
+    model.optimize_parameters = dying
+    return model
+
+
 def main(argv: list[str]) -> int:
     rank = int(os.environ.get("RANK", "0"))
     out = Path(os.environ["DDP_OUT"])
@@ -57,10 +81,10 @@ def main(argv: list[str]) -> int:
 
     def keep(opt):
         created.append(create_model(opt))
-        return created[-1]
+        return die_in_step(created[-1], rank)
 
     train.create_model = keep
-    rc = train.main(argv)
+    rc = train.main([*argv, *shlex.split(os.environ.get(f"DDP_EXTRA_RANK{rank}", ""))])
     names = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR")
     record = {"rc": rc, "writes": list(writes), "env": {n: os.environ.get(n, "") for n in names}}
     if created:

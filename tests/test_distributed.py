@@ -197,11 +197,12 @@ def test_slurm_script_starts_torchrun_on_every_node(tmp_path, resume):
         "torch.distributed.run",
         "--nnodes=2",
         "--nproc_per_node=4",
+        "--max-restarts=1",
         "--rdzv_id=77",
         "--rdzv_backend=c10d",
         "--rdzv_endpoint=gpu-a1:29500",
     ]
     options = args[split + 1 :]
-    assert ("--continue_train" in options) == resume and options[-2:] == ["--lr", "0.001"]
+    assert options[-4:] == ["--continue_train", "auto", "--lr", "0.001"]  # the same command on a requeue
     opt = train.TrainOptions().parse(options, save=False)  # the options train.py receives are valid
     assert (opt.name, opt.lr, opt.n_epochs, opt.lr_policy, opt.pool_size) == ("exp", 0.001, 210, "step", 50)

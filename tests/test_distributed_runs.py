@@ -104,14 +104,29 @@ def test_every_model_trains_alike_on_every_rank_and_collectives_agree(tmp_path):
             pytest.fail("the 2 processes did not finish in 300 s")
 
 
-def torchrun(argv: list[str], audit: Path, out: Path, nodes: int = 1) -> tuple[list[dict], str]:
+def torchrun(
+    argv: list[str], audit: Path, out: Path, nodes: int = 1, **faults: str
+) -> tuple[list[dict], str]:
     """Train with 2 CPU processes on 127.0.0.1, on one node or as ``nodes`` nodes (one torchrun
     each, meeting through a c10d rendezvous); return each rank's record (tests/ddp_worker.py) and
-    the output of all processes."""
+    the output of all processes. ``faults``: see :func:`launch`."""
+    codes, logs = launch(argv, audit, out, nodes, **faults)
+    assert all(code == 0 for code in codes), "\n".join(log[-3000:] for log in logs)
+    records = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert all(r["rc"] == 0 for r in records)
+    return records, "\n".join(logs)
+
+
+def launch(
+    argv: list[str], audit: Path, out: Path, nodes: int = 1, restarts: int = 0, **faults: str
+) -> tuple[list[int], list[str]]:
+    """Start the torchrun agents of :func:`torchrun`; return their exit statuses and outputs.
+    ``restarts``: torchrun's --max-restarts; ``faults``: environment variables of tests/ddp_worker.py
+    (DDP_DIE, DDP_EXTRA_RANK1, ...)."""
     port = _free_port()
-    if nodes == 1:
+    if nodes == 1 and not restarts:
         where = ["--nnodes=1", "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}"]
-    else:
+    else:  # a c10d rendezvous: also what a restarted group meets through
         where = [
             f"--nnodes={nodes}",
             f"--nproc_per_node={2 // nodes}",
@@ -120,6 +135,7 @@ def torchrun(argv: list[str], audit: Path, out: Path, nodes: int = 1) -> tuple[l
             "--rdzv_id=test",
             "--local_addr=127.0.0.1",
         ]
+    where.append(f"--max-restarts={restarts}")
     cmd = [sys.executable, "-m", "torch.distributed.run", *where, "-m", "tests.ddp_worker", *argv]
     env = {
         **os.environ,
@@ -128,6 +144,7 @@ def torchrun(argv: list[str], audit: Path, out: Path, nodes: int = 1) -> tuple[l
         "PYTHONUNBUFFERED": "1",
         "DDP_OUT": str(out),
         "DDP_AUDIT_ROOT": str(audit),
+        **faults,
     }
     # Each agent leads a process group of its own: on a timeout its workers are stopped with it.
     agents = [
@@ -149,10 +166,7 @@ def torchrun(argv: list[str], audit: Path, out: Path, nodes: int = 1) -> tuple[l
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(agent.pid, signal.SIGKILL)
             agent.wait()
-    assert all(a.returncode == 0 for a in agents), "\n".join(log[-3000:] for log in logs)
-    records = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
-    assert all(r["rc"] == 0 for r in records)
-    return records, "\n".join(logs)
+    return [agent.returncode for agent in agents], logs
 
 
 def _options(data: Path, ckpt: Path, name: str, *extra: str) -> list[str]:
@@ -265,3 +279,45 @@ def test_without_pool_two_nodes_train_as_one_process_with_the_global_batch(tmp_p
         d.load_state_dict(state)
         outputs.append(d(probe).detach())
     torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------- a rank that dies or cannot start
+@pytest.mark.slow  # torchrun, one worker killed, the group restarted: 20-30 s on 2 busy cores
+def test_a_rank_killed_mid_epoch_is_restarted_and_ends_as_an_uninterrupted_run(ddp_run):
+    root, folder, _, _ = ddp_run
+    argv = _options(root / "data", folder.parent, "restarted", *RUN, "--continue_train", "auto")
+    # Rank 1 dies with SIGKILL in its 4th step, after the mid-epoch checkpoint at 6 images.
+    codes, logs = launch(argv, folder.parent, root / "out_restarted", restarts=1, DDP_DIE="1:4")
+    log = "\n".join(logs)
+    assert codes == [0], log[-3000:]
+    assert "exitcode: -9" in log and "resuming after epoch 0, 6 images into epoch 1 (6 images seen)" in log
+    restarted = folder.parent / "restarted"
+    assert _equal(_latest(restarted), _latest(folder)) and _equal(
+        _latest(restarted, "2"), _latest(folder, "2")
+    )
+    records = [torch.load(root / "out_restarted" / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert all(r["rc"] == 0 for r in records) and _equal(records[0]["nets"], records[1]["nets"])
+
+
+@pytest.mark.slow  # starts torchrun with 2 processes: 8-15 s each on 2 busy cores
+@pytest.mark.parametrize("fault", ["missing data", "other data"])
+def test_a_rank_that_cannot_start_or_sees_other_data_stops_every_rank_in_one_line(tmp_path, fault):
+    make_triplets(tmp_path / "data", "train", n=4, size=32, seed=2)
+    if fault == "other data":
+        make_triplets(tmp_path / "other", "train", n=3, size=32, seed=2)
+    rank1 = tmp_path / ("missing" if fault == "missing data" else "other")
+    argv = _options(tmp_path / "data", tmp_path / "ckpt", "x")
+    codes, logs = launch(argv, tmp_path / "ckpt", tmp_path / "out", DDP_EXTRA_RANK1=f"--dataroot {rank1}")
+    log = "\n".join(logs)
+    assert codes != [0]
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    if fault == "missing data":
+        assert sorted(errors) == [
+            f"error: --dataroot {rank1} does not exist",
+            f"error: starting failed on rank(s) 1 (rank 1: --dataroot {rank1} does not exist)",
+        ]
+    else:
+        assert len(errors) == 2 and all("(rank 0: 4, rank 1: 3)" in e for e in errors), errors
+    assert "[rank0]: Traceback" not in log and "[rank1]: Traceback" not in log
+    records = [torch.load(tmp_path / "out" / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert [r["rc"] for r in records] == [2, 2]

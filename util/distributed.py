@@ -170,13 +170,56 @@ def wrap_networks(nets: dict[str, nn.Module], device: torch.device, *, find_unus
         )
 
 
+def max_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Element-wise maximum of an integer vector over all ranks (itself in a single process)."""
+    if not dist.is_initialized():
+        return values
+    values = values.to(torch.int64)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return values
+
+
 def any_over_ranks(flags: torch.Tensor) -> torch.Tensor:
     """Element-wise OR of a boolean vector over all ranks (itself in a single process)."""
+    return max_over_ranks(flags).bool()
+
+
+@contextlib.contextmanager
+def together(what: str) -> Iterator[None]:
+    """Run a start-up step on every rank and fail on all of them when it fails on one.
+
+    A rank that stopped alone would leave the others waiting in their next collective; here every
+    rank reaches the exchange, and each raises one :class:`UserError` naming the failed ranks and
+    the first one's message (its own message on a failed rank). Nothing to exchange in one process.
+    """
     if not dist.is_initialized():
-        return flags
-    flags = flags.to(torch.int32)
-    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    return flags.bool()
+        yield
+        return
+    failure: Exception | None = None
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - reported to the other ranks, then raised again
+        failure = err
+    mine = None if failure is None else (str(failure).strip().splitlines() or [type(failure).__name__])[0]
+    reports: list[str | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(reports, mine)
+    if failure is not None:
+        raise failure  # this rank reports its own error
+    failed = [(r, m) for r, m in enumerate(reports) if m is not None]
+    if failed:
+        ranks = ", ".join(str(r) for r, _ in failed)
+        raise UserError(f"{what} failed on rank(s) {ranks} (rank {failed[0][0]}: {failed[0][1]})")
+
+
+def check_same(what: str, value: Any, hint: str) -> None:
+    """Refuse, on every rank, a ``value`` that differs between ranks (e.g. the number of samples)."""
+    if not dist.is_initialized():
+        return
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    if any(v != values[0] for v in values):
+        seen = ", ".join(f"rank {r}: {v}" for r, v in enumerate(values))
+        raise UserError(f"{what} differs between the processes ({seen}); {hint}")
 
 
 def mean_over_ranks(values: Mapping[str, float], device: torch.device) -> dict[str, float]:
