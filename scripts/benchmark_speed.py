@@ -18,7 +18,8 @@ synthetic 256x256 PNG triplets made in a temporary folder; the networks are the 
   path (``no_grad``, writing in the main thread, networks initialised before their weights are
   loaded, loader workers as before).
   On the CPU it is our reference for the official code's speed (the official code itself ran
-  1.87 s/it against this path's 2.06 s/it on the 2-core machine, issue 11).
+  1.87 s/it against this path's 2.06 s/it on the 2-core machine, measured side by side
+  before the speed work).
 * ``fast``: our defaults (one backward pass, parameters stepped inside it, fused Adam): the
   same update (tests/test_speed.py).
 * further variants (channels-last, loader workers as before, mixed precision on a GPU) are

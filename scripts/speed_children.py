@@ -1,5 +1,5 @@
 """The measurements of ``scripts.benchmark_speed``, each run in a fresh child process
-(``python -m scripts.benchmark_speed --child SPEC``) so that its peak resident memory is its own."""
+(``python -m scripts.benchmark_speed --child JSON``) so that its peak resident memory is its own."""
 
 from __future__ import annotations
 
