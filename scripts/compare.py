@@ -12,6 +12,9 @@ Running it again reuses finished models and resumes an interrupted one.
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.compare")
+
 import contextlib
 import io
 import sys

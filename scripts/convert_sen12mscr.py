@@ -26,6 +26,11 @@ Attribution: SEN12MS-CR, Ebel, Meraner, Schmitt, Zhu, IEEE TGRS 2020; modified C
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit(
+        "error: run it from the repository root as a module: python -m scripts.convert_sen12mscr"
+    )
+
 import argparse
 import datetime
 import json

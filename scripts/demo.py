@@ -11,6 +11,9 @@ what is there (``checkpoints/demo``, ``datasets/demo``): nothing is overwritten.
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.demo")
+
 import argparse
 import sys
 from pathlib import Path

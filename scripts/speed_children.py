@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.benchmark_speed")
+
 import contextlib
 import io
 import time
