@@ -34,3 +34,29 @@ def test_runs_as_module(script):
     )
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "fragment"),
+    [
+        ("compare", ["--models", "foo"], "unknown model(s) foo"),
+        ("compare", ["--gpu_ids", "banana"], "'banana'"),
+        ("demo", ["--gpu_ids", "banana"], "'banana'"),
+    ],
+)
+def test_compare_and_demo_refuse_bad_arguments_before_making_data(monkeypatch, capfd, module, argv, fragment):
+    import importlib
+
+    from tests.helpers import expect_error
+
+    script = importlib.import_module(f"scripts.{module}")
+    made = []
+    monkeypatch.setattr(script, "ensure_data", lambda *a, **k: made.append(a) or 0)
+    expect_error(capfd, script.main, argv, fragment)
+    assert made == []
+
+
+def test_compare_runs_on_a_gpu_when_there_is_one():
+    from scripts.compare import build_parser
+
+    assert build_parser().parse_args([]).gpu_ids == "auto"
