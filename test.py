@@ -30,8 +30,8 @@ NO_REFERENCE = "no cloud-free images (<phase>B) in --dataroot: outputs written, 
 
 
 def measure(table: MetricsTable, stem: str, visuals: dict, images: dict, roles, rgb_bands=None) -> None:
-    """The model's output and the cloudy input against the ground truth, under both protocols
-    (SPEC section 3); ``roles`` (the model's) names the three.
+    """The model's output and the cloudy input against the ground truth, under the paper and
+    field protocols; ``roles`` (the model's) names the three.
 
     ``rgb_bands`` (positions of B4, B3, B2 in multispectral data) adds the field protocol on them
     alone ('field_rgb'); the paper protocol is measured on the 8-bit previews in ``images``.

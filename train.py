@@ -13,7 +13,7 @@ Several GPUs or nodes: one process per device, started by torchrun (``--batch_si
 
     torchrun --standalone --nproc_per_node=2 train.py --gpu_ids 0,1 ...
 
-(see README, "Multi-GPU and clusters", and :mod:`util.distributed`).
+(see docs/distributed.md and :mod:`util.distributed`).
 """
 
 from __future__ import annotations
@@ -83,7 +83,11 @@ def check_finite(
 def train(argv: list[str] | None = None) -> int:
     # Under torchrun: one process per device; ranks other than 0 print only warnings and errors.
     with distributed.worker() as place:
-        opt = TrainOptions().parse(argv)
+        # The options are printed and saved once the data, the model and the checkpoint are known
+        # to be usable: a mistake found before training ends in its one-line error, writing nothing.
+        options = TrainOptions()
+        opt = options.parse(argv, save=False, show=False)
+        options.check_start(opt)
         distributed.init(opt.device)
         # A rank that fails to start stops every rank with one line, instead of leaving them waiting.
         with distributed.together("starting"):
@@ -102,6 +106,7 @@ def train(argv: list[str] | None = None) -> int:
                 seed_everything(derive_seed(opt.seed, place.rank))
             checkpoints = Checkpoints(model.save_dir)
             progress = checkpoints.resume(model, opt, images_per_epoch=len(loader.dataset))
+            options.announce(opt)
             # Adam's moments now, not amid the first backward pass: 0.1-0.2 GB less peak memory.
             model.allocate_optimizer_states()
         # DDP: every rank starts from rank 0's weights; gradients are averaged over the ranks.

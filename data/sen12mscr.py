@@ -6,7 +6,7 @@ Layout (Ebel et al., TGRS 2020; 256 x 256 patches)::
     ROOT/ROIs1158_spring_s2/s2_106/ROIs1158_spring_s2_106_p30.tif                S2 cloud-free, uint16, 13 bands
     ROOT/ROIs1158_spring_s2_cloudy/s2_cloudy_106/ROIs1158_spring_s2_cloudy_106_p30.tif   S2 cloudy
 
-Split by scene (SPEC section 2): the official test scenes, the validation scenes that UnCRtainTS
+Split by scene: the official test scenes, the validation scenes that UnCRtainTS
 holds out, everything else train. Scene numbers are compared as exact strings (``s1_1`` is not
 ``s1_106``). Shared by ``--dataset_mode sen12mscr`` and ``scripts/convert_sen12mscr.py``.
 """

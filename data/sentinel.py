@@ -1,6 +1,6 @@
 """Sentinel-1 / Sentinel-2 conventions shared by the SEN12MS-CR reader, the converter and predict.py.
 
-Field-standard preprocessing (SPEC section 2): S2 reflectance clipped to [0, 10000] and divided by
+Field-standard preprocessing: S2 reflectance clipped to [0, 10000] and divided by
 10000; S1 backscatter clipped to [-25, 0] dB and mapped to [0, 1] by (x + 25) / 25 (the DSen2-CR
 variant clips VH to [-32.5, 0] instead). Models see [0, 1] mapped to [-1, 1].
 """

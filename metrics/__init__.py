@@ -7,7 +7,7 @@ averages and writes them, and the readers and folder pairing behind ``python -m 
 ``table``      `MetricsTable`: per-image CSV, summary JSON, plain-text table;
 ``readers``    RGB images and multiband rasters (GeoTIFF, .npy) into each protocol's layout;
 ``folders``    `evaluate_folders`: two folders paired by file stem.
-See SPEC.md section 3 for the protocols.
+The protocols are described in docs/metrics.md.
 """
 
 from metrics.folders import FORMATS, PROTOCOLS, check_pairing, collect_files, evaluate_folders

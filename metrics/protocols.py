@@ -1,4 +1,4 @@
-"""Per-image metrics for cloud removal, under two explicitly named protocols (SPEC.md section 3).
+"""Per-image metrics for cloud removal, under two explicitly named protocols.
 
 Every number we report belongs to exactly one protocol:
 

@@ -1,4 +1,4 @@
-"""The two SSIMs we report, each reproducing one reference implementation (SPEC section 3).
+"""The two SSIMs we report, each reproducing one reference implementation.
 
 `paper_ssim`  scikit-image's ``structural_similarity`` with its defaults, as the official ``metrics.py``
               of Zhang et al. (2023) called it on 8-bit RGB images: 7x7 uniform window, sample
@@ -13,7 +13,7 @@
 The two differ in window, covariance and border handling, so their numbers are not interchangeable:
 on real SEN12MS-CR pairs scikit-image's Gaussian variant (border cropped) is up to 2.6% off the field's
 number, and a Gaussian SSIM of the 8-bit images is not the paper's uniform one (0.561 vs 0.533 on the
-same real test pairs; SPEC section 3).
+same real test pairs).
 Everything is computed in float64 with numpy and scipy.
 """
 

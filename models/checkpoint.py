@@ -1,6 +1,6 @@
 """Checkpoints of one experiment folder (``checkpoints/<name>/``): the one owner of saving and resuming.
 
-Files (SPEC section 5), for a label ``latest``, an epoch number or ``iter_<n>``:
+Files, for a label ``latest``, an epoch number or ``iter_<n>``:
 
 - ``<label>_net_<name>.pth``: a network's plain CPU state_dict with the official keys, so official
   files load here (:func:`load_weights`) and ours load into the official code;

@@ -148,7 +148,7 @@ class Pix2PixAttnModel(BaseModel):
 
     # ------------------------------------------------------------------ losses
     def generator_losses(self) -> dict[str, torch.Tensor]:
-        """Losses of G2 (translation) and of G + A (reconstruction), SPEC section 1 steps 2-3."""
+        """Losses of G2 (translation) and of G + A (reconstruction), in the official order (steps 2-3 of one iteration)."""
         opt = self.opt
         with self.autocast():
             pred_fake = self.nets["D"](torch.cat([self.real_C, self.fake_B], 1))

@@ -1,7 +1,7 @@
 """Network weight files: plain CPU state_dicts with the official keys, loaded safely and strictly.
 
 Official checkpoints (``{label}_net_{G,G2,A,D}.pth``) load into our networks: their unused
-instance-norm running statistics are ignored (SPEC section 1); anything else that does not fit is
+instance-norm running statistics are ignored; anything else that does not fit is
 a one-line error naming the keys and shapes. Loading uses ``weights_only=True``.
 """
 
@@ -18,7 +18,7 @@ from torch import nn
 from util.errors import UserError
 
 # Buffers of the official InstanceNorm layers (built with running statistics that were never
-# used, see SPEC section 1). Our instance norms keep none, so these keys are dropped on load.
+# used by the official code). Our instance norms keep none, so these keys are dropped on load.
 _NORM_BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 

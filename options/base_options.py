@@ -25,28 +25,42 @@ from util.allocator import MALLOC_CHOICES, configure_malloc
 from util.device import AMP_DTYPES, TF32_CHOICES, configure_backends, default_loader_workers, resolve_device
 from util.errors import UserError
 
-from .parser import OneLineParser, non_negative_int, positive_int, size_or_inf
+from .config import RUN_KEY, apply_config, run_record
+from .parser import (
+    DefaultsHelpFormatter,
+    OneLineParser,
+    given_options,
+    gpu_ids_text,
+    non_negative_int,
+    positive_int,
+    size_or_inf,
+)
 
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 # Attributes that are derived at run time and never saved with the options.
-RUNTIME_KEYS = ("device", "is_train", "gpu_list")
+RUNTIME_KEYS = ("device", "is_train", "gpu_list", "given_options")
 
 
 class BaseOptions:
     """Build, parse, validate, print and save the options of one run."""
 
     is_train = False
+    phase = "test"  # the default --phase: the data folder suffix
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         g = parser.add_argument_group("experiment")
         g.add_argument(
-            "--dataroot", help="(required) folder holding <phase>A, <phase>B, <phase>C, e.g. data/train"
+            "--dataroot",
+            help=f"(required) folder holding <phase>A, <phase>B, <phase>C, e.g. data/{self.phase}",
         )
         g.add_argument(
             "--name", default="experiment_name", help="experiment name: checkpoints/<name>/, results/<name>/"
         )
         g.add_argument(
-            "--gpu_ids", default="auto", help="'auto' (first GPU if any), -1 for the CPU, or e.g. 0 or 0,1"
+            "--gpu_ids",
+            type=gpu_ids_text,
+            default="auto",
+            help="'auto' (first GPU if any), -1 for the CPU, or e.g. 0 or 0,1",
         )
         g.add_argument("--checkpoints_dir", default="./checkpoints", help="where experiments are saved")
         g.add_argument(
@@ -112,6 +126,11 @@ class BaseOptions:
             help="dataset: 'triplet' (alias 'unaligned_sar', the official name) reads PNG triplets, "
             "'simcloud' adds simulated clouds to cloud-free images on the fly, "
             "'sen12mscr' reads the native SEN12MS-CR GeoTIFF tree (multispectral)",
+        )
+        g.add_argument(
+            "--phase",
+            default=self.phase,
+            help="train, val, test, ...: the data folder suffix (<phase>A, ...)",
         )
         g.add_argument("--serial_batches", action="store_true", help="take images in order, do not shuffle")
         g.add_argument(
@@ -220,25 +239,45 @@ class BaseOptions:
     def build_parser(self, argv: list[str] | None) -> OneLineParser:
         """The full parser: base options, then those of the chosen model and dataset."""
         # --help is added last, so that it lists the model's and the dataset's options too.
-        parser = OneLineParser(
-            prog=self.prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False
-        )
-        parser = self.initialize(parser)
+        parser = OneLineParser(prog=self.prog, formatter_class=DefaultsHelpFormatter, add_help=False)
+        config = self.config_defaults(argv)
+        # The defaults a saved configuration replaces, for marking what this run changed.
+        self.replaced_defaults: dict = {}
+
+        def stage(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+            if config:
+                for key in config:
+                    if key not in self.replaced_defaults and hasattr(parser.parse_known_args([])[0], key):
+                        self.replaced_defaults[key] = parser.get_default(key)
+                apply_config(parser, config)
+            return parser
+
+        parser = stage(self.initialize(parser))
         known, _ = parser.parse_known_args(argv)
-        model_setter = models.get_option_setter(known.model)
-        parser = model_setter(parser, self.is_train)
+        parser = stage(models.get_option_setter(known.model)(parser, self.is_train))
         known, _ = parser.parse_known_args(argv)
-        dataset_setter = data.get_option_setter(known.dataset_mode)
-        parser = dataset_setter(parser, self.is_train)
+        parser = stage(data.get_option_setter(known.dataset_mode)(parser, self.is_train))
         parser.add_argument("-h", "--help", action="help", help="show this message and exit")
         return parser
 
+    def config_defaults(self, argv: list[str] | None) -> dict:
+        """Saved option values that replace the parser's defaults (training: ``--config``)."""
+        return {}
+
     prog = "cloud-removal"
 
-    def parse(self, argv: list[str] | None = None, *, save: bool = True) -> argparse.Namespace:
-        parser = self.build_parser(argv)
+    def parse(
+        self, argv: list[str] | None = None, *, save: bool = True, show: bool = True
+    ) -> argparse.Namespace:
+        """Parse, check and set up one run; ``show`` prints the options and ``save`` writes them
+        (both can wait for :meth:`announce`, once the run's data and model are known to be usable)."""
+        parser = self.parser = self.build_parser(argv)
         opt = parser.parse_args(argv)
         opt.is_train = self.is_train
+        changed = given_options(parser, argv, saved_options(opt))
+        defaults = {key: parser.get_default(key) for key in changed}
+        defaults.update({k: v for k, v in self.replaced_defaults.items() if k not in changed})
+        opt.given_options = defaults
         if opt.suffix:
             opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
         self.finalize(opt)
@@ -249,10 +288,16 @@ class BaseOptions:
         configure_backends(opt.device, tf32=opt.tf32, cudnn_benchmark=opt.cudnn_benchmark)
         configure_malloc(opt.malloc)
         seed_everything(opt.seed)
-        self.print_options(opt, parser)
+        if show:
+            self.print_options(opt, parser)
         if save:
             self.save_options(opt, parser)
         return opt
+
+    def announce(self, opt: argparse.Namespace) -> None:
+        """Print and save the options of a run parsed with ``show=False, save=False``."""
+        self.print_options(opt, self.parser)
+        self.save_options(opt, self.parser)
 
     def choose_device(self, opt: argparse.Namespace, argv: list[str]) -> tuple[torch.device, list[int]]:
         """The device for ``--gpu_ids`` and the GPU indices used (training: one per process)."""
@@ -293,10 +338,13 @@ class BaseOptions:
     # ------------------------------------------------------------------ reporting
     @staticmethod
     def format_options(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+        """Every option; those this run changed (on the command line or by ``--config``) are marked
+        with their default. Values the program derives itself are not marked."""
+        changed = getattr(opt, "given_options", {})
         lines = ["----------------- Options ---------------"]
         for key, value in sorted(saved_options(opt).items()):
-            default = parser.get_default(key)
-            note = f"\t[default: {default}]" if value != default else ""
+            default = changed.get(key, value)
+            note = f"\t[default: {default}]" if key in changed and value != default else ""
             lines.append(f"{key:>25}: {value!s:<30}{note}")
         lines.append("----------------- End -------------------")
         return "\n".join(lines)
@@ -314,9 +362,8 @@ class BaseOptions:
             folder.mkdir(parents=True, exist_ok=True)
             stem = folder / f"{opt.phase}_opt"
             stem.with_suffix(".txt").write_text(self.format_options(opt, parser) + "\n")
-            stem.with_suffix(".json").write_text(
-                json.dumps(saved_options(opt), indent=2, sort_keys=True) + "\n"
-            )
+            record = {**saved_options(opt), RUN_KEY: run_record(getattr(opt, "device", None))}
+            stem.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         except OSError as err:
             raise UserError(
                 f"cannot write the options to {folder}: {err.strerror or err}; "

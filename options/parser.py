@@ -30,3 +30,40 @@ def size_or_inf(text: str) -> float:
     if str(text).lower() in ("inf", "all"):
         return float("inf")
     return float(positive_int(text))
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show each option's default once: not for on/off flags (their 'default' is the flag's opposite),
+    not where the help already names it, and not when there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.nargs == 0 or action.default is None or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def gpu_ids_text(text: str) -> str:
+    """``--gpu_ids`` checked as it is parsed ('auto', -1 or indices), kept as text."""
+    from util.device import parse_gpu_ids
+    from util.errors import UserError
+
+    try:
+        parse_gpu_ids(text)
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--gpu_ids ")) from None
+    return text
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str] | None, keys) -> set[str]:
+    """The options among ``keys`` that ``argv`` sets, told apart from defaults by parsing it again
+    with a marker as every default (argparse applies neither types nor choices to a non-string default)."""
+    marker = object()
+    keys = list(keys)
+    saved = {key: parser.get_default(key) for key in keys}
+    parser.set_defaults(**dict.fromkeys(keys, marker))
+    try:
+        parsed, _ = parser.parse_known_args(argv)
+    finally:
+        parser.set_defaults(**saved)
+    return {key for key in keys if getattr(parsed, key, marker) is not marker}

@@ -18,7 +18,6 @@ class TestOptions(BaseOptions):
         g = parser.add_argument_group("testing")
         g.add_argument("--results_dir", default="./results", help="results/<name>/<phase>_<epoch>/ goes here")
         g.add_argument("--aspect_ratio", type=float, default=1.0, help="aspect ratio of saved images")
-        g.add_argument("--phase", default="test", help="train, val, test, ...: the data folder suffix")
         g.add_argument(
             "--eval",
             action="store_true",

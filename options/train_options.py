@@ -14,15 +14,23 @@ from util import distributed
 from util.errors import UserError
 
 from .base_options import BaseOptions
+from .config import config_path, read_config, unused_config_keys
 from .parser import non_negative_int, positive_int
 
 
 class TrainOptions(BaseOptions):
     is_train = True
+    phase = "train"
     prog = "train.py"
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser = super().initialize(parser)
+        parser.add_argument(
+            "--config",
+            default=None,
+            help="run again with the options saved in a train_opt.json (e.g. "
+            "checkpoints/<name>/train_opt.json); options on the command line override it",
+        )
         g = parser.add_argument_group("display")
         g.add_argument("--display_freq", type=positive_int, default=400, help="show results every N images")
         g.add_argument("--display_ncols", type=non_negative_int, default=4, help="images per row on visdom")
@@ -94,7 +102,6 @@ class TrainOptions(BaseOptions):
             default=1,
             help="first epoch number (set automatically on --continue_train)",
         )
-        g.add_argument("--phase", default="train", help="train, val, test, ...: the data folder suffix")
 
         g = parser.add_argument_group("schedule")
         g.add_argument(
@@ -193,10 +200,27 @@ class TrainOptions(BaseOptions):
         several GPUs without torchrun stop with the torchrun command (see :mod:`util.distributed`)."""
         return distributed.training_device(opt.gpu_ids, argv)
 
+    def config_defaults(self, argv: list[str] | None) -> dict:
+        path = config_path(argv)
+        return read_config(path) if path else {}
+
+    def announce(self, opt: argparse.Namespace) -> None:
+        config = self.config_defaults(None if opt.config is None else ["--config", opt.config])
+        unused = unused_config_keys(self.parser, config)
+        if unused:
+            print(f"warning: --config {opt.config}: not options of this run, ignored: {', '.join(unused)}")
+        super().announce(opt)
+
     def save_options(self, opt: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         """Refuse before anything is written if this run would clobber or misread an earlier one.
 
         Every process of a distributed run checks; rank 0 alone writes."""
+        self.check_start(opt)
+        if distributed.is_main():
+            super().save_options(opt, parser)
+
+    def check_start(self, opt: argparse.Namespace) -> None:
+        """Refuse a run that would clobber or misread an earlier one, before anything is written."""
         folder = self.options_dir(opt)
         Checkpoints(folder).check_start(opt)
         saved = folder / "train_opt.json"
@@ -207,5 +231,3 @@ class TrainOptions(BaseOptions):
                 previous = {}
             own = models.find_model_using_name(opt.model).architecture_options
             Checkpoints.check_compatible(previous, opt, str(saved), own)
-        if distributed.is_main():
-            super().save_options(opt, parser)

@@ -17,6 +17,9 @@ U-Net layers' 16-32 MB weights at 1x1 to 8x8 pixels, Adam over 163 M parameters)
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.benchmark_floor")
+
 import argparse
 import contextlib
 import io

@@ -12,6 +12,9 @@ random-weight experiment, all in a temporary folder.
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.benchmark_memory")
+
 import argparse
 import os
 import subprocess

@@ -22,6 +22,11 @@ most 25%). Each is measured ``--repeat`` times, interleaved, and the fastest run
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit(
+        "error: run it from the repository root as a module: python -m scripts.benchmark_predict"
+    )
+
 import argparse
 import contextlib
 import io

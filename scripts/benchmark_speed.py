@@ -18,7 +18,8 @@ synthetic 256x256 PNG triplets made in a temporary folder; the networks are the 
   path (``no_grad``, writing in the main thread, networks initialised before their weights are
   loaded, loader workers as before).
   On the CPU it is our reference for the official code's speed (the official code itself ran
-  1.87 s/it against this path's 2.06 s/it on the 2-core machine, issue 11).
+  1.87 s/it against this path's 2.06 s/it on the 2-core machine, measured side by side
+  before the speed work).
 * ``fast``: our defaults (one backward pass, parameters stepped inside it, fused Adam): the
   same update (tests/test_speed.py).
 * further variants (channels-last, loader workers as before, mixed precision on a GPU) are
@@ -31,6 +32,9 @@ whole process and the loop alone (images/s).
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.benchmark_speed")
 
 import argparse
 import json

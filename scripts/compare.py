@@ -12,6 +12,9 @@ Running it again reuses finished models and resumes an interrupted one.
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.compare")
+
 import contextlib
 import io
 import sys
@@ -19,7 +22,8 @@ from pathlib import Path
 
 import data
 from comparison import SETTINGS, make_plan, run_comparison
-from options.parser import OneLineParser, positive_int
+from comparison.plan import parse_models
+from options.parser import DefaultsHelpFormatter, OneLineParser, gpu_ids_text, positive_int
 from options.train_options import TrainOptions
 from scripts.demo import ROOT, ensure_data
 from util.errors import UserError, run_cli
@@ -28,18 +32,25 @@ DEMO_DATA = ROOT / "datasets" / "demo"
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="python -m scripts.compare", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(
+        prog="python -m scripts.compare",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=DefaultsHelpFormatter,
+    )
     p.add_argument(
         "--dataroot",
         type=Path,
         default=DEMO_DATA,
         help="data with train/ and test/ (default: the demo data, made if absent)",
     )
-    p.add_argument("--dataset_mode", default="triplet", choices=data.DATASET_CHOICES)
-    p.add_argument("--name", default=None, help="comparison name (default: the setting's name)")
     p.add_argument(
-        "--setting", default="light", choices=tuple(SETTINGS), help="network sizes and budget (%(default)s)"
+        "--dataset_mode",
+        default="triplet",
+        choices=data.DATASET_CHOICES,
+        help="how --dataroot is read: PNG triplets, simulated clouds or native SEN12MS-CR",
     )
+    p.add_argument("--name", default=None, help="comparison name (default: the setting's name)")
+    p.add_argument("--setting", default="light", choices=tuple(SETTINGS), help="network sizes and budget")
     p.add_argument(
         "--models", default="all", help="comma list of models (default: every model of the paper's figure)"
     )
@@ -49,11 +60,24 @@ def build_parser() -> OneLineParser:
         default=None,
         help="training images seen per model (default: the setting's)",
     )
-    p.add_argument("--rows", type=positive_int, default=4, help="example rows in figure.png (%(default)s)")
-    p.add_argument("--gpu_ids", default="-1", help="-1 (CPU, the default), 'auto' or a GPU index")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoints_dir", default=str(ROOT / "checkpoints"))
-    p.add_argument("--results_dir", default=str(ROOT / "results"))
+    p.add_argument("--rows", type=positive_int, default=4, help="example rows in figure.png")
+    p.add_argument(
+        "--gpu_ids",
+        type=gpu_ids_text,
+        default="auto",
+        help="'auto' (first GPU if any), -1 (CPU) or a GPU index",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of every model's run and of the demo data")
+    p.add_argument(
+        "--checkpoints_dir",
+        default=str(ROOT / "checkpoints"),
+        help="the models go to <checkpoints_dir>/compare_<name>/",
+    )
+    p.add_argument(
+        "--results_dir",
+        default=str(ROOT / "results"),
+        help="tables and figures go to <results_dir>/compare/<name>/",
+    )
     return p
 
 
@@ -71,6 +95,7 @@ def count_training_samples(dataroot: Path, dataset_mode: str) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    parse_models(args.models)  # a bad name stops here, before any data is made
     if args.dataroot == DEMO_DATA and ensure_data(DEMO_DATA, args.seed):
         return 2
     plan = make_plan(

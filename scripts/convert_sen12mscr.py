@@ -5,8 +5,8 @@
         [--splits train,test] [--skip_incomplete] [--overwrite]
 
 writes ``DATA/<split>/<split>A/<stem>.png`` (cloudy S2), ``<split>B`` (cloud-free S2) and ``<split>C``
-(S1), e.g. ``DATA/train/trainA/ROIs1158_spring_1_p30.png``, by the official scene split (SPEC
-section 2; ``val`` holds the scenes UnCRtainTS holds out and is written only when ``--splits``
+(S1), e.g. ``DATA/train/trainA/ROIs1158_spring_1_p30.png``, by the official scene split
+(``val`` holds the scenes UnCRtainTS holds out and is written only when ``--splits``
 names it: those scenes are never put into train), and ``DATA/sen12mscr_manifest.json`` with every
 parameter, so the data can be rebuilt. Train with ``--dataroot DATA/train --dataset_mode unaligned_sar``.
 
@@ -25,6 +25,11 @@ Attribution: SEN12MS-CR, Ebel, Meraner, Schmitt, Zhu, IEEE TGRS 2020; modified C
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit(
+        "error: run it from the repository root as a module: python -m scripts.convert_sen12mscr"
+    )
 
 import argparse
 import datetime

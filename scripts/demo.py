@@ -15,7 +15,9 @@ It also leaves a small georeferenced synthetic scene for predict.py (``datasets/
 
 from __future__ import annotations
 
-import argparse
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.demo")
+
 import sys
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import test as test_script
 import train as train_script
 from data.image_folder import is_image_file
 from data.synthetic import make_triplet
+from options.parser import DefaultsHelpFormatter, OneLineParser, gpu_ids_text
 from scripts import make_demo_data
 from util.errors import run_cli
 from util.fileio import atomic_path
@@ -122,13 +125,28 @@ def write_demo_scene(folder: Path, seed: int) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(
+        prog="python -m scripts.demo",
+        description=__doc__.splitlines()[0],
+        formatter_class=DefaultsHelpFormatter,
+    )
     parser.add_argument("--data", type=Path, default=ROOT / "datasets" / "demo", help="demo data folder")
     parser.add_argument("--name", default="demo", help="experiment name")
-    parser.add_argument("--checkpoints_dir", default=str(ROOT / "checkpoints"))
-    parser.add_argument("--results_dir", default=str(ROOT / "results"))
-    parser.add_argument("--gpu_ids", default="auto", help="'auto', -1 (CPU) or a GPU index")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--checkpoints_dir",
+        default=str(ROOT / "checkpoints"),
+        help="the model goes to <checkpoints_dir>/<name>/",
+    )
+    parser.add_argument(
+        "--results_dir", default=str(ROOT / "results"), help="the results page goes to <results_dir>/<name>/"
+    )
+    parser.add_argument(
+        "--gpu_ids",
+        type=gpu_ids_text,
+        default="auto",
+        help="'auto' (first GPU if any), -1 (CPU) or a GPU index",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the demo data and of the training")
     parser.add_argument(
         "--amp",
         default="off",

@@ -30,6 +30,9 @@ there (formats: see ``metrics/table.py``).
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.evaluate")
+
 import argparse
 import sys
 from pathlib import Path

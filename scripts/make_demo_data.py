@@ -11,6 +11,9 @@ The same arguments always give byte-identical files. See ``data/synthetic.py``.
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.make_demo_data")
+
 import argparse
 import sys
 from pathlib import Path

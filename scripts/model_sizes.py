@@ -7,6 +7,9 @@ The networks are built on PyTorch's 'meta' device: shapes only, no memory, no in
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.model_sizes")
+
 import contextlib
 import io
 import json

@@ -1,7 +1,10 @@
 """The measurements of ``scripts.benchmark_speed``, each run in a fresh child process
-(``python -m scripts.benchmark_speed --child SPEC``) so that its peak resident memory is its own."""
+(``python -m scripts.benchmark_speed --child JSON``) so that its peak resident memory is its own."""
 
 from __future__ import annotations
+
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.benchmark_speed")
 
 import contextlib
 import io

@@ -3,11 +3,15 @@ to the plain path, estimates against the official code, and the lines printed as
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.benchmark_speed")
+
 import statistics
 import sys
 
-# The issue's side-by-side figures on the 2-core CPU machine (official code vs our plain path then).
-ISSUE = {
+# Figures measured side by side on the 2-core CPU machine before the speed work (official code vs our
+# plain path then).
+BEFORE_SPEED_WORK = {
     "official_s_per_it": 1.87,
     "plain_s_per_it": 2.06,
     "official_test_s_8_images": 12.7,
@@ -32,9 +36,9 @@ def summarize_train(runs: dict[str, list], batch: int) -> dict:
             "peak_rss_mib": round(max(r["peak_rss_mib"] for r in results), 1),
         }
         if batch == 1:
-            # The official code ran at ISSUE['official_s_per_it'] where our plain path ran at
-            # ISSUE['plain_s_per_it']: scale today's plain figure by that ratio.
-            official = base * ISSUE["official_s_per_it"] / ISSUE["plain_s_per_it"]
+            # The official code ran at BEFORE_SPEED_WORK['official_s_per_it'] where our plain path ran at
+            # BEFORE_SPEED_WORK['plain_s_per_it']: scale today's plain figure by that ratio.
+            official = base * BEFORE_SPEED_WORK["official_s_per_it"] / BEFORE_SPEED_WORK["plain_s_per_it"]
             row["speedup_vs_official_est"] = round(official / s, 3)
         if "peak_cuda_mib" in results[0]:
             row["peak_cuda_mib"] = round(max(r["peak_cuda_mib"] for r in results), 1)
@@ -77,11 +81,15 @@ def summarize_test(runs: dict[str, list], n: int) -> dict:
         out[key]["loop_speedup_vs_plain"] = round(
             out[key]["loop_images_per_s"] / plain["loop_images_per_s"], 3
         )
-        # The issue's official test.py took ISSUE['official_test_s_8_images'] s for 8 images (batch 1,
-        # whole process) where our plain path took ISSUE['plain_test_s_8_images'] s: scale today's
+        # The official test.py took BEFORE_SPEED_WORK['official_test_s_8_images'] s for 8 images (batch 1,
+        # whole process) where our plain path took BEFORE_SPEED_WORK['plain_test_s_8_images'] s: scale today's
         # plain batch-1 figure by that ratio (the machine's speed drifts between days).
         plain_1 = next(v for k, v in out.items() if k.startswith("plain"))
-        official_s = plain_1["process_s"] * ISSUE["official_test_s_8_images"] / ISSUE["plain_test_s_8_images"]
+        official_s = (
+            plain_1["process_s"]
+            * BEFORE_SPEED_WORK["official_test_s_8_images"]
+            / BEFORE_SPEED_WORK["plain_test_s_8_images"]
+        )
         out[key]["process_speedup_vs_official_est"] = round(official_s / out[key]["process_s"], 3)
     return out
 

@@ -11,6 +11,9 @@ there. See ``display/visdom_assets.py``.
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit("error: run it from the repository root as a module: python -m scripts.visdom_assets")
+
 import argparse
 import os
 import sys

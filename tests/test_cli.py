@@ -23,7 +23,7 @@ VISUALS = ("real_A", "fake_B", "real_B", "real_C", "fake_C", "g_B", "att_A", "at
 
 
 def official_train(data, ckpt) -> list[str]:
-    """SPEC section 1's training command, epochs shortened and networks narrowed."""
+    """The official training command, epochs shortened and networks narrowed."""
     return (
         ["--dataroot", str(data / "train"), "--name", "realcloud_21"]
         + (

@@ -66,7 +66,11 @@ def test_another_budget_is_refused_not_mixed(done, capfd):
 
 
 def test_bad_models_and_data(tmp_path, capfd):
-    expect_error(capfd, compare.main, ["--dataroot", str(tmp_path), "--models", "nope"], "lacks train/")
+    # A bad model name is refused first, before the data is looked at (or made).
+    expect_error(
+        capfd, compare.main, ["--dataroot", str(tmp_path), "--models", "nope"], "unknown model(s) nope"
+    )
+    expect_error(capfd, compare.main, ["--dataroot", str(tmp_path), "--models", "pix2pix"], "lacks train/")
     (tmp_path / "train").mkdir()
     make_triplets(tmp_path / "train", "train", n=1, size=32)
     expect_error(

@@ -388,7 +388,7 @@ def test_format_table():
 
 
 def test_protocol_labels_name_each_reference():
-    """Every summary says which computation its numbers are (SPEC section 3: label every number)."""
+    """Every summary says which computation its numbers are (every number is labelled)."""
     summary = _filled_table().summary()["protocols"]
     assert summary == {p: PROTOCOL_DESCRIPTIONS[p] for p in ("paper", "field")}
     assert (

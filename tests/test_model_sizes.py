@@ -7,7 +7,7 @@ import json
 from scripts import model_sizes
 from tests.helpers import expect_error
 
-# Reference counts: ours from the official checkpoint layout (SPEC section 1); GLF-CR as the
+# Reference counts: ours from the official checkpoint layout; GLF-CR as the
 # official net_CR_RDN.py builds it; DSen2-CR as the official Keras model's layers add up; pix2pix
 # as the PyTorch pix2pix code prints it.
 EXPECTED = {
