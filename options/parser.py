@@ -33,12 +33,18 @@ def size_or_inf(text: str) -> float:
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show each option's default once: not for on/off flags (their 'default' is the flag's opposite),
-    not where the help already names it, and not when there is none."""
+    """Show each option's default once: not for on/off flags (their 'default' is the flag's opposite,
+    also for a flag with an optional value such as ``--continue_train [auto]``), not where the help
+    already names it, and not when there is none."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.nargs == 0 or action.default is None or "default" in text:
+        if (
+            action.nargs == 0
+            or action.default is None
+            or isinstance(action.default, bool)
+            or "default" in text
+        ):
             return text
         return super()._get_help_string(action)
 
