@@ -128,10 +128,14 @@ def init(device: torch.device) -> None:
     """Join torchrun's process group (NCCL on CUDA, gloo on the CPU); nothing without torchrun."""
     if not launched() or dist.is_initialized():
         return
-    if device.type == "cuda":
-        dist.init_process_group("nccl", device_id=device)
-    else:
-        dist.init_process_group("gloo")
+    store, rank, world_size = next(dist.rendezvous("env://"))
+    # torchrun's agent keeps one store for a group it restarts (--max-restarts): without a prefix of
+    # its own, a restarted group could read the dead group's addresses and wait on them for ever.
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    store = dist.PrefixStore(f"attempt_{attempt}/", store)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    extra = {"device_id": device} if device.type == "cuda" else {}
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, **extra)
 
 
 @contextlib.contextmanager
