@@ -1,0 +1,48 @@
+"""Our networks against numbers computed once by the authors' own code (fixtures in tests/fixtures/).
+
+Each fixture's generator (``tests/fixtures/make_*.py``) says which official files ran, what
+was stood in for and how; the numbers are facts about that code. These tests need only the fixtures.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from models.networks.glf_cr import GLFCRNet
+from tests.fixtures.make_glf_cr_reference import FIXTURE as GLF_CR_FIXTURE
+from tests.fixtures.make_glf_cr_reference import (
+    INPUT_SEED,
+    seeded_inputs,
+    seeded_state,
+    state_checksum,
+)
+
+
+def test_glf_cr_matches_the_official_network_to_1e_5():
+    ref = torch.load(GLF_CR_FIXTURE, weights_only=True)
+    # The official network at the paper's widths (13 S2 bands, 2 S1 bands), its dropout off.
+    net = GLFCRNet().eval()
+    state = seeded_state({k: v.shape for k, v in net.state_dict().items()}, ref["weights_seed"])
+    # Same names, same shapes, same draws as the official network received.
+    assert abs(state_checksum(state) - ref["weights_checksum"]) < 1e-6 * ref["weights_checksum"]
+    net.load_state_dict(state, strict=True)
+    cloudy, sar = seeded_inputs(INPUT_SEED)
+    assert torch.equal(cloudy, ref["cloudy"]) and torch.equal(sar, ref["sar"])
+    with torch.no_grad():
+        out = net(ref["cloudy"], ref["sar"])
+    # The residual the official network adds is far from zero, so the comparison has teeth.
+    assert (ref["output"] - ref["cloudy"]).std() > 0.05
+    err = (out - ref["output"]).abs().max().item()
+    assert err <= 1e-5, f"largest difference from the official GLF-CR output: {err:.3g}"
+
+
+def test_glf_cr_fixture_detects_a_changed_network():
+    """Raising one bias of the first block's SAR gate by 1 moves the output far past 1e-5: the check can fail."""
+    ref = torch.load(GLF_CR_FIXTURE, weights_only=True)
+    net = GLFCRNet().eval()
+    state = seeded_state({k: v.shape for k, v in net.state_dict().items()}, ref["weights_seed"])
+    state["opt_distribute_1x1conv.0.bias"] = state["opt_distribute_1x1conv.0.bias"] + 1.0
+    net.load_state_dict(state)
+    with torch.no_grad():
+        out = net(ref["cloudy"], ref["sar"])
+    assert (out - ref["output"]).abs().max() > 1e-3
