@@ -6,9 +6,12 @@ was stood in for and how; the numbers are facts about that code. These tests nee
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from models.networks.cloud_mask import BandLayout, cloud_score, cloud_shadow_mask, shadow_mask
 from models.networks.glf_cr import GLFCRNet
+from tests.fixtures.make_dsen2cr_mask_reference import FIXTURE as DSEN2CR_MASK_FIXTURE
 from tests.fixtures.make_glf_cr_reference import FIXTURE as GLF_CR_FIXTURE
 from tests.fixtures.make_glf_cr_reference import (
     INPUT_SEED,
@@ -16,6 +19,9 @@ from tests.fixtures.make_glf_cr_reference import (
     seeded_state,
     state_checksum,
 )
+
+# Sentinel-2 L1C band order (B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9, B10, B11, B12).
+S2_BANDS = BandLayout(blue=1, green=2, red=3, aerosol=0, cirrus=10, nir=7, swir1=11)
 
 
 def test_glf_cr_matches_the_official_network_to_1e_5():
@@ -46,3 +52,19 @@ def test_glf_cr_fixture_detects_a_changed_network():
     with torch.no_grad():
         out = net(ref["cloudy"], ref["sar"])
     assert (out - ref["output"]).abs().max() > 1e-3
+
+
+def test_dsen2cr_mask_matches_the_official_detectors():
+    ref = np.load(DSEN2CR_MASK_FIXTURE)
+    official = torch.from_numpy(ref["mask"]).unsqueeze(1)
+    # Both detectors fire in every scene, and some pixels are left clear.
+    for m in official:
+        assert (m == 1).float().mean() > 0.05 and (m == -1).float().mean() > 0.05 and (m == 0).any()
+    # The official data generator reads digital numbers; ours reads reflectance (DN / 10000).
+    refl = torch.from_numpy(ref["dn"].astype(np.float32)) / 10000
+    threshold = float(ref["threshold"])
+    cloud = cloud_score(refl, S2_BANDS) >= threshold
+    assert torch.equal(cloud, official == 1)
+    # The official mask writes cloud over shadow.
+    assert torch.equal(shadow_mask(refl, S2_BANDS) & ~cloud, official == -1)
+    assert torch.equal(cloud_shadow_mask(refl, S2_BANDS, threshold=threshold), (official != 0).float())
