@@ -10,15 +10,13 @@ import numpy as np
 import torch
 
 from models.networks.cloud_mask import BandLayout, cloud_score, cloud_shadow_mask, shadow_mask
+from models.networks.dsen2cr import DSen2CR
 from models.networks.glf_cr import GLFCRNet
 from tests.fixtures.make_dsen2cr_mask_reference import FIXTURE as DSEN2CR_MASK_FIXTURE
+from tests.fixtures.make_dsen2cr_reference import FIXTURE as DSEN2CR_FIXTURE
 from tests.fixtures.make_glf_cr_reference import FIXTURE as GLF_CR_FIXTURE
-from tests.fixtures.make_glf_cr_reference import (
-    INPUT_SEED,
-    seeded_inputs,
-    seeded_state,
-    state_checksum,
-)
+from tests.fixtures.make_glf_cr_reference import INPUT_SEED, seeded_inputs
+from tests.fixtures.seeded import seeded_state, state_checksum
 
 # Sentinel-2 L1C band order (B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9, B10, B11, B12).
 S2_BANDS = BandLayout(blue=1, green=2, red=3, aerosol=0, cirrus=10, nir=7, swir1=11)
@@ -68,3 +66,21 @@ def test_dsen2cr_mask_matches_the_official_detectors():
     # The official mask writes cloud over shadow.
     assert torch.equal(shadow_mask(refl, S2_BANDS) & ~cloud, official == -1)
     assert torch.equal(cloud_shadow_mask(refl, S2_BANDS, threshold=threshold), (official != 0).float())
+
+
+def test_dsen2cr_matches_the_official_pytorch_port_to_1e_5():
+    ref = torch.load(DSEN2CR_FIXTURE, weights_only=True)
+    net = DSen2CR(feature_sizes=256, num_layers=16).eval()
+    state = seeded_state({k: v.shape for k, v in net.state_dict().items()}, ref["weights_seed"])
+    assert abs(state_checksum(state) - ref["weights_checksum"]) < 1e-6 * ref["weights_checksum"]
+    net.load_state_dict(state, strict=True)
+    assert (ref["output"] - ref["cloudy"]).std() > 0.05
+    with torch.no_grad():
+        out = net(ref["cloudy"], ref["sar"])
+    err = (out - ref["output"]).abs().max().item()
+    assert err <= 1e-5, f"largest difference from the official DSen2-CR port's output: {err:.3g}"
+    # The port concatenates optical before SAR: the other order changes the output.
+    swapped = net.head.weight.detach().roll(2, dims=1)
+    with torch.no_grad():
+        net.head.weight.copy_(swapped)
+        assert (net(ref["cloudy"], ref["sar"]) - ref["output"]).abs().max() > 1e-3
