@@ -73,12 +73,20 @@ def run_test(argv: list[str] | None = None) -> int:
     dataset = loader.dataset  # GeoTIFF datasets render previews and write georeferenced outputs
     measured = dataset.has_reference
     # Every weight is loaded: the random initialisation is skipped, unless the networks draw
-    # random numbers (dropout without --eval), whose draws follow the initialisation's.
+    # random numbers (dropout in train mode), whose draws follow the initialisation's.
     model = create_model(opt, weights_follow=True)
     roles = model.roles
     model.setup()
+    # The mode the model's authors test in (its declaration), unless --test_mode says otherwise.
     if opt.eval:
         model.eval()
+    declared = type(model).test_mode
+    said = (
+        "as its authors test it"
+        if opt.test_mode == declared
+        else f"--test_mode; its authors test in {declared}"
+    )
+    print(f"testing in {opt.test_mode} mode ({said})")
 
     web_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}"
     image_dir = web_dir / "images"

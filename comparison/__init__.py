@@ -1,7 +1,8 @@
 """The paper's comparison: every model trained and tested on the same data under one protocol.
 
-:func:`comparison.run.run_comparison` trains each model with the same number of training images
-seen, tests it, and writes ``results/compare/<name>/``: ``table.csv``/``table.md``
+:func:`comparison.run.run_comparison` trains each model (each as its authors train it, with an
+equal budget or at their full settings, see :mod:`comparison.settings`), tests it as its authors
+test it, and writes ``results/compare/<name>/``: ``plan.json`` (every row's flags), ``table.csv``/``table.md``
 (:mod:`comparison.report`) and ``figure.png`` plus ``index.html`` (:mod:`comparison.figure`).
 ``python -m scripts.compare`` is its command line.
 """

@@ -1,16 +1,8 @@
-"""What a comparison runs: the models, one setting, one training budget, and where each result goes.
+"""What a comparison runs: the models, one setting, each model's budget and flags, where results go.
 
-Settings (flags shared by every model, then each model's own ``tiny_flags``/``light_flags``):
-
-- ``smoke``: tiny networks on 32-px crops, a few images: proves the pipeline (tests use it).
-- ``light``: the demo's configuration (U-Net depth 7 with 32 filters for the U-Net models, 128-px
-  random crops of the 256-px images, batch 4, 3200 images = the demo's 20 epochs of 160), each
-  model lightened by its ``light_flags``; finishes on the demo data on a 2-core CPU. Our model's
-  row is then the demo's result.
-- ``paper``: every model at its paper's settings (no extra flags).
-
-Every model sees the same number of training images (``--images``) under the same linear schedule
-(half the epochs constant, half decaying to zero); each keeps its own optimiser and learning rate.
+The settings and what they pass to each model are in :mod:`comparison.settings`. Each row's full
+command lines, data settings, test mode, schedule and budget are in the plan (:meth:`Plan.to_json`,
+written as ``plan.json`` beside the table), so a table can be re-run from its own folder.
 """
 
 from __future__ import annotations
@@ -22,61 +14,35 @@ from pathlib import Path
 import models
 from util.errors import UserError
 
-# Columns of the paper's figure, left to right; ours last before the ground truth.
-PAPER_ORDER = ("pix2pix", "sar_opt_cgan", "sf_gan", "glf_cr", "dsen2cr", "pix2pix_attn")
-LABELS = {
-    "pix2pix": "pix2pix",
-    "sar_opt_cgan": "SAR-opt-cGAN",
-    "sf_gan": "SF-GAN",
-    "glf_cr": "GLF-CR",
-    "dsen2cr": "DSen2-CR",
-    "pix2pix_attn": "ours (attention GAN)",
-}
-OURS = "pix2pix_attn"
+from .settings import (
+    OUR_ADDITIONS,
+    OURS,
+    PAPER_ORDER,
+    SETTINGS,
+    label,
+    model_flags,
+    parsed_options,
+    row_options,
+    schedule_flags,
+    test_flags,
+    training_schedule,
+)
 
-SETTINGS = {
-    "smoke": {
-        "train": ["--netG", "unet_32", "--ngf", "4", "--ndf", "4", "--load_size", "32", "--crop_size", "32"],
-        "test": ["--netG", "unet_32", "--ngf", "4", "--ndf", "4", "--load_size", "32", "--crop_size", "32"],
-        "model_flags": "tiny_flags",
-        "images": 4,
-        "batch_size": 1,
-    },
-    "light": {
-        "train": [
-            "--netG",
-            "unet_128",
-            "--ngf",
-            "32",
-            "--ndf",
-            "32",
-            "--preprocess",
-            "crop",
-            "--crop_size",
-            "128",
-        ],
-        "test": ["--netG", "unet_128", "--ngf", "32", "--ndf", "32"],
-        "model_flags": "light_flags",
-        "images": 3200,
-        "batch_size": 4,
-    },
-    "paper": {"train": [], "test": [], "model_flags": None, "images": 310 * 1000, "batch_size": 1},
-}
-
-
-def label(model: str) -> str:
-    return LABELS.get(model, model)
+__all__ = ["PAPER_ORDER", "SETTINGS", "Experiment", "Plan", "label", "make_plan", "parse_models"]
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """One model of the comparison: its command-line flags and its folders."""
+    """One model of the comparison: its command-line flags, its budget and its folders."""
 
     model: str
     train_flags: tuple[str, ...]
     test_flags: tuple[str, ...]
     checkpoints_dir: Path
     results_dir: Path
+    epochs: int = 1
+    batch_size: int = 1
+    schedule: dict = field(default_factory=dict)
 
     @property
     def experiment_dir(self) -> Path:
@@ -93,30 +59,106 @@ class Plan:
     setting: str
     dataroot: Path
     dataset_mode: str
-    images: int
-    batch_size: int
-    epochs: int
+    images: int | None
     train_size: int
     out_dir: Path
     experiments: list[Experiment] = field(default_factory=list)
+    command: str = ""
 
-    def budget(self) -> dict:
-        """What every model gets; recorded with the run so that a resume cannot mix budgets."""
+    @property
+    def equal_budget(self) -> bool:
+        return self.images is not None
+
+    def exp_budget(self, exp: Experiment) -> dict:
+        """What ``exp`` trains on; recorded with its run so that a resume cannot mix budgets."""
         return {
             "setting": self.setting,
-            "images_seen": self.epochs * self.train_size,
-            "epochs": self.epochs,
+            "equal_budget": self.equal_budget,
+            "images_seen": exp.epochs * self.train_size,
+            "epochs": exp.epochs,
             "train_images": self.train_size,
-            "batch_size": self.batch_size,
+            "batch_size": exp.batch_size,
+            "schedule": exp.schedule,
             "dataset_mode": self.dataset_mode,
             "dataroot": str(self.dataroot),
         }
 
+    def budget_text(self) -> str:
+        """One sentence for the table: what every model trained on."""
+        if not self.experiments:
+            return "no models"
+        exp = self.experiments[0]
+        if self.equal_budget:
+            return (
+                f"every model saw {exp.epochs * self.train_size} training images ({exp.epochs} epochs of "
+                f"{self.train_size}, batch {exp.batch_size}), each with its own optimiser and its own "
+                "schedule shape compressed to these epochs (plan.json has every row's flags)"
+            )
+        return (
+            "every model trained at its authors' settings (own optimiser, schedule, batch size and "
+            f"length; {self.train_size} training images; plan.json has every row's flags)"
+        )
 
-def parse_models(text: str | None) -> list[str]:
-    """``None``/'all': every model of the paper's figure that exists here, in figure order."""
+    def train_argv(self, exp: Experiment, gpu_ids: str, seed: int) -> list[str]:
+        """train.py's command line for ``exp`` (without ``--continue_train``)."""
+        return [
+            "--dataroot",
+            str(self.dataroot / "train") if self.dataset_mode != "sen12mscr" else str(self.dataroot),
+            *self.common_flags(exp, gpu_ids, seed),
+            "--display_id",
+            "0",
+            "--save_epoch_freq",
+            str(exp.epochs),
+            *exp.train_flags,
+        ]
+
+    def test_argv(self, exp: Experiment, gpu_ids: str, seed: int) -> list[str]:
+        """test.py's command line for ``exp``: the model's own test mode (no ``--eval``)."""
+        return [
+            "--dataroot",
+            str(self.dataroot / "test") if self.dataset_mode != "sen12mscr" else str(self.dataroot),
+            *self.common_flags(exp, gpu_ids, seed),
+            "--results_dir",
+            str(exp.results_dir),
+            *exp.test_flags,
+        ]
+
+    def common_flags(self, exp: Experiment, gpu_ids: str, seed: int) -> list[str]:
+        return [
+            "--model", exp.model, "--name", exp.model, "--checkpoints_dir", str(exp.checkpoints_dir),
+            "--dataset_mode", self.dataset_mode, "--gpu_ids", gpu_ids, "--seed", str(seed), "--num_threads", "0",
+        ]  # fmt: skip
+
+    def to_json(self, gpu_ids: str, seed: int) -> dict:
+        """Everything each row ran: command lines, data settings, test mode, schedule, budget."""
+        rows = []
+        for exp in self.experiments:
+            train, test = self.train_argv(exp, gpu_ids, seed), self.test_argv(exp, gpu_ids, seed)
+            rows.append(
+                {
+                    "model": exp.model,
+                    "label": label(exp.model),
+                    "our_addition": exp.model in OUR_ADDITIONS,
+                    "train_argv": train,
+                    "test_argv": test,
+                    **row_options(train, test, exp.model),
+                    "budget": self.exp_budget(exp),
+                }
+            )
+        return {
+            "name": self.name,
+            "setting": self.setting,
+            "command": self.command,
+            "rerun": "python train.py <train_argv>, then python test.py <test_argv>, row by row",
+            "rows": rows,
+        }
+
+
+def parse_models(text: str | None, setting: str = "light") -> list[str]:
+    """``None``/'all': the setting's models (default: every model of the paper's figure), in figure order."""
     if text in (None, "", "all"):
-        return [m for m in PAPER_ORDER if m in models.MODEL_NAMES]
+        chosen = SETTINGS[setting].get("models", PAPER_ORDER)
+        return [m for m in PAPER_ORDER if m in chosen and m in models.MODEL_NAMES]
     chosen = [m.strip() for m in text.split(",") if m.strip()]
     # Figure order: the paper's baselines, any other model, ours last.
     chosen.sort(key=lambda m: PAPER_ORDER.index(m) if m in PAPER_ORDER[:-1] else (99 if m == OURS else 50))
@@ -141,6 +183,7 @@ def make_plan(
     dataset_mode: str = "triplet",
     checkpoints_dir: str | Path = "checkpoints",
     results_dir: str | Path = "results",
+    command: str = "",
 ) -> Plan:
     """The experiments of comparison ``name``: ``train_size`` is the number of training samples."""
     if setting not in SETTINGS:
@@ -148,11 +191,9 @@ def make_plan(
     if train_size < 1:
         raise UserError(f"--dataroot {dataroot} holds no training samples")
     conf = SETTINGS[setting]
-    budget = int(conf["images"] if images is None else images)
-    if budget < 1:
+    budget = conf["images"] if images is None else int(images)
+    if budget is not None and budget < 1:
         raise UserError(f"--images {budget}: give a positive number of training images per model")
-    # Whole epochs, at least 2 (one constant, one decaying), covering the budget.
-    epochs = max(2, math.ceil(budget / train_size))
     out_dir = Path(results_dir) / "compare" / name
     plan = Plan(
         name=name,
@@ -160,21 +201,32 @@ def make_plan(
         dataroot=Path(dataroot),
         dataset_mode=dataset_mode,
         images=budget,
-        batch_size=int(conf["batch_size"]),
-        epochs=epochs,
         train_size=train_size,
         out_dir=out_dir,
+        command=command,
     )
-    for model in parse_models(models_text):
-        cls = models.find_model_using_name(model)
-        own = list(getattr(cls, conf["model_flags"])) if conf["model_flags"] else []
+    for model in parse_models(models_text, setting):
+        own = model_flags(model, setting)
+        train = [*conf["train"], *own]
+        head = ["--model", model, "--dataset_mode", dataset_mode]
+        opt = parsed_options([*head, *train], is_train=True)
+        epochs = None if budget is None else math.ceil(budget / train_size)
+        schedule = training_schedule(opt, epochs)
+        extra = []
+        if budget is not None:  # equal budget: the same epochs and batch for every model
+            extra = [*schedule_flags(schedule), "--batch_size", str(conf["batch_size"] or opt.batch_size)]
         plan.experiments.append(
             Experiment(
                 model=model,
-                train_flags=(*conf["train"], *own),
-                test_flags=(*conf["test"], *own),
+                train_flags=(*train, *extra),
+                test_flags=tuple(test_flags([*conf["test"], *own], head)),
                 checkpoints_dir=Path(checkpoints_dir) / f"compare_{name}",
                 results_dir=out_dir / "runs",
+                epochs=schedule["n_epochs"] + schedule["n_epochs_decay"],
+                batch_size=int(conf["batch_size"] or opt.batch_size)
+                if budget is not None
+                else opt.batch_size,
+                schedule=schedule,
             )
         )
     return plan

@@ -98,13 +98,11 @@ def write_tables(plan: Plan, records: dict[str, dict], machine: str) -> None:
     writer.writerow(header)
     writer.writerows(rows)
     write_text(plan.out_dir / "table.csv", buf.getvalue())
-    budget = plan.budget()
     lines = [
         f"# Comparison `{plan.name}` ({plan.setting} setting), {date.today().isoformat()}",
         "",
-        f"Data: `{plan.dataroot}` ({plan.dataset_mode}); every model saw {budget['images_seen']} training images "
-        f"({budget['epochs']} epochs of {budget['train_images']}, batch {budget['batch_size']}, linear decay over the "
-        "second half); metrics are means over the test images.",
+        f"Data: `{plan.dataroot}` ({plan.dataset_mode}); {plan.budget_text()}; metrics are means over the "
+        "test images.",
         "Paper protocol: 8-bit RGB, PSNR (range 255), scikit-image SSIM defaults, RMSE on 0-255. "
         "Field protocol (UnCRtainTS): reflectance in [0, 1], all bands.",
         f"Machine: {machine}. Train s/iteration: wall time of training (data, checkpoints included) per "

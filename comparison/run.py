@@ -55,7 +55,7 @@ def load_record(plan: Plan, exp: Experiment) -> dict:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read {path} ({err}); delete it to rerun {exp.model}") from None
-    if record.get("budget") != plan.budget():
+    if record.get("budget") != plan.exp_budget(exp):
         raise UserError(
             f"{path} was made with another budget ({record.get('budget')}); choose another --name or "
             f"delete {plan.out_dir} and {exp.checkpoints_dir} to start again"
@@ -66,26 +66,7 @@ def load_record(plan: Plan, exp: Experiment) -> dict:
 def save_record(plan: Plan, exp: Experiment, record: dict) -> None:
     path = _record_path(plan, exp)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, json.dumps({**record, "budget": plan.budget()}, indent=2) + "\n")
-
-
-def common_flags(plan: Plan, exp: Experiment, gpu_ids: str, seed: int) -> list[str]:
-    return [
-        "--model",
-        exp.model,
-        "--name",
-        exp.model,
-        "--checkpoints_dir",
-        str(exp.checkpoints_dir),
-        "--dataset_mode",
-        plan.dataset_mode,
-        "--gpu_ids",
-        gpu_ids,
-        "--seed",
-        str(seed),
-        "--num_threads",
-        "0",
-    ]
+    write_text(path, json.dumps({**record, "budget": plan.exp_budget(exp)}, indent=2) + "\n")
 
 
 def train_experiment(plan: Plan, exp: Experiment, record: dict, gpu_ids: str, seed: int) -> dict:
@@ -94,34 +75,15 @@ def train_experiment(plan: Plan, exp: Experiment, record: dict, gpu_ids: str, se
         print(f"[compare] {exp.model}: trained already ({_record_path(plan, exp)})")
         return record
     resume = ["--continue_train"] if any(exp.experiment_dir.glob("latest_*.pth")) else []
-    decay = plan.epochs // 2
-    argv = [
-        "--dataroot",
-        str(plan.dataroot / "train") if plan.dataset_mode != "sen12mscr" else str(plan.dataroot),
-        *common_flags(plan, exp, gpu_ids, seed),
-        "--batch_size",
-        str(plan.batch_size),
-        "--n_epochs",
-        str(plan.epochs - decay),
-        "--n_epochs_decay",
-        str(decay),
-        "--lr_policy",
-        "linear",
-        "--display_id",
-        "0",
-        "--save_epoch_freq",
-        str(plan.epochs),
-        *exp.train_flags,
-        *resume,
-    ]
-    print(f"[compare] training {exp.model}: {plan.epochs} epochs of {plan.train_size} images")
+    argv = [*plan.train_argv(exp, gpu_ids, seed), *resume]
+    print(f"[compare] training {exp.model}: {exp.epochs} epochs of {plan.train_size} images")
     start = time.perf_counter()
     code = train_script.main(argv)
     seconds = time.perf_counter() - start
     if code:
         raise UserError(f"training {exp.model} failed (exit {code}); fix the error above and rerun to resume")
     segments = [*record.get("train_segments", []), {"seconds": seconds, "resumed": bool(resume)}]
-    iterations = plan.epochs * -(-plan.train_size // plan.batch_size)
+    iterations = exp.epochs * -(-plan.train_size // exp.batch_size)
     record = {
         **record,
         "trained": True,
@@ -137,15 +99,7 @@ def test_experiment(plan: Plan, exp: Experiment, record: dict, gpu_ids: str, see
     if record.get("tested") and (exp.test_dir / "metrics_summary.json").is_file():
         print(f"[compare] {exp.model}: tested already ({exp.test_dir})")
         return record
-    argv = [
-        "--dataroot",
-        str(plan.dataroot / "test") if plan.dataset_mode != "sen12mscr" else str(plan.dataroot),
-        *common_flags(plan, exp, gpu_ids, seed),
-        "--results_dir",
-        str(exp.results_dir),
-        "--eval",
-        *exp.test_flags,
-    ]
+    argv = plan.test_argv(exp, gpu_ids, seed)
     print(f"[compare] testing {exp.model}")
     start = time.perf_counter()
     code = test_script.main(argv)
@@ -162,12 +116,16 @@ def test_experiment(plan: Plan, exp: Experiment, record: dict, gpu_ids: str, see
 def run_comparison(plan: Plan, *, gpu_ids: str = "-1", seed: int = 0, rows: int = 4) -> Path:
     """Train and test every experiment (reusing what is done), then write the tables and the figure.
 
-    Returns the folder holding ``table.csv``, ``table.md``, ``figure.png`` and ``index.html``.
+    Returns the folder holding ``plan.json`` (what every row ran), ``table.csv``, ``table.md``,
+    ``figure.png`` and ``index.html``.
     """
+    # Every record is checked before anything is written: a run with another budget changes nothing.
+    loaded = {exp.model: load_record(plan, exp) for exp in plan.experiments}
     plan.out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(plan.out_dir / "plan.json", json.dumps(plan.to_json(gpu_ids, seed), indent=2) + "\n")
     records = {}
     for exp in plan.experiments:
-        record = load_record(plan, exp)
+        record = loaded[exp.model]
         record = train_experiment(plan, exp, record, gpu_ids, seed)
         record = test_experiment(plan, exp, record, gpu_ids, seed)
         if "parameters" not in record:

@@ -73,10 +73,11 @@ def _rand_int(high: int) -> int:
 
 
 class PairedTransform:
-    """The geometry of a sample (scaling, crop, flip), drawn once and applied to all of its images.
+    """The geometry of a sample (scaling, crop, flip, quarter turns), drawn once and applied to all of its images.
 
     Built once per dataset from ``--preprocess``, ``--load_size``, ``--crop_size``, ``--no_flip`` and the
-    phase: training crops at random and flips unless ``--no_flip``; testing takes the centre crop.
+    phase: training crops at random, flips unless ``--no_flip`` and, with ``--rot90``, turns by a random
+    multiple of 90 degrees; testing takes the centre crop.
     """
 
     def __init__(self, opt: argparse.Namespace) -> None:
@@ -85,6 +86,7 @@ class PairedTransform:
         self.crop_size = int(opt.crop_size)
         self.is_train = bool(opt.is_train)
         self.flip = self.is_train and not opt.no_flip
+        self.rot90 = self.is_train and bool(getattr(opt, "rot90", False))
         self.crop = "crop" in self.preprocess
 
     def scaled_size(self, size: tuple[int, int]) -> tuple[int, int]:
@@ -113,7 +115,17 @@ class PairedTransform:
             else:
                 x, y = max(0, (w - self.crop_size) // 2), max(0, (h - self.crop_size) // 2)
         flip = self.flip and bool(torch.rand(()).item() > 0.5)
-        return {"size": (w, h), "crop": (x, y) if self.crop else None, "flip": flip}
+        # Drawn only when asked for: the draws of the other settings stay what they were.
+        turns = 0
+        if self.rot90:
+            side = (self.crop_size, self.crop_size) if self.crop else (w, h)
+            if side[0] != side[1]:
+                raise UserError(
+                    f"--rot90 needs square images, but {source} gives {side[0]}x{side[1]}; "
+                    "crop it square (--preprocess crop) or leave --rot90 out"
+                )
+            turns = int(torch.randint(0, 4, ()).item())
+        return {"size": (w, h), "crop": (x, y) if self.crop else None, "flip": flip, "turns": turns}
 
     def apply(self, img: Image.Image, params: dict, method=Image.BICUBIC) -> Image.Image:
         """Scale, crop and flip a PIL image as drawn by :meth:`draw`."""
@@ -124,6 +136,8 @@ class PairedTransform:
             img = img.crop((x, y, x + self.crop_size, y + self.crop_size))
         if params["flip"]:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        for _ in range(params.get("turns", 0)):
+            img = img.transpose(Image.ROTATE_90)  # counter-clockwise, as np.rot90
         return img
 
     def apply_array(self, arr: np.ndarray, params: dict) -> np.ndarray:
@@ -144,6 +158,8 @@ class PairedTransform:
             arr = arr[:, y : y + self.crop_size, x : x + self.crop_size]
         if params["flip"]:
             arr = arr[:, :, ::-1]
+        if params.get("turns", 0):
+            arr = np.rot90(arr, params["turns"], axes=(1, 2))
         return np.ascontiguousarray(arr, dtype=np.float32)
 
 

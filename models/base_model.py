@@ -40,6 +40,9 @@ from .optimization import allocate_states, backward_and_step, build_optimizer
 from .roles import BAND_OPTIONS, INPUT_VISUALS, Roles  # noqa: F401 (Roles: part of the contract)
 from .weights import cpu_state_dict, load_weights, unwrap
 
+# How a model is tested (``BaseModel.test_mode``).
+TEST_MODES = ("train", "eval")
+
 
 class BaseModel(ABC):
     """Subclasses fill ``nets``, ``optimizers``, ``loss_names`` and ``visual_names`` in ``__init__``,
@@ -51,6 +54,18 @@ class BaseModel(ABC):
     # lighter configuration of CPU demos (``compare --setting light``). Neither changes the code path.
     tiny_flags: tuple[str, ...] = ()
     light_flags: tuple[str, ...] = ()
+    # Flags of the authors' published training command on top of the model's defaults (e.g. the
+    # official scripts/train.sh of pix2pix_attn); ``compare --setting paper`` passes them.
+    script_flags: tuple[str, ...] = ()
+    # Flags that put this model in the conditions of Zhang et al.'s (2023) comparison table, where
+    # those differ from its authors' defaults (``compare --setting zhang2023``); training flags,
+    # the comparison passes the test-time ones on to test.py.
+    zhang_flags: tuple[str, ...] = ()
+    # How the model's authors test it; test.py, predict.py and the comparison follow this unless
+    # the user says otherwise (``--test_mode``). "train": the networks stay in training mode, as the
+    # CycleGAN/pix2pix test scripts run them (dropout on, batch norm with the batch's statistics);
+    # "eval": ``module.eval()`` (dropout and stochastic depth off, batch norm's running statistics).
+    test_mode: str = "train"
     # The model's own options that shape its networks (beside the shared --ngf, --netG, ...):
     # resuming with other values is refused.
     architecture_options: tuple[str, ...] = ()
@@ -92,6 +107,13 @@ class BaseModel(ABC):
         parser: argparse.ArgumentParser, is_train: bool
     ) -> argparse.ArgumentParser:
         return parser
+
+    @classmethod
+    def data_defaults(cls, is_train: bool) -> dict:
+        """Defaults of data options (``--crop_size``, ``--no_flip``, ``--sar_scaling``, ...) as the
+        model's authors prepared their data; the options parser applies those the chosen dataset
+        has, after the dataset's own defaults, and a flag on the command line still wins."""
+        return {}
 
     @classmethod
     def size_multiple(cls, opt: argparse.Namespace) -> int:

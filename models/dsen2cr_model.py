@@ -17,7 +17,11 @@ data's [0, 1] into reflectance: 1 for Sentinel-2 data, ``--dsen2cr_png_stretch``
 PNG previews, whose white stands for reflectance 0.3; so the network sees the same units whatever
 the data. The output is clamped to [-1, 1], the range of the data, for every consumer of
 :meth:`infer`; the loss reads the unclamped prediction, as the paper's did.
-The paper's SAR clip (VH in [-32.5, 0] dB) is ``--sar_scaling dsen2cr`` of the SEN12MS-CR reader.
+The paper's SAR clip (VH in [-32.5, 0] dB) is ``--sar_scaling dsen2cr`` of the SEN12MS-CR reader, the
+default for this model; so are its 128-px training crops with flips and quarter turns (``--rot90``).
+The official augmentation draws one of {none, up-down, left-right} flips and one of four turns;
+a left-right flip at one half and four turns give the same eight orientations, in other proportions.
+Tested in eval mode, as Keras predicts.
 
 The mask is also a visual, ``cloud_mask`` (1: cloud or shadow), shown as an attention map.
 """
@@ -86,6 +90,8 @@ class Dsen2crModel(BaseModel):
     )
     tiny_flags = ("--dsen2cr_feature_sizes", "8", "--dsen2cr_num_layers", "2")
     light_flags = ("--dsen2cr_feature_sizes", "32", "--dsen2cr_num_layers", "8")
+    # Keras' model.predict: inference mode (the network has no dropout or batch norm).
+    test_mode = "eval"
     architecture_options = (
         "dsen2cr_feature_sizes",
         "dsen2cr_num_layers",
@@ -148,6 +154,13 @@ class Dsen2crModel(BaseModel):
             # The official training: Nadam(lr 7e-5, beta_1 0.9), batch 16, 8 epochs, constant lr.
             parser.set_defaults(lr=7e-5, beta1=0.9, batch_size=16, n_epochs=8, n_epochs_decay=0)
         return parser
+
+    @classmethod
+    def data_defaults(cls, is_train: bool) -> dict:
+        """dsen2cr_main.py and tools/dataIO.py: SAR clipped to VV [-25, 0] and VH [-32.5, 0] dB;
+        training on random 128 x 128 crops (no resizing) with random flips and quarter turns."""
+        crops = {"preprocess": "crop", "crop_size": 128, "no_flip": False, "rot90": True} if is_train else {}
+        return {"sar_scaling": "dsen2cr", **crops}
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)

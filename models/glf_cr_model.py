@@ -10,10 +10,11 @@ batch here is in [-1, 1], so :meth:`infer` maps it to [0, 1], runs the network, 
 the L1 loss is measured on the [0, 1] scale: the official network, loss values and weights.
 
 Official training (``codes/train_CR_net.py``): Adam, lr 1e-4, betas (0.9, 0.999), lr x 0.5 every
-5 epochs, 30 epochs, batch size 1, random 128 x 128 crops of the 256 x 256 patches, no flips (add
-``--no_flip``). The official loop skips the scheduler after its first epoch, so its halvings come
+5 epochs, 30 epochs, batch size 1, random 128 x 128 crops of the 256 x 256 patches, no flips; tested
+in eval mode (``codes/test_CR.py``). These are the model's defaults (its training options and
+:meth:`GLFCRModel.data_defaults`). The official loop skips the scheduler after its first epoch, so its halvings come
 one epoch later than ours (after epochs 6, 11, ... instead of 5, 10, ...). Its SAR scaling clips VH
-to [-32.5, 0] dB (``--sar_scaling dsen2cr`` of ``--dataset_mode sen12mscr``). fake_B has no output
+to [-32.5, 0] dB (``--sar_scaling dsen2cr`` of ``--dataset_mode sen12mscr``, the default here). fake_B has no output
 activation (the network adds a residual to the cloudy input), so it can leave [-1, 1] slightly;
 test.py's metrics and the image writers clip it to the data range (the official evaluation did not).
 """
@@ -78,6 +79,8 @@ class GLFCRModel(BaseModel):
         "--glf_up_feats", "16",
     )  # fmt: skip
     architecture_options = tuple(ARCH_OPTIONS)
+    # codes/test_CR.py calls CR_net.eval(): stochastic depth off, the same output every time.
+    test_mode = "eval"
 
     @staticmethod
     def modify_commandline_options(
@@ -93,7 +96,7 @@ class GLFCRModel(BaseModel):
             "each block): same results, far less training memory, e.g. for 256-px crops",
         )
         if is_train:
-            # The official training (codes/train_CR_net.py): Adam(1e-4), StepLR(5, 0.5), 30 epochs, crop 128.
+            # The official training (codes/train_CR_net.py): Adam(1e-4), StepLR(5, 0.5), 30 epochs, batch 1.
             parser.set_defaults(
                 lr=1e-4,
                 beta1=0.9,
@@ -102,7 +105,7 @@ class GLFCRModel(BaseModel):
                 lr_decay_gamma=0.5,
                 n_epochs=30,
                 n_epochs_decay=0,
-                crop_size=128,
+                batch_size=1,
             )
             g.add_argument(
                 "--lambda_L1", type=float, default=1.0, help="weight of the L1 loss (on [0, 1] data)"
@@ -126,6 +129,13 @@ class GLFCRModel(BaseModel):
             self.optimizers = {
                 "G": self.make_optimizer(net.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
             }
+
+    @classmethod
+    def data_defaults(cls, is_train: bool) -> dict:
+        """codes/dataloader.py: SAR clipped to VV [-25, 0] and VH [-32.5, 0] dB; training on random
+        128 x 128 crops of the 256 x 256 patches, no resizing, no flips or rotations."""
+        crops = {"preprocess": "crop", "crop_size": 128, "no_flip": True, "rot90": False} if is_train else {}
+        return {"sar_scaling": "dsen2cr", **crops}
 
     @classmethod
     def size_multiple(cls, opt: argparse.Namespace) -> int:

@@ -49,6 +49,18 @@ class Pix2PixAttnModel(BaseModel):
         page_order=("real_C", "att_A", "att_overlay", "real_A", "fake_B", "real_B", "fake_C", "g_B"),
     )
 
+    # The official scripts/train.sh (beside its display and GPU flags): 210 epochs at the initial
+    # rate then 100 more, lr x 0.1 every 100 epochs; pool 50, no dropout, batch 1, no flips.
+    script_flags = (
+        "--n_epochs", "210", "--n_epochs_decay", "100", "--lr_policy", "step", "--pool_size", "50",
+        "--no_dropout", "--batch_size", "1", "--no_flip",
+    )  # fmt: skip
+
+    @classmethod
+    def data_defaults(cls, is_train: bool) -> dict:
+        """The official options/base_options.py: --loadSize 256 = --fineSize 256, i.e. no resizing."""
+        return {"load_size": 256} if is_train else {}
+
     @staticmethod
     def modify_commandline_options(
         parser: argparse.ArgumentParser, is_train: bool

@@ -16,6 +16,8 @@ Defaults (pix2pix paper, section 3 and 4, and its PyTorch code for what the pape
       innermost decoder blocks (the paper's source of noise z); no convolution bias in front of a
       batch norm (PyTorch code);
     - weights from N(0, 0.02); Adam, lr 2e-4, betas (0.5, 0.999); no image pool (``--pool_size 0``).
+Zhang et al. ran it otherwise for their table: ``Pix2PixModel.zhang_flags`` (``compare --setting
+zhang2023``) gives their settings.
 """
 
 from __future__ import annotations
@@ -64,6 +66,13 @@ class Pix2PixModel(BaseModel):
     roles = Roles(uses_sar=False, output="fake_B", sar=("real_C",), page_order=("real_A", "fake_B", "real_B"))
     tiny_flags: tuple[str, ...] = ()
     light_flags: tuple[str, ...] = ("--ngf", "32", "--ndf", "32")
+    # Zhang et al.'s pix2pix (their repository's models/pix2pix_model3.py and its code base's
+    # defaults): least-squares GAN + lambda_A (10) x L1, instance norm, Xavier init, pool 50, and
+    # their scripts' --no_dropout, --no_flip, no resizing (--loadSize 256).
+    zhang_flags: tuple[str, ...] = (
+        "--gan_mode", "lsgan", "--lambda_L1", "10", "--pool_size", "50", "--norm", "instance",
+        "--init_type", "xavier", "--init_gain", "1.0", "--no_dropout", "--no_flip", "--load_size", "256",
+    )  # fmt: skip
 
     @staticmethod
     def modify_commandline_options(

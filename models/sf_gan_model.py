@@ -22,17 +22,21 @@ Training (one ``train.py`` run, the two stages in sequence as the paper trains t
 ``--sim_epochs`` epochs (default: half the run, rounded down) train S alone (and D_S); the remaining
 epochs train G and D on the frozen S, whose output is altered per image in luminance (reflectance
 in [0, 1] x U(1-b, 1+b), ``--sim_brightness``) and contrast (x U(1-c, 1+c) about the image mean,
-``--sim_contrast``). The paper gives no ranges that we could read; the defaults, 0.5 each, are a
-public reimplementation's (torchvision-style colour jitter). Inference runs S then G, unaltered. The number of
-finished epochs is part of the training state, so a resumed run continues in the right stage.
-One learning-rate schedule (``--lr_policy``, ``--n_epochs``, ``--n_epochs_decay``) spans the whole
-run: with the default linear policy and stages of equal length, S trains at the initial rate and
-G and D through the decay; give ``--sim_epochs`` and the schedule to place the stages otherwise.
+``--sim_contrast``). The paper gives no ranges; 0.5 each is our choice, in the manner of
+torchvision's colour jitter. Inference runs S then G, unaltered. The number of finished epochs is
+part of the training state, so a resumed run continues in the right stage.
+Each stage gets its share of the run from the start: the schedule (``--lr_policy``, ``--n_epochs``,
+``--n_epochs_decay``, ``--lr_decay_iters``) is compressed into each stage (see
+:func:`models.networks.compress_schedule`), so S runs through the whole shape over its epochs, and G
+and D through it again over theirs, starting at the initial rate. The frozen network runs in eval
+mode (no dropout, batch norm's running statistics untouched): S in the fusion stage, G while S
+trains (G then only makes the visuals).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +49,16 @@ from .image_pool import ImagePool
 from .pix2pix_model import Pix2PixModel, add_pix2pix_defaults, check_weights
 
 
+def stage_factor(epochs_done: int, *, start: int, **schedule) -> float:
+    """The learning-rate multiplier of a stage that starts after ``start`` epochs of the run: its
+    schedule (:func:`models.networks.lr_factor` keywords) counted from the stage's first epoch."""
+    return networks.lr_factor(max(0, epochs_done - start), **schedule)
+
+
 class SfGanModel(Pix2PixModel):
+    # Gao et al.'s code is not public, and Zhang et al.'s repository does not hold their SF-GAN:
+    # it runs with our defaults (pix2pix's) in every setting.
+    zhang_flags: tuple[str, ...] = ()
     roles = Roles(
         uses_sar=True,
         output="fake_B",
@@ -127,6 +140,38 @@ class SfGanModel(Pix2PixModel):
             self.optimizers = {name: self.adam(name) for name in self.nets}
         for name, net in self.nets.items():
             self.nets[name] = net.to(self.device)
+
+    # ------------------------------------------------------------------ schedules
+    def stage_epochs(self, name: str) -> tuple[int, int]:
+        """(first epoch, epochs) of the stage that trains network ``name``."""
+        total = self.opt.n_epochs + self.opt.n_epochs_decay
+        if name in ("S", "D_S"):
+            return 0, self.sim_epochs
+        return self.sim_epochs, total - self.sim_epochs
+
+    def setup(self) -> None:
+        """As every model, then each optimiser's schedule compressed into its own stage."""
+        super().setup()
+        opt = self.opt
+        if not self.is_train or opt.lr_policy == "plateau":
+            return
+        self.schedulers = []
+        for name, optimizer in self.optimizers.items():
+            start, length = self.stage_epochs(name)
+            shape = networks.compress_schedule(
+                n_epochs=opt.n_epochs,
+                n_epochs_decay=opt.n_epochs_decay,
+                lr_decay_iters=opt.lr_decay_iters,
+                epochs=max(1, length),
+            )
+            factor = functools.partial(
+                stage_factor,
+                start=start - (opt.epoch_count - 1),
+                lr_policy=opt.lr_policy,
+                lr_decay_gamma=opt.lr_decay_gamma,
+                **shape,
+            )
+            self.schedulers.append(networks.EpochSchedule(optimizer, factor))
 
     # ------------------------------------------------------------------ inference
     def infer(self, cloudy: torch.Tensor, sar: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -212,6 +257,9 @@ class SfGanModel(Pix2PixModel):
 
     def optimize_parameters(self) -> dict[str, torch.Tensor]:
         self.last_stage = self.stage
+        training = ("S", "D_S") if self.last_stage == "simulation" else ("G", "D")
+        for name, net in self.nets.items():
+            net.train(name in training)
         return self.simulation_step() if self.last_stage == "simulation" else self.fusion_step()
 
     def get_current_losses(self) -> dict[str, float]:

@@ -181,6 +181,17 @@ class BaseOptions:
         )
         g.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
         g.add_argument(
+            "--flip",
+            dest="no_flip",
+            action="store_false",
+            help="random horizontal flips, where the model's data settings turn them off",
+        )
+        g.add_argument(
+            "--rot90",
+            action="store_true",
+            help="training: also rotate each sample by a random multiple of 90 degrees (square crops)",
+        )
+        g.add_argument(
             "--display_winsize", type=positive_int, default=256, help="image size on visdom and HTML pages"
         )
 
@@ -256,7 +267,14 @@ class BaseOptions:
         known, _ = parser.parse_known_args(argv)
         parser = stage(models.get_option_setter(known.model)(parser, self.is_train))
         known, _ = parser.parse_known_args(argv)
-        parser = stage(data.get_option_setter(known.dataset_mode)(parser, self.is_train))
+        dataset_setter = data.get_option_setter(known.dataset_mode)
+        parser = dataset_setter(parser, self.is_train)
+        # The model's data settings (its authors' crops, flips, SAR clipping) replace the dataset's
+        # defaults; options this dataset does not have are left out; command-line flags still win.
+        dests = {action.dest for action in parser._actions}
+        wanted = models.find_model_using_name(known.model).data_defaults(self.is_train)
+        parser.set_defaults(**{k: v for k, v in wanted.items() if k in dests})
+        parser = stage(parser)  # a saved configuration over both; the command line over all
         parser.add_argument("-h", "--help", action="help", help="show this message and exit")
         return parser
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import models
+from models.base_model import TEST_MODES
+
 from .base_options import BaseOptions
 from .parser import size_or_inf
+
+
+def resolve_test_mode(model: str, mode: str) -> str:
+    """``mode`` ('train' or 'eval'), or for 'model' the mode that ``model`` declares."""
+    return models.find_model_using_name(model).test_mode if mode == "model" else mode
 
 
 class TestOptions(BaseOptions):
@@ -19,11 +27,19 @@ class TestOptions(BaseOptions):
         g.add_argument("--results_dir", default="./results", help="results/<name>/<phase>_<epoch>/ goes here")
         g.add_argument("--aspect_ratio", type=float, default=1.0, help="aspect ratio of saved images")
         g.add_argument(
+            "--test_mode",
+            default="model",
+            choices=("model", *TEST_MODES),
+            help="'model': the mode the model's authors test in (its declaration); 'train': networks in "
+            "training mode, as the CycleGAN/pix2pix test scripts (dropout on, batch statistics); "
+            "'eval': eval mode (dropout and stochastic depth off, running statistics)",
+        )
+        g.add_argument(
             "--eval",
-            action="store_true",
-            help="put the networks in eval mode: dropout off and batch norm with its running statistics "
-            "(instance norm is per image either way); without it, pix2pix-style models test as the "
-            "pix2pix paper does, with dropout and per-batch statistics",
+            dest="test_mode",
+            action="store_const",
+            const="eval",
+            help="the same as --test_mode eval",
         )
         g.add_argument(
             "--num_test",
@@ -46,6 +62,8 @@ class TestOptions(BaseOptions):
 
     def finalize(self, opt: argparse.Namespace) -> None:
         super().finalize(opt)
+        opt.test_mode = resolve_test_mode(opt.model, opt.test_mode)
+        opt.eval = opt.test_mode == "eval"
         if opt.load_size is None:
             opt.load_size = opt.crop_size
         opt.serial_batches = True

@@ -121,12 +121,16 @@ def load_model(
 ) -> models.BaseModel:
     """Build the model of the saved options in test mode on the chosen device and load its weights."""
     opt.checkpoints_dir, opt.epoch, opt.load_iter = str(checkpoints_dir), check_epoch(epoch), 0
-    opt.is_train, opt.verbose, opt.eval = False, False, True
+    # The mode the model's authors test in (its declaration), as test.py.
+    mode = models.find_model_using_name(opt.model).test_mode
+    opt.is_train, opt.verbose, opt.eval, opt.test_mode = False, False, mode == "eval", mode
     opt.device, opt.gpu_list = resolve_device(str(gpu_ids))
-    # Every weight is loaded and nothing random is drawn (eval mode): no random initialisation.
+    # Every weight is loaded: the random initialisation is skipped unless the networks draw random
+    # numbers as they run (dropout in train mode).
     model = models.create_model(opt, weights_follow=True)
     model.setup()
-    model.eval()  # deterministic: no dropout, whatever the training used
+    if opt.eval:
+        model.eval()
     torch.backends.cudnn.benchmark = True  # one window size: let cuDNN pick its fastest kernels
     return model
 

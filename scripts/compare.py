@@ -3,9 +3,15 @@
     make compare                                        # light setting on the demo data (2-core CPU: < 1 h)
     python -m scripts.compare --setting smoke           # a minute: proves the pipeline
     python -m scripts.compare --dataroot DATA --name real --setting paper --gpu_ids 0
+    python -m scripts.compare --dataroot DATA --name table --setting zhang2023 --gpu_ids 0
+
+Settings (see docs/comparison.md): ``smoke``, ``light`` (equal budgets: each model keeps its own
+optimiser and schedule shape, compressed), ``paper`` (each model at its authors' settings) and
+``zhang2023`` (the conditions of Zhang et al.'s table, its four baselines and their model).
 
 ``DATA`` holds ``train/`` and ``test/`` in the official PNG layout (or, with ``--dataset_mode
-sen12mscr``, is the SEN12MS-CR root). Writes ``results/compare/<name>/``: ``table.csv``,
+sen12mscr``, is the SEN12MS-CR root). Writes ``results/compare/<name>/``: ``plan.json`` (every
+row's command lines, data settings, test mode, schedule and budget), ``table.csv``,
 ``table.md``, ``figure.png`` and ``index.html``; checkpoints go to ``checkpoints/compare_<name>/``.
 Running it again reuses finished models and resumes an interrupted one.
 """
@@ -17,6 +23,7 @@ if __name__ == "__main__" and not __package__:  # run by path: the project's pac
 
 import contextlib
 import io
+import shlex
 import sys
 from pathlib import Path
 
@@ -58,7 +65,8 @@ def build_parser() -> OneLineParser:
         "--images",
         type=positive_int,
         default=None,
-        help="training images seen per model (default: the setting's)",
+        help="training images seen per model, an equal budget for all (default: the setting's; "
+        "paper and zhang2023: each model's own)",
     )
     p.add_argument("--rows", type=positive_int, default=4, help="example rows in figure.png")
     p.add_argument(
@@ -108,6 +116,7 @@ def run(argv: list[str] | None = None) -> int:
         dataset_mode=data.canonical_name(args.dataset_mode),
         checkpoints_dir=args.checkpoints_dir,
         results_dir=args.results_dir,
+        command=shlex.join(["python", "-m", "scripts.compare", *(sys.argv[1:] if argv is None else argv)]),
     )
     run_comparison(plan, gpu_ids=args.gpu_ids, seed=args.seed, rows=args.rows)
     return 0

@@ -122,8 +122,16 @@ def paper_counts(name: str, bands: int) -> dict[str, int]:
 def test_parameter_counts_at_the_papers_settings():
     # pix2pix's PyTorch code prints 54.414 M (unet_256, batch norm) and 2.769 M (basic D, 6 bands).
     assert paper_counts("pix2pix", 3) == {"G": 54_413_955, "D": 2_768_705}
-    assert paper_counts("sar_opt_cgan", 3) == {"G": 54_417_027, "D": 2_771_777}
-    assert paper_counts("sar_opt_cgan", 13) == {"G": 54_446_733, "D": 2_791_233}
+    # Zhang et al.'s Saroptgan.py (instance norm, the code base's U-Net without biases): G on 6 bands
+    # is the official netG's 54,407,171 (the same builder and input width); D on 9 bands is the
+    # official netD's 2,767,809 (6 bands) + 3 x 64 x 4 x 4 first-layer weights.
+    assert paper_counts("sar_opt_cgan", 3) == {"G": 54_407_171, "D": 2_767_809 + 3 * 64 * 16}
+    # 13 + 2 bands in, 13 out: 9 more input bands (9 x 64 x 16), 10 more outputs (10 x (128 x 16 + 1));
+    # D: 19 more input bands.
+    assert paper_counts("sar_opt_cgan", 13) == {
+        "G": 54_407_171 + 9 * 64 * 16 + 10 * (128 * 16 + 1),
+        "D": 2_767_809 + (3 + 19) * 64 * 16,
+    }
     assert paper_counts("sf_gan", 3) == {"S": 54_413_955, "G": 54_420_099, "D": 2_774_849}
     assert paper_counts("sf_gan", 13) == {"S": 54_433_421, "G": 54_460_045, "D": 2_804_545}
 

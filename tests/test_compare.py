@@ -85,5 +85,80 @@ def test_budget_and_rows():
     plan = make_plan(
         name="x", dataroot="d", setting="light", models_text="pix2pix_attn", images=1000, train_size=160
     )
-    assert plan.epochs == 7 and plan.budget()["images_seen"] == 1120
+    exp = plan.experiments[0]
+    assert exp.epochs == 7 and plan.exp_budget(exp)["images_seen"] == 1120
     assert pick_rows(list("abcdefghij"), 4) == ["a", "d", "g", "j"] and pick_rows(["a"], 4) == ["a"]
+
+
+def flag(flags, name):
+    """The value of the last ``name`` in ``flags`` (argparse: the last one wins)."""
+    return [flags[i + 1] for i, f in enumerate(flags) if f == name][-1]
+
+
+def test_paper_setting_keeps_each_models_own_training():
+    plan = make_plan(
+        name="x", dataroot="d", setting="paper", models_text="glf_cr,dsen2cr,pix2pix_attn", train_size=10
+    )
+    exps = {e.model: e for e in plan.experiments}
+    assert (exps["glf_cr"].epochs, exps["glf_cr"].batch_size) == (30, 1)
+    assert exps["glf_cr"].schedule | {} == exps["glf_cr"].schedule and exps["glf_cr"].schedule["lr"] == 1e-4
+    assert (exps["dsen2cr"].epochs, exps["dsen2cr"].batch_size, exps["dsen2cr"].schedule["lr"]) == (
+        8,
+        16,
+        7e-5,
+    )
+    # The official scripts/train.sh: 210 + 100 epochs, x 0.1 every 100.
+    ours = exps["pix2pix_attn"]
+    assert (
+        ours.epochs == 310 and ours.schedule["lr_policy"] == "step" and ours.schedule["lr_decay_iters"] == 100
+    )
+    assert "--batch_size" not in exps["glf_cr"].train_flags
+    assert not plan.equal_budget and "authors' settings" in plan.budget_text()
+
+
+def test_equal_budget_compresses_each_models_schedule_shape():
+    plan = make_plan(
+        name="x", dataroot="d", setting="light", models_text="glf_cr,pix2pix_attn", train_size=160
+    )
+    exps = {e.model: e for e in plan.experiments}
+    glf, ours = exps["glf_cr"].train_flags, exps["pix2pix_attn"].train_flags
+    # 20 epochs: GLF-CR's StepLR(5) of 30 epochs -> every 3; ours x 0.1 every 100 of 310 -> every 6.
+    assert (flag(glf, "--lr_policy"), flag(glf, "--lr_decay_iters"), flag(glf, "--n_epochs")) == (
+        "step",
+        "3",
+        "20",
+    )
+    assert (flag(ours, "--lr_policy"), flag(ours, "--lr_decay_iters")) == ("step", "6")
+    assert int(flag(ours, "--n_epochs")) + int(flag(ours, "--n_epochs_decay")) == 20
+    assert flag(glf, "--batch_size") == flag(ours, "--batch_size") == "4"
+    assert "compressed" in plan.budget_text()
+
+
+def test_zhang2023_setting_runs_the_papers_table():
+    plan = make_plan(name="x", dataroot="d", setting="zhang2023", train_size=10)
+    assert [e.model for e in plan.experiments] == [
+        "pix2pix",
+        "sar_opt_cgan",
+        "sf_gan",
+        "glf_cr",
+        "pix2pix_attn",
+    ]
+    p2p = plan.experiments[0]
+    assert flag(p2p.train_flags, "--gan_mode") == "lsgan" and flag(p2p.train_flags, "--lambda_L1") == "10"
+    # Training-only flags stay out of test.py's command; the architecture's go in.
+    assert "--gan_mode" not in p2p.test_flags and "--lambda_L1" not in p2p.test_flags
+    assert flag(p2p.test_flags, "--norm") == "instance" and "--no_dropout" in p2p.test_flags
+    extra = make_plan(name="x", dataroot="d", setting="zhang2023", models_text="dsen2cr", train_size=10)
+    assert extra.to_json("-1", 0)["rows"][0]["label"] == "DSen2-CR (our addition)"
+
+
+def test_plan_json_records_every_row(done):
+    root, _ = done
+    plan = json.loads((root / "res" / "compare" / "smoke" / "plan.json").read_text())
+    assert plan["setting"] == "smoke" and "scripts.compare" in plan["command"]
+    rows = {r["model"]: r for r in plan["rows"]}
+    ours = rows["pix2pix_attn"]
+    assert ours["test_mode"] == "train" and "--eval" not in ours["test_argv"]
+    assert ours["train_data"]["crop_size"] == 32 and ours["train_data"]["no_flip"] is True
+    assert ours["budget"]["epochs"] == 2 and ours["budget"]["images_seen"] == 6
+    assert flag(ours["train_argv"], "--model") == "pix2pix_attn" and "--dataroot" in ours["test_argv"]

@@ -11,7 +11,7 @@ from .init import INIT_CHOICES, init_weights
 from .losses import GAN_MODES, GANLoss, SSIMLoss, ssim
 from .normalization import NORM_CHOICES, get_norm_layer
 from .patchgan import NLayerDiscriminator, PixelDiscriminator
-from .schedulers import LR_POLICIES, EpochSchedule, get_scheduler, lr_factor
+from .schedulers import LR_POLICIES, EpochSchedule, compress_schedule, get_scheduler, lr_factor
 from .unet import AbsClamp, AttentionUnet, UnetGenerator, UnetSkipBlock
 
 # Name -> number of down-samplings; the input size must be divisible by 2 ** depth.
@@ -39,6 +39,7 @@ __all__ = [
     "define_D",
     "define_G",
     "get_norm_layer",
+    "compress_schedule",
     "get_scheduler",
     "init_weights",
     "lr_factor",

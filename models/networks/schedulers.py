@@ -47,6 +47,26 @@ def lr_factor(
     )
 
 
+def compress_schedule(*, n_epochs: int, n_epochs_decay: int, lr_decay_iters: int, epochs: int) -> dict:
+    """The same schedule shape over ``epochs`` epochs instead of ``n_epochs + n_epochs_decay``: the
+    constant and decaying parts and the step interval scaled by the same factor (rounded; at least
+    one epoch at the initial rate where there was one, a step interval of at least one epoch).
+
+    Returns ``n_epochs``, ``n_epochs_decay`` and ``lr_decay_iters`` (keyword arguments of
+    :func:`lr_factor`)."""
+    if epochs < 1:
+        raise ValueError(f"a schedule needs at least one epoch, got {epochs}")
+    scale = epochs / max(1, n_epochs + n_epochs_decay)
+    decay = min(epochs, round(n_epochs_decay * scale))
+    if n_epochs > 0 and decay == epochs:
+        decay = epochs - 1
+    return {
+        "n_epochs": epochs - decay,
+        "n_epochs_decay": decay,
+        "lr_decay_iters": max(1, round(lr_decay_iters * scale)),
+    }
+
+
 class EpochSchedule:
     """Sets each parameter group's lr to ``base_lr * factor(epochs_done)``.
 
