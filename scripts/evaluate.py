@@ -134,7 +134,8 @@ def run(argv: list[str] | None = None) -> int:
     print(f"{len(table)} image pairs; pred: {args.pred}, gt: {args.gt}")
     print(format_metrics(table))
     if args.out is not None:
-        print(f"wrote {Path(args.out) / CSV_NAME} and {Path(args.out) / JSON_NAME}")
+        names = [CSV_NAME, JSON_NAME] + ([BINS_NAME] if table.coverage else [])
+        print(f"wrote {', '.join(names)} in {Path(args.out)}")
     return 0
 
 
