@@ -5,7 +5,9 @@
 
 Writes ``results/<name>/<phase>_<epoch>/``: ``images/<stem>_<visual>.png`` (the model's visuals
 in the page order it declares), ``index.html``, and ``metrics_per_image.csv`` and
-``metrics_summary.json`` (output and cloudy input vs ground truth). Without a ground-truth folder
+``metrics_summary.json`` (output and cloudy input vs ground truth; with each image's cloud coverage
+and the metrics over its cloudy and its clear pixels, see ``--cloud_detector``), and
+``metrics_by_coverage.csv`` (means per coverage bin). Without a ground-truth folder
 (``<phase>B``: real cloudy scenes) the outputs and the page are written and nothing is measured.
 """
 
@@ -21,6 +23,8 @@ from tqdm import tqdm
 from data import create_dataloader
 from display.results_page import role_labels, write_results_page
 from metrics import MetricsTable, field_metrics, paper_metrics
+from metrics.cloud_masks import CloudMasker, MissingDependency
+from metrics.coverage import format_metrics, measure_split
 from models import create_model
 from options.test_options import TestOptions
 from util.errors import UserError, run_cli
@@ -29,14 +33,22 @@ from util.util import batch_item, save_image, to_unit, visuals_to_images
 NO_REFERENCE = "no cloud-free images (<phase>B) in --dataroot: outputs written, nothing measured"
 
 
-def measure(table: MetricsTable, stem: str, visuals: dict, images: dict, roles, rgb_bands=None) -> None:
+def measure(
+    table: MetricsTable, stem: str, visuals: dict, images: dict, roles, rgb_bands=None, masker=None
+) -> None:
     """The model's output and the cloudy input against the ground truth, under the paper and
     field protocols; ``roles`` (the model's) names the three.
 
     ``rgb_bands`` (positions of B4, B3, B2 in multispectral data) adds the field protocol on them
     alone ('field_rgb'); the paper protocol is measured on the 8-bit previews in ``images``.
+    ``masker`` (a `CloudMasker`) adds the cloudy input's cloud coverage and both protocols over
+    its cloudy and its clear pixels ('paper_cloudy', 'field_clear', ...).
     """
     truth_u8, truth_unit = images[roles.reference], to_unit(visuals[roles.reference])
+    mask = None
+    if masker is not None and masker.active:
+        mask = masker(to_unit(visuals[roles.cloudy]))
+        table.set_coverage(stem, float(mask.mean()), masker.name)
     for name in (roles.output, roles.cloudy):
         pred_unit = to_unit(visuals[name])
         table.add(stem, name, "paper", paper_metrics(images[name], truth_u8))
@@ -44,10 +56,23 @@ def measure(table: MetricsTable, stem: str, visuals: dict, images: dict, roles, 
         if rgb_bands is not None:
             rgb = list(rgb_bands)
             table.add(stem, name, "field_rgb", field_metrics(pred_unit[rgb], truth_unit[rgb]))
+        if mask is not None:
+            measure_split(table, stem, name, "paper", paper_metrics, images[name], truth_u8, mask)
+            measure_split(table, stem, name, "field", field_metrics, pred_unit, truth_unit, mask)
+
+
+def cloud_masker(opt, dataset) -> CloudMasker:
+    """The ``--cloud_detector`` for the data's optical bands (a one-line error if it cannot run)."""
+    try:
+        return CloudMasker(opt.cloud_detector, dataset.band_names, opt.input_nc)
+    except MissingDependency as err:
+        raise UserError(f"--cloud_detector {opt.cloud_detector}: {err}") from None
+    except ValueError as err:
+        raise UserError(f"--cloud_detector {opt.cloud_detector}: {err}; choose another detector") from None
 
 
 def write_sample(
-    sample: dict, stem: str, batch: dict, i: int, *, roles, dataset, image_dir: Path, opt, table
+    sample: dict, stem: str, batch: dict, i: int, *, roles, dataset, image_dir: Path, opt, table, masker
 ):
     """Render one sample's visuals, write them, measure them; return the page order of its images.
 
@@ -59,7 +84,7 @@ def write_sample(
     for name in names:
         save_image(images[name], image_dir / f"{stem}_{name}.png", opt.aspect_ratio)
     if table is not None:
-        measure(table, stem, sample, images, roles, dataset.rgb_bands)
+        measure(table, stem, sample, images, roles, dataset.rgb_bands, masker)
     dataset.write_output(image_dir, stem, roles.output, sample[roles.output], batch, i)
     return names
 
@@ -72,6 +97,7 @@ def run_test(argv: list[str] | None = None) -> int:
     loader = create_dataloader(opt)
     dataset = loader.dataset  # GeoTIFF datasets render previews and write georeferenced outputs
     measured = dataset.has_reference
+    masker = cloud_masker(opt, dataset) if measured else None
     # Every weight is loaded: the random initialisation is skipped, unless the networks draw
     # random numbers (dropout in train mode), whose draws follow the initialisation's.
     model = create_model(opt, weights_follow=True)
@@ -98,12 +124,18 @@ def run_test(argv: list[str] | None = None) -> int:
         ) from None
     TestOptions().save_options(opt, TestOptions().build_parser(argv))
     table = MetricsTable(reference=roles.reference)
+    table.bins = opt.coverage_bins
     total = int(min(opt.num_test, len(loader.dataset)))
     done, sections = 0, []
     # Writing and measuring overlap the next batch's computation; at most two batches wait.
     pending: deque[tuple[str, Future]] = deque()
     context = dict(
-        roles=roles, dataset=dataset, image_dir=image_dir, opt=opt, table=table if measured else None
+        roles=roles,
+        dataset=dataset,
+        image_dir=image_dir,
+        opt=opt,
+        table=table if measured else None,
+        masker=masker,
     )
     with (
         tqdm(total=total, desc="testing", unit="img", file=sys.stdout) as bar,
@@ -132,6 +164,8 @@ def run_test(argv: list[str] | None = None) -> int:
     if measured:
         table.write_csv(web_dir / "metrics_per_image.csv")
         table.write_summary_json(web_dir / "metrics_summary.json")
+        if table.coverage:
+            table.write_bins_csv(web_dir / "metrics_by_coverage.csv")
     rows = [(stem, [(n, f"{stem}_{n}.png") for n in names]) for stem, names in sections]
     write_results_page(
         web_dir,
@@ -144,7 +178,7 @@ def run_test(argv: list[str] | None = None) -> int:
         width=opt.display_winsize,
         note=None if measured else NO_REFERENCE,
     )
-    print(table.format_table() if measured else NO_REFERENCE)
+    print(format_metrics(table) if measured else NO_REFERENCE)
     print(f"{done} images tested; results page: {(web_dir / 'index.html').resolve()}")
     return 0
 

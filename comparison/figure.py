@@ -1,7 +1,8 @@
 """The paper's figure: rows of test examples; columns SAR | attention | cloudy | each model | ground truth.
 
-Rows are chosen from the test set by the cloudy input's paper-protocol PSNR (evenly spread from the
-most to the least clouded image), so the figure shows easy and hard cases alike. ``figure.png`` is
+Rows are chosen from the test set by measured cloud coverage (the fraction of the cloudy input the
+cloud mask flags; without cloud masks, by the cloudy input's paper-protocol PSNR), evenly spread from
+the most to the least clouded image, so the figure shows easy and hard cases alike. ``figure.png`` is
 one labelled image; ``index.html`` shows every test image as a row with each model's PSNR/SSIM.
 """
 
@@ -24,14 +25,17 @@ LABEL_H = 34
 
 
 def _stems_by_cloudiness(plan: Plan) -> list[str]:
-    """Test stems sorted by the cloudy input's paper PSNR, most clouded (lowest PSNR) first."""
+    """Test stems sorted by cloud coverage, most clouded first (without coverages: by the cloudy
+    input's paper PSNR, lowest first)."""
     exps = {e.model: e for e in plan.experiments}
     exp = exps.get(OURS, plan.experiments[-1])
     rows = []
     with open(exp.test_dir / "metrics_per_image.csv", newline="") as fh:
         for row in csv.DictReader(fh):
             if row["comparison"] == "real_A":
-                rows.append((float(row["paper_psnr"]), row["stem"]))
+                coverage = row.get("cloud_coverage")
+                key = -float(coverage) if coverage else float(row["paper_psnr"])
+                rows.append((key, row["stem"]))
     return [stem for _, stem in sorted(rows)]
 
 

@@ -25,6 +25,10 @@ METRIC_COLUMNS = (
     ("field", "ssim", "field SSIM", "{:.3f}"),
     ("field", "sam", "field SAM (deg)", "{:.2f}"),
     ("field", "mae", "field MAE", "{:.4f}"),
+    ("field_cloudy", "psnr", "field PSNR, cloudy px (dB)", "{:.2f}"),
+    ("field_clear", "psnr", "field PSNR, clear px (dB)", "{:.2f}"),
+    ("field_cloudy", "ssim", "field SSIM, cloudy px", "{:.3f}"),
+    ("field_clear", "ssim", "field SSIM, clear px", "{:.3f}"),
 )
 OTHER_COLUMNS = ("parameters, inference (M)", "parameters, all (M)", "train s/iteration", "test images/s")
 
@@ -49,6 +53,19 @@ def model_parameters(exp: Experiment, dataset_mode: str) -> dict:
 
 def _summary(exp: Experiment) -> dict:
     return json.loads((exp.test_dir / "metrics_summary.json").read_text())["results"]
+
+
+def coverage_line(plan: Plan) -> str:
+    """table.md's line on the cloud masks: detector, mean coverage, images per bin ("" without)."""
+    info = json.loads((plan.experiments[0].test_dir / "metrics_summary.json").read_text()).get("coverage")
+    if not info:
+        return ""
+    bins = ", ".join(f"{b['label']}: {b['count']}" for b in info["bins"])
+    return (
+        f"Cloud mask of the cloudy inputs: {info['detector']}; mean coverage {100 * info['mean']:.1f}%; images "
+        f"per coverage bin: {bins}. Cloudy / clear px: over the pixels it flags / leaves clear (SSIM: the "
+        "SSIM map averaged over them); plots: coverage_histogram.png, psnr_vs_coverage.png."
+    )
 
 
 def _cell(results: dict, comparison: str, protocol: str, metric: str, fmt: str) -> str:
@@ -107,6 +124,7 @@ def write_tables(plan: Plan, records: dict[str, dict], machine: str) -> None:
         "Field protocol (UnCRtainTS): reflectance in [0, 1], all bands.",
         f"Machine: {machine}. Train s/iteration: wall time of training (data, checkpoints included) per "
         "iteration; test images/s: whole test.py run.",
+        coverage_line(plan),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",

@@ -20,6 +20,7 @@ import train as train_script
 from util.errors import UserError
 from util.fileio import write_text
 
+from .coverage_plots import write_coverage_plots
 from .figure import write_figure
 from .plan import Experiment, Plan
 from .report import model_parameters, write_tables
@@ -135,6 +136,7 @@ def run_comparison(plan: Plan, *, gpu_ids: str = "-1", seed: int = 0, rows: int 
     machine = machine_description(gpu_ids)
     write_tables(plan, records, machine)
     write_figure(plan, rows=rows)
+    write_coverage_plots(plan)
     print(
         f"[compare] results: {(plan.out_dir / 'table.md').resolve()} and {(plan.out_dir / 'figure.png').resolve()}"
     )

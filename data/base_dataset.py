@@ -30,6 +30,9 @@ class BaseDataset(Dataset, ABC):
     # Positions of the red, green and blue bands among the optical bands, where the data has more
     # than three (adds the 'field_rgb' metrics); None: the optical images are RGB or have no RGB.
     rgb_bands: tuple[int, int, int] | None = None
+    # The Sentinel-2 names of the optical bands (for the cloud detectors of the evaluation); None:
+    # plain images (3 channels: a natural-colour R, G, B preview) or bands of unknown names.
+    band_names: tuple[str, ...] | None = None
     # False when the items carry no cloud-free 'B' (inference on real cloudy images): nothing is measured.
     has_reference: bool = True
 

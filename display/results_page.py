@@ -28,6 +28,7 @@ from dominate.util import text as dom_text
 
 from display.html import HTML, relative_url
 from metrics import MetricsTable
+from metrics.coverage import split_base
 
 Row = tuple[str, Sequence[tuple[str, str]]]  # (stem, [(visual name, file name in images/)])
 
@@ -141,6 +142,37 @@ def _add_summary(page: HTML, table: MetricsTable) -> None:
         rows = [[table.label(c), *(stats[m]["mean"] for m in metrics)] for c, stats in by_comparison.items()]
         page.add_text(f"{protocol} protocol")
         page.add_table(rows, header=["comparison", *metrics])
+    if table.coverage:
+        _add_bins(page, table)
+
+
+def _add_bins(page: HTML, table: MetricsTable) -> None:
+    """Means per cloud-coverage bin: over all, cloudy and clear pixels (field protocol if measured)."""
+    summary = table.coverage_summary()
+    whole = [p for p in table.protocols if split_base(p)[1] is None]
+    protocol = "field" if "field" in whole else whole[0]
+    page.add_header(
+        f"By cloud coverage (cloud mask: {summary['detector']}; mean coverage "
+        f"{100 * summary['mean']:.1f}%; file: metrics_by_coverage.csv)"
+    )
+    page.add_text(
+        f"{protocol} protocol; cloudy / clear: over the pixels the cloud mask flags / leaves clear "
+        "(SSIM: the SSIM map averaged over those pixels)"
+    )
+    header = ["coverage", "images", "comparison"]
+    columns = [
+        (p, m) for m in ("psnr", "ssim") for p in (protocol, f"{protocol}_cloudy", f"{protocol}_clear")
+    ]
+    header += [f"{m} {split_base(p)[1] or 'all'}" for p, m in columns]
+    rows = []
+    for b in summary["bins"]:
+        for c in table.comparisons:
+            cells = [b["label"], b["count"], table.label(c)]
+            for p, m in columns:
+                stats = b["results"].get(p, {}).get(c, {}).get(m)
+                cells.append("-" if stats is None else stats["mean"])
+            rows.append(cells)
+    page.add_table(rows, header=header)
 
 
 def _add_navigation(
@@ -197,6 +229,9 @@ def _add_row(
         h.div(stem, cls="stem")
         if info.rank is not None:
             h.div(f"PSNR rank {info.rank} of {info.total} (1 = worst)", cls="rank")
+        if info.table is not None and stem in info.table.coverage:
+            coverage = 100 * info.table.coverage[stem]
+            h.div(f"cloud coverage {coverage:.1f}% ({info.table.detector})", cls="coverage")
         if info.table is not None:
             _row_metrics(info.table, stem, comparisons)
     for name, filename in visuals:

@@ -6,7 +6,10 @@ averages and writes them, and the readers and folder pairing behind ``python -m 
 ``ssim``       the two SSIMs, each reproducing its reference implementation;
 ``table``      `MetricsTable`: per-image CSV, summary JSON, plain-text table;
 ``readers``    RGB images and multiband rasters (GeoTIFF, .npy) into each protocol's layout;
-``folders``    `evaluate_folders`: two folders paired by file stem.
+``folders``    `evaluate_folders`: two folders paired by file stem;
+``cloud_masks`` the field's cloud detectors (s2cloudless, the rule-based cloud/shadow detector, its
+               RGB rule) for cloud coverage;
+``coverage``   metrics over cloudy and over clear pixels, coverage bins.
 The protocols are described in docs/metrics.md.
 """
 

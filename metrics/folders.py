@@ -4,6 +4,9 @@
 RGB images are scored under the paper and the field protocol; multiband rasters (13-band GeoTIFF or
 ``.npy``, see `metrics.readers`) under the field protocol over all bands, plus ``field_rgb`` on B4, B3,
 B2 when a raster has the 13 Sentinel-2 bands, so the outputs of any method are scored exactly as ours.
+With the cloudy inputs (``input_dir``), each image's cloud mask (`metrics.cloud_masks`, the detector
+``detector``) gives its cloud coverage and every protocol's metrics over its cloudy and its clear
+pixels (`metrics.coverage`), summarised per coverage bin, exactly as ``test.py`` does.
 Every problem (missing or empty folder, folders that do not pair up, unreadable file, size or band-count
 mismatch, an image paired with a raster) raises a one-line `UserError`.
 """
@@ -15,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from metrics.cloud_masks import CloudMasker, MissingDependency
+from metrics.coverage import DEFAULT_BINS, measure_split
 from metrics.protocols import field_metrics, paper_metrics, to_unit_chw
 from metrics.readers import (
     IMAGE_EXTENSIONS,
@@ -136,21 +141,29 @@ def _score(
     ref: np.ndarray,
     protocol: str,
     path: Path,
+    mask: np.ndarray | None = None,
 ) -> None:
-    """Add one comparison's metrics: paper + field for images, field (+ field_rgb) for rasters."""
+    """Add one comparison's metrics: paper + field for images, field (+ field_rgb) for rasters;
+    with a cloud ``mask``, paper and field over the cloudy and over the clear pixels too."""
+
+    def add(protocol_name: str, metric, pred: np.ndarray, gt: np.ndarray) -> None:
+        table.add(stem, name, protocol_name, metric(pred, gt))
+        if mask is not None:
+            measure_split(table, stem, name, protocol_name, metric, pred, gt, mask)
+
     try:
         if kind == "image":
             if protocol in ("auto", "both", "paper"):
-                table.add(stem, name, "paper", paper_metrics(to_uint8(img), to_uint8(ref)))
+                add("paper", paper_metrics, to_uint8(img), to_uint8(ref))
             if protocol in ("auto", "both", "field"):
-                table.add(stem, name, "field", field_metrics(to_unit_chw(img), to_unit_chw(ref)))
+                add("field", field_metrics, to_unit_chw(img), to_unit_chw(ref))
             return
         if protocol in ("paper", "both"):
             raise UserError(
                 f"--protocol {protocol}: the paper protocol needs 8-bit RGB images and {path} is a "
                 f"{img.shape[0]}-band raster; use --protocol field (or auto)"
             )
-        table.add(stem, name, "field", field_metrics(img, ref))
+        add("field", field_metrics, img, ref)
         from data.sentinel import S2_BANDS, S2_RGB  # B4, B3, B2 among the 13 bands
 
         if img.shape[0] == len(S2_BANDS):
@@ -158,6 +171,25 @@ def _score(
             table.add(stem, name, "field_rgb", field_metrics(img[rgb], ref[rgb]))
     except ValueError as e:
         raise UserError(f"cannot compute metrics for {path}: {e}") from None
+
+
+def _cloud_mask(
+    masks: dict, detector: str, kind: str, img: np.ndarray, path: Path
+) -> tuple[np.ndarray | None, str]:
+    """The cloud mask of one cloudy input and the detector that made it (None, "none": the detector
+    resolves to none for such data)."""
+    from data.sentinel import S2_BANDS
+
+    unit = to_unit_chw(img) if kind == "image" else img
+    key = (kind, unit.shape[0])
+    if key not in masks:
+        names = None if kind == "image" else (S2_BANDS if unit.shape[0] == len(S2_BANDS) else None)
+        try:
+            masks[key] = CloudMasker(detector, names, unit.shape[0])
+        except (MissingDependency, ValueError) as err:
+            raise UserError(f"--cloud_detector {detector} on {path}: {err}") from None
+    masker = masks[key]
+    return (masker(unit) if masker.active else None), masker.name
 
 
 def evaluate_folders(
@@ -170,12 +202,15 @@ def evaluate_folders(
     input_suffix: str = "",
     protocol: str = "auto",
     fmt: str = "auto",
+    detector: str = "auto",
+    bins: tuple[float, ...] = DEFAULT_BINS,
 ) -> MetricsTable:
     """Score every output in ``pred`` (and cloudy input in ``input_dir``) against ``gt``, paired by stem.
 
     ``protocol``: ``auto`` (paper + field for images, field (+ field_rgb) for rasters), ``paper``,
     ``field`` or ``both``. ``fmt``: ``auto`` (per file, see `metrics.readers.file_kind`), ``image``
-    or ``multiband``. Comparisons are labelled by the suffixes (``fake_B``) or ``pred`` / ``input``,
+    or ``multiband``. ``detector``: the cloud detector run on the cloudy inputs (``none``: no cloud
+    masks); ``bins``: coverage-bin edges in percent. Comparisons are labelled by the suffixes (``fake_B``) or ``pred`` / ``input``,
     the reference by ``gt_suffix`` or ``gt``. Reads every file once; raises `UserError` on any problem.
     """
     if protocol not in PROTOCOLS:
@@ -196,10 +231,21 @@ def evaluate_folders(
             )
     notes = {sources[1][0]: "cloudy input"} if len(sources) > 1 else {}
     table = MetricsTable(reference=gt_suffix.lstrip("_") or "gt", notes=notes)
+    table.bins = tuple(bins)
+    maskers: dict = {}
     for stem in stems:
         ref_kind, ref = _load(gts[stem], fmt)
+        loaded = []
         for name, files in sources:
             kind, img = _load(files[stem], fmt)
             _check_match(stem, files[stem], kind, img, gts[stem], ref_kind, ref)
-            _score(table, stem, name, kind, img, ref, protocol, files[stem])
+            loaded.append((name, kind, img, files[stem]))
+        mask = None
+        if input_dir is not None and detector != "none":
+            _, kind, img, path = loaded[-1]
+            mask, used = _cloud_mask(maskers, detector, kind, img, path)
+            if mask is not None:
+                table.set_coverage(stem, float(mask.mean()), used)
+        for name, kind, img, path in loaded:
+            _score(table, stem, name, kind, img, ref, protocol, path, mask)
     return table

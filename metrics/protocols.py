@@ -15,6 +15,12 @@ Every number we report belongs to exactly one protocol:
            C2 = 0.03^2, mean of the whole map; see `metrics.ssim.field_ssim`).
            For 3-band 8-bit PNGs the field protocol is applied to ``uint8 / 255`` (see `to_unit_chw`).
 
+With a pixel ``mask`` (``(H, W)`` bool, e.g. the cloudy or the clear pixels of a cloud mask) each
+protocol's metrics are taken over those pixels only: PSNR, RMSE, MAE and SAM over the selected pixels
+(all bands), SSIM as the mean of that protocol's SSIM map over the selected pixels (for the paper
+protocol, those inside the region scikit-image averages over; none there: no SSIM). Without a mask
+the numbers are the whole-image ones, computed exactly as before.
+
 Both protocols average per-image values over the test set (`metrics.table.MetricsTable` does that).
 PSNR of identical images is ``float('inf')``; the summary writers handle it.
 Everything is computed in float64.
@@ -24,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.ssim import PAPER_WIN_SIZE, field_ssim, paper_ssim
+from metrics.ssim import PAPER_WIN_SIZE, field_ssim, field_ssim_map, paper_ssim, paper_ssim_map
 
 __all__ = ["field_metrics", "paper_metrics", "psnr_from_mse", "spectral_angle", "to_unit_chw"]
 
@@ -81,6 +87,17 @@ def _describe(x: object) -> str:
     return f"object of type {type(x).__name__}"
 
 
+def _check_mask(mask: np.ndarray | None, size: tuple[int, int], who: str) -> np.ndarray | None:
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.shape != tuple(size):
+        raise ValueError(f"{who}: mask must be a bool array of shape {tuple(size)}, got {_describe(mask)}")
+    if not mask.any():
+        raise ValueError(f"{who}: the mask selects no pixel")
+    return mask
+
+
 def _check_pair(pred: np.ndarray, gt: np.ndarray, who: str) -> None:
     for name, arr in (("pred", pred), ("gt", gt)):
         if not isinstance(arr, np.ndarray):
@@ -92,12 +109,13 @@ def _check_pair(pred: np.ndarray, gt: np.ndarray, who: str) -> None:
 # ----------------------------------------------------------------------------- protocols
 
 
-def paper_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+def paper_metrics(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
     """Paper protocol for one image pair.
 
     Args:
         pred: output, ``(H, W, 3) uint8`` RGB (0..255), H and W >= 7 (scikit-image's window).
         gt: ground truth, same shape and dtype.
+        mask: optional ``(H, W)`` bool, the pixels to measure (see the module docstring).
 
     Returns:
         ``{"psnr": dB (data range 255; inf if identical), "ssim": scikit-image's default SSIM, mean
@@ -115,18 +133,28 @@ def paper_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
             f"{who}: images must be at least {PAPER_WIN_SIZE}x{PAPER_WIN_SIZE} pixels for SSIM, "
             f"got shape {pred.shape}"
         )
+    mask = _check_mask(mask, pred.shape[:2], who)
     p = pred.astype(np.float64)
     t = gt.astype(np.float64)
-    mse = float(np.mean((p - t) ** 2))
-    return {"psnr": psnr_from_mse(mse, 255.0), "ssim": paper_ssim(p, t), "rmse": float(np.sqrt(mse))}
+    if mask is None:
+        mse = float(np.mean((p - t) ** 2))
+        return {"psnr": psnr_from_mse(mse, 255.0), "ssim": paper_ssim(p, t), "rmse": float(np.sqrt(mse))}
+    mse = float(np.mean((p[mask] - t[mask]) ** 2))
+    out = {"psnr": psnr_from_mse(mse, 255.0), "rmse": float(np.sqrt(mse))}
+    border = PAPER_WIN_SIZE // 2
+    inner = mask[border:-border, border:-border]
+    if inner.any():
+        out["ssim"] = float(paper_ssim_map(p, t)[:, inner].mean())
+    return out
 
 
-def field_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+def field_metrics(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
     """Field (UnCRtainTS) protocol for one image pair.
 
     Args:
         pred: output reflectance, ``(C, H, W)`` float (any float dtype) in [0, 1], any size.
         gt: ground truth, same shape.
+        mask: optional ``(H, W)`` bool, the pixels to measure (see the module docstring).
 
     Returns:
         ``{"rmse", "psnr" (dB, 20 log10(1 / rmse); inf if identical), "mae", "sam" (degrees, mean over
@@ -156,12 +184,23 @@ def field_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
                 f"{who}: {name} must be reflectance in [0, 1], got range [{lo:.4g}, {hi:.4g}] "
                 "(map [-1, 1] outputs with (x + 1) / 2)"
             )
+    mask = _check_mask(mask, pred.shape[1:], who)
     diff = t - p
+    if mask is None:
+        rmse = float(np.sqrt(np.mean(diff**2)))
+        return {
+            "rmse": rmse,
+            "psnr": float("inf") if rmse == 0.0 else float(20.0 * np.log10(1.0 / rmse)),
+            "mae": float(np.mean(np.abs(diff))),
+            "sam": float(spectral_angle(p, t).mean()),
+            "ssim": field_ssim(p, t),
+        }
+    diff = diff[:, mask]
     rmse = float(np.sqrt(np.mean(diff**2)))
     return {
         "rmse": rmse,
         "psnr": float("inf") if rmse == 0.0 else float(20.0 * np.log10(1.0 / rmse)),
         "mae": float(np.mean(np.abs(diff))),
-        "sam": float(spectral_angle(p, t).mean()),
-        "ssim": field_ssim(p, t),
+        "sam": float(spectral_angle(p, t)[mask].mean()),
+        "ssim": float(field_ssim_map(p, t)[:, mask].mean()),
     }

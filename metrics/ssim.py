@@ -24,7 +24,15 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["FIELD_WIN_SIZE", "PAPER_WIN_SIZE", "field_ssim", "gaussian_taps", "paper_ssim"]
+__all__ = [
+    "FIELD_WIN_SIZE",
+    "PAPER_WIN_SIZE",
+    "field_ssim",
+    "field_ssim_map",
+    "gaussian_taps",
+    "paper_ssim",
+    "paper_ssim_map",
+]
 
 K1, K2 = 0.01, 0.03
 PAPER_WIN_SIZE = 7  # scikit-image's default win_size
@@ -56,13 +64,11 @@ def _ssim_map(
     return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
 
 
-def field_ssim(pred: np.ndarray, gt: np.ndarray) -> float:
-    """SSIM of two ``(C, H, W)`` reflectance arrays in [0, 1], exactly as UnCRtainTS computes it.
-
-    The Gaussian window is applied to each band with zero padding (``mode="constant"``), so the map
-    has the image's size and its border pixels see a darker neighbourhood; the result is the mean of
-    the whole ``(C, H, W)`` map. Any image size works. Returns a float (1.0 for identical images).
-    """
+def field_ssim_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """The ``(C, H, W)`` SSIM map of two ``(C, H, W)`` reflectance arrays in [0, 1], as UnCRtainTS
+    computes it before averaging: the Gaussian window applied to each band with zero padding
+    (``mode="constant"``), so the map has the image's size and its border pixels see a darker
+    neighbourhood."""
     x = np.asarray(pred, dtype=np.float64)
     y = np.asarray(gt, dtype=np.float64)
     taps = gaussian_taps()
@@ -71,16 +77,23 @@ def field_ssim(pred: np.ndarray, gt: np.ndarray) -> float:
         rows = ndimage.correlate1d(img, taps, axis=-1, mode="constant", cval=0.0)
         return ndimage.correlate1d(rows, taps, axis=-2, mode="constant", cval=0.0)
 
-    return float(_ssim_map(mean, x, y, K1**2, K2**2).mean())
+    return _ssim_map(mean, x, y, K1**2, K2**2)
 
 
-def paper_ssim(pred: np.ndarray, gt: np.ndarray, data_range: float = 255.0) -> float:
-    """``skimage.metrics.structural_similarity(pred, gt, channel_axis=-1, data_range=255)``.
+def field_ssim(pred: np.ndarray, gt: np.ndarray) -> float:
+    """SSIM of two ``(C, H, W)`` reflectance arrays in [0, 1], exactly as UnCRtainTS computes it:
+    the mean of the whole `field_ssim_map`. Any image size works. Returns a float (1.0 for
+    identical images)."""
+    return float(field_ssim_map(pred, gt).mean())
 
-    ``pred``, ``gt``: ``(H, W, C)`` arrays (8-bit RGB for the paper protocol), H and W >= 7.
+
+def paper_ssim_map(pred: np.ndarray, gt: np.ndarray, data_range: float = 255.0) -> np.ndarray:
+    """scikit-image's SSIM map of two ``(H, W, C)`` arrays (H and W >= 7) before averaging, as a
+    ``(C, H - 6, W - 6)`` array: row/column ``k`` of the map is pixel ``k + 3`` of the image (the
+    windows that fit inside it; scikit-image leaves the 3-pixel border out of its mean).
+
     Local statistics are 7x7 box means; variances and covariance carry scikit-image's sample
-    correction 49 / 48; the map is averaged where the window lies inside the image (rows and columns
-    3 .. size - 4), per channel, and the channel means are averaged.
+    correction 49 / 48.
     """
     x = np.moveaxis(np.asarray(pred, dtype=np.float64), -1, 0)
     y = np.moveaxis(np.asarray(gt, dtype=np.float64), -1, 0)
@@ -93,5 +106,14 @@ def paper_ssim(pred: np.ndarray, gt: np.ndarray, data_range: float = 255.0) -> f
         return sum(taps[j] * rows[..., :, j : w - n + 1 + j] for j in range(n))
 
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    per_channel = _ssim_map(mean, x, y, c1, c2, cov_norm=n * n / (n * n - 1.0)).mean(axis=(-2, -1))
+    return _ssim_map(mean, x, y, c1, c2, cov_norm=n * n / (n * n - 1.0))
+
+
+def paper_ssim(pred: np.ndarray, gt: np.ndarray, data_range: float = 255.0) -> float:
+    """``skimage.metrics.structural_similarity(pred, gt, channel_axis=-1, data_range=255)``.
+
+    ``pred``, ``gt``: ``(H, W, C)`` arrays (8-bit RGB for the paper protocol), H and W >= 7.
+    The `paper_ssim_map` is averaged per channel, and the channel means are averaged.
+    """
+    per_channel = paper_ssim_map(pred, gt, data_range).mean(axis=(-2, -1))
     return float(per_channel.mean())

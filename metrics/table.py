@@ -10,12 +10,20 @@ keyed by (stem, comparison, protocol) and writes:
     In pandas: ``df = pd.read_csv(p); df.groupby("comparison").mean(numeric_only=True)`` reproduces the
     summary means, ``df.pivot(index="stem", columns="comparison", values="paper_psnr")`` compares per image.
 
+When cloud coverages were recorded (`MetricsTable.set_coverage`), the CSV has a ``cloud_coverage``
+column (fraction of the cloudy input flagged cloud or shadow), the split protocols
+``<protocol>_cloudy`` / ``<protocol>_clear`` (see `metrics.coverage`) add their columns, and
+``metrics_by_coverage.csv`` (`write_bins_csv`) holds one row per coverage bin and comparison: the bin,
+its number of images and the mean of every metric.
+
 ``metrics_summary.json``  ``{"reference", "comparisons", "protocols", "std", "nonfinite", "results"}``
     with ``results[protocol][comparison][metric] = {"mean", "std", "count", "n_inf", "mean_finite",
     "std_finite"}`` (std is the population std over images, ddof=0).  JSON has no infinity: every
     non-finite statistic (e.g. the mean PSNR when some image pair is identical) is written as ``null``;
     ``n_inf`` says how many per-image values were infinite and ``mean_finite`` / ``std_finite`` are taken
     over the finite ones only.  `MetricsTable.summary` returns the same dict with real ``inf``/``nan``.
+    With coverages, also ``"coverage": {"detector", "definition", "mean", "bins": [{"label", "range",
+    "count", "results"}]}``, ``results`` laid out as the top-level one, over the bin's images.
 """
 
 from __future__ import annotations
@@ -25,14 +33,15 @@ import io
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from metrics.coverage import DEFAULT_BINS, bin_index, bin_labels, class_note, split_base
 from util.fileio import write_text
 
-__all__ = ["PROTOCOL_DESCRIPTIONS", "MetricsTable"]
+__all__ = ["PROTOCOL_DESCRIPTIONS", "MetricsTable", "describe_protocol"]
 
 PROTOCOL_DESCRIPTIONS: dict[str, str] = {
     "paper": "paper protocol (official metrics.py): 8-bit RGB (H,W,3) uint8; PSNR with data range 255; "
@@ -51,6 +60,28 @@ NONFINITE_NOTE = (
     "JSON cannot hold infinity: non-finite statistics are written as null. n_inf counts per-image values "
     "that are infinite (PSNR of an output identical to the reference); mean_finite/std_finite exclude them."
 )
+
+
+def describe_protocol(protocol: str) -> str:
+    """The description of a protocol, split ones (``field_cloudy``) included."""
+    base, cls = split_base(protocol)
+    if cls is None:
+        return PROTOCOL_DESCRIPTIONS.get(protocol, "")
+    return f"{PROTOCOL_DESCRIPTIONS.get(base, base)}; {class_note(cls)}"
+
+
+def _stats(v: np.ndarray) -> dict:
+    finite = v[np.isfinite(v)]
+    mean, std = _mean_std(v)
+    mean_f, std_f = _mean_std(finite)
+    return {
+        "mean": mean,
+        "std": std,
+        "count": int(v.size),
+        "n_inf": int(np.isinf(v).sum()),
+        "mean_finite": mean_f,
+        "std_finite": std_f,
+    }
 
 
 def _mean_std(v: np.ndarray) -> tuple[float, float]:
@@ -108,6 +139,16 @@ class MetricsTable:
         self._rows: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
         self._columns: dict[str, list[str]] = {}  # protocol -> metric names, in first-seen order
         self._comparisons: list[str] = []
+        self.coverage: dict[str, float] = {}  # stem -> fraction flagged cloud or shadow
+        self.detector: str | None = None  # the cloud detector behind the coverages
+        self.bins: tuple[float, ...] = DEFAULT_BINS
+
+    def set_coverage(self, stem: str, coverage: float, detector: str) -> None:
+        """Record one image's cloud coverage (fraction in [0, 1]) and the detector that measured it."""
+        if self.detector not in (None, detector):
+            raise ValueError(f"MetricsTable: coverages from two detectors ({self.detector}, {detector})")
+        self.detector = detector
+        self.coverage[str(stem)] = float(coverage)
 
     def add(self, stem: str, comparison: str, protocol: str, metrics: Mapping[str, float]) -> None:
         """Record the metrics of one image (``stem``) for one comparison under one protocol."""
@@ -145,50 +186,77 @@ class MetricsTable:
         """The metrics recorded for one image, comparison and protocol (KeyError if absent)."""
         return dict(self._rows[(str(stem), str(comparison))][protocol])
 
-    def values(self, protocol: str, comparison: str, metric: str) -> np.ndarray:
-        """Per-image values (float64, in insertion order) of one metric."""
+    def values(
+        self, protocol: str, comparison: str, metric: str, stems: set[str] | None = None
+    ) -> np.ndarray:
+        """Per-image values (float64, in insertion order) of one metric (of the ``stems`` only, if given)."""
         out = [
             r[protocol][metric]
-            for (_, c), r in self._rows.items()
-            if c == comparison and protocol in r and metric in r[protocol]
+            for (stem, c), r in self._rows.items()
+            if c == comparison
+            and protocol in r
+            and metric in r[protocol]
+            and (stems is None or stem in stems)
         ]
         return np.asarray(out, dtype=np.float64)
 
-    def summary(self) -> dict:
-        """Mean / std / count per protocol, comparison and metric (floats may be inf or nan here)."""
+    def _results(self, stems: set[str] | None = None) -> dict[str, dict]:
         results: dict[str, dict] = {}
         for protocol, metrics in self._columns.items():
             for comparison in self._comparisons:
-                stats: dict[str, dict] = {}
+                stats = {}
                 for metric in metrics:
-                    v = self.values(protocol, comparison, metric)
-                    if v.size == 0:
-                        continue
-                    finite = v[np.isfinite(v)]
-                    mean, std = _mean_std(v)
-                    mean_f, std_f = _mean_std(finite)
-                    stats[metric] = {
-                        "mean": mean,
-                        "std": std,
-                        "count": int(v.size),
-                        "n_inf": int(np.isinf(v).sum()),
-                        "mean_finite": mean_f,
-                        "std_finite": std_f,
-                    }
+                    v = self.values(protocol, comparison, metric, stems)
+                    if v.size:
+                        stats[metric] = _stats(v)
                 if stats:
                     results.setdefault(protocol, {})[comparison] = stats
+        return results
+
+    def bin_stems(self) -> list[set[str]]:
+        """The stems of each coverage bin (``self.bins``)."""
+        out: list[set[str]] = [set() for _ in self.bins[1:]]
+        for stem, value in self.coverage.items():
+            out[bin_index(value, self.bins)].add(stem)
+        return out
+
+    def coverage_summary(self) -> dict:
+        """Coverage per bin: label, range (fractions), number of images and the metrics' statistics."""
+        bins = [
+            {
+                "label": name,
+                "range": [lo / 100, hi / 100],
+                "count": len(stems),
+                "results": self._results(stems),
+            }
+            for name, lo, hi, stems in zip(bin_labels(self.bins), self.bins, self.bins[1:], self.bin_stems())
+        ]
+        values = np.asarray(list(self.coverage.values()), dtype=np.float64)
         return {
+            "detector": self.detector,
+            "definition": "fraction of the cloudy input's pixels the cloud detector flags as cloud or shadow; "
+            "a bin holds coverages in [low, high), the last one its upper edge too",
+            "mean": float(values.mean()),
+            "bins": bins,
+        }
+
+    def summary(self) -> dict:
+        """Mean / std / count per protocol, comparison and metric (floats may be inf or nan here)."""
+        out = {
             "reference": self.reference,
             "comparisons": {c: self.label(c) for c in self._comparisons},
-            "protocols": {p: PROTOCOL_DESCRIPTIONS.get(p, "") for p in self._columns},
+            "protocols": {p: describe_protocol(p) for p in self._columns},
             "std": "population standard deviation over images (ddof=0)",
             "nonfinite": NONFINITE_NOTE,
-            "results": results,
+            "results": self._results(),
         }
+        if self.coverage:
+            out["coverage"] = self.coverage_summary()
+        return out
 
     def csv_columns(self) -> list[str]:
         """Header of the per-image CSV."""
-        cols = ["stem", "comparison", "reference"]
+        cols = ["stem", "comparison", "reference"] + (["cloud_coverage"] if self.coverage else [])
         return cols + [f"{p}_{m}" for p, ms in self._columns.items() for m in ms]
 
     def write_csv(self, path: str | os.PathLike) -> None:
@@ -198,9 +266,30 @@ class MetricsTable:
         writer.writerow(self.csv_columns())
         for (stem, comparison), row in self._rows.items():
             cells = [stem, comparison, self.reference]
+            if self.coverage:
+                cells.append(repr(self.coverage[stem]) if stem in self.coverage else "")
             for p, ms in self._columns.items():
                 cells += [repr(row[p][m]) if p in row and m in row[p] else "" for m in ms]
             writer.writerow(cells)
+        _write(path, buf.getvalue())
+
+    def write_bins_csv(self, path: str | os.PathLike) -> None:
+        """One row per coverage bin and comparison: ``bin, coverage_low, coverage_high, comparison,
+        images, <protocol>_<metric>...`` (means over the bin's images; empty where none)."""
+        metric_cols = [(p, m) for p, ms in self._columns.items() for m in ms]
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(
+            ["bin", "coverage_low", "coverage_high", "comparison", "images"]
+            + [f"{p}_{m}" for p, m in metric_cols]
+        )
+        for b in self.coverage_summary()["bins"]:
+            for c in self._comparisons:
+                cells = [b["label"], repr(b["range"][0]), repr(b["range"][1]), c, str(b["count"])]
+                for p, m in metric_cols:
+                    s = b["results"].get(p, {}).get(c, {}).get(m)
+                    cells.append("" if s is None or not math.isfinite(s["mean"]) else repr(s["mean"]))
+                writer.writerow(cells)
         _write(path, buf.getvalue())
 
     def write_summary_json(self, path: str | os.PathLike) -> None:
@@ -208,26 +297,32 @@ class MetricsTable:
         text = json.dumps(_json_safe(self.summary()), indent=2, allow_nan=False)
         _write(path, text + "\n")
 
-    def format_table(self) -> str:
-        """Plain-text table: one row per comparison, columns = metric means grouped by protocol."""
+    def format_table(self, protocols: Sequence[str] | None = None) -> str:
+        """Plain-text table: one row per comparison, columns = metric means grouped by protocol
+        (all protocols, or those of ``protocols`` that were measured)."""
         if not self._rows:
             return "(no metrics)"
-        summ = self.summary()["results"]
+        summ = self._results()
+        columns = {p: ms for p, ms in self._columns.items() if protocols is None or p in protocols}
         titles = {
             "paper": "paper protocol (8-bit RGB)",
             "field": "field protocol (reflectance 0-1)",
             "field_rgb": "field protocol, B4 B3 B2 only",
         }
+        for p in columns:
+            base, cls = split_base(p)
+            if cls is not None:
+                titles[p] = f"{base} protocol, {cls} pixels"
         head = ["comparison", "n"]
         groups: list[tuple[int, int, str]] = []  # (first column, n columns, title)
-        for p, ms in self._columns.items():
+        for p, ms in columns.items():
             groups.append((len(head), len(ms), titles.get(p, f"{p} protocol")))
             head += ms
         body, notes = [], []
         for c in self._comparisons:
             n = sum(1 for (_, cc) in self._rows if cc == c)
             cells = [self.label(c), str(n)]
-            for p, ms in self._columns.items():
+            for p, ms in columns.items():
                 for m in ms:
                     s = summ.get(p, {}).get(c, {}).get(m)
                     cells.append("" if s is None else _fmt(s["mean"]))

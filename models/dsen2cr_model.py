@@ -61,23 +61,14 @@ def band_layout(opt: argparse.Namespace) -> BandLayout:
             f"--input_nc {opt.input_nc} does not say which bands they are; use 3-band RGB or 13-band "
             "Sentinel-2 data (or --dataset_mode sen12mscr --s2_bands with B2, B3 and B4)"
         )
-    where = {name: i for i, name in enumerate(names)}
-    lacking = [b for b in RGB_NAMES if b not in where]
-    if lacking:
+    try:
+        return BandLayout.from_names(names, scale)
+    except ValueError:
+        lacking = [b for b in RGB_NAMES if b not in names]
         raise UserError(
             f"--model dsen2cr needs the bands B2, B3 and B4 for its cloud mask; --s2_bands "
             f"{opt.s2_bands} lacks {', '.join(lacking)}"
-        )
-    return BandLayout(
-        blue=where["B2"],
-        green=where["B3"],
-        red=where["B4"],
-        aerosol=where.get("B1"),
-        cirrus=where.get("B10"),
-        nir=where.get("B8"),
-        swir1=where.get("B11"),
-        reflectance_scale=scale,
-    )
+        ) from None
 
 
 class Dsen2crModel(BaseModel):

@@ -6,7 +6,10 @@ import argparse
 from pathlib import Path
 
 import models
+from metrics.cloud_masks import DETECTORS
+from metrics.coverage import parse_bins
 from models.base_model import TEST_MODES
+from util.errors import UserError
 
 from .base_options import BaseOptions
 from .parser import size_or_inf
@@ -50,6 +53,20 @@ class TestOptions(BaseOptions):
             help="how many test images to run ('inf': all)",
         )
         g.add_argument(
+            "--cloud_detector",
+            choices=DETECTORS,
+            default="auto",
+            help="cloud mask of the cloudy input for cloud coverage and the metrics over cloudy and over "
+            "clear pixels: s2cloudless (13 bands; pip install s2cloudless), cloud_shadow (rule-based, "
+            "as DSen2-CR), rgb (3-band rule), none; auto: s2cloudless for 13 bands when installed, "
+            "else the rule that fits the bands",
+        )
+        g.add_argument(
+            "--coverage_bins",
+            default="0,10,30,50,70,100",
+            help="edges (percent) of the cloud-coverage bins the metrics are averaged over",
+        )
+        g.add_argument(
             "--display_id",
             type=int,
             default=0,
@@ -69,6 +86,10 @@ class TestOptions(BaseOptions):
         opt.serial_batches = True
         opt.no_flip = True
         opt.display_id = -1
+        try:
+            opt.coverage_bins = parse_bins(opt.coverage_bins)
+        except ValueError as err:
+            raise UserError(f"--coverage_bins: {err}") from None
 
     def options_dir(self, opt: argparse.Namespace) -> Path:
         return Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}"

@@ -22,10 +22,14 @@ With ``--format auto`` a TIFF of 1, 3 or 4 bands of 8 or 16 bits is an image, an
 Hidden files and files with other extensions are ignored; with a ``--*_suffix`` only files whose stem
 ends with it are used.
 
+With ``--input`` (the cloudy inputs) each image's cloud mask (``--cloud_detector``) adds its cloud
+coverage and the metrics over its cloudy and its clear pixels, with means per coverage bin
+(``--coverage_bins``), exactly as ``test.py`` computes them.
+
 Every problem (missing or empty folder, folders that do not pair up, unreadable file, size or band-count
 mismatch, unknown data type) is one ``error: ...`` line on stderr and exit code 2; nothing is written
 then.  With ``--out DIR`` the files ``metrics_per_image.csv`` and ``metrics_summary.json`` are written
-there (formats: see ``metrics/table.py``).
+there (formats: see ``metrics/table.py``), and with cloud masks ``metrics_by_coverage.csv``.
 """
 
 from __future__ import annotations
@@ -38,10 +42,13 @@ import sys
 from pathlib import Path
 
 from metrics import FORMATS, PROTOCOLS, MetricsTable, evaluate_folders
+from metrics.cloud_masks import DETECTORS
+from metrics.coverage import format_metrics, parse_bins
 from util.errors import UserError, run_cli
 
 CSV_NAME = "metrics_per_image.csv"
 JSON_NAME = "metrics_summary.json"
+BINS_NAME = "metrics_by_coverage.csv"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="image: RGB images; multiband: GeoTIFF/.npy reflectance (C, H, W); auto: decided per file",
     )
+    p.add_argument(
+        "--cloud_detector",
+        choices=DETECTORS,
+        default="auto",
+        help="cloud mask of the --input images, for cloud coverage and the metrics over cloudy and clear "
+        "pixels: s2cloudless (13 bands; pip install s2cloudless), cloud_shadow (rule-based, as DSen2-CR), "
+        "rgb (3-band rule), none; auto: s2cloudless for 13 bands when installed, else the rule that fits",
+    )
+    p.add_argument(
+        "--coverage_bins",
+        default="0,10,30,50,70,100",
+        help="edges (percent) of the cloud-coverage bins the metrics are averaged over",
+    )
     p.add_argument("--out", default=None, help=f"folder for {CSV_NAME} and {JSON_NAME}")
     return p
 
@@ -85,6 +105,8 @@ def write_results(table: MetricsTable, out: Path) -> None:
     try:
         table.write_csv(out / CSV_NAME)
         table.write_summary_json(out / JSON_NAME)
+        if table.coverage:
+            table.write_bins_csv(out / BINS_NAME)
     except OSError as e:
         raise UserError(f"cannot write results to {out}: {e}; choose another --out") from None
 
@@ -94,6 +116,10 @@ def run(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help
         return int(e.code or 0)
+    try:
+        bins = parse_bins(args.coverage_bins)
+    except ValueError as err:
+        raise UserError(f"--coverage_bins: {err}") from None
     table = evaluate_folders(
         args.pred,
         args.gt,
@@ -103,13 +129,16 @@ def run(argv: list[str] | None = None) -> int:
         input_suffix=args.input_suffix,
         protocol=args.protocol,
         fmt=args.format,
+        detector=args.cloud_detector,
+        bins=bins,
     )
     if args.out is not None:
         write_results(table, Path(args.out))
     print(f"{len(table)} image pairs; pred: {args.pred}, gt: {args.gt}")
-    print(table.format_table())
+    print(format_metrics(table))
     if args.out is not None:
-        print(f"wrote {Path(args.out) / CSV_NAME} and {Path(args.out) / JSON_NAME}")
+        names = [CSV_NAME, JSON_NAME] + ([BINS_NAME] if table.coverage else [])
+        print(f"wrote {', '.join(names)} in {Path(args.out)}")
     return 0
 
 

@@ -103,7 +103,10 @@ def test_official_command_lines(tmp_path, capfd):
     with open(web / "metrics_per_image.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["stem"] for r in rows} == set(stems) and {r["comparison"] for r in rows} == {"fake_B", "real_A"}
-    assert set(json.loads((web / "metrics_summary.json").read_text())["results"]) == {"paper", "field"}
+    # Both protocols over whole images, and over the cloudy and the clear pixels of the RGB cloud mask.
+    protocols = set(json.loads((web / "metrics_summary.json").read_text())["results"])
+    assert {"paper", "field"} <= protocols
+    assert protocols - {"paper", "field"} <= {"paper_cloudy", "paper_clear", "field_cloudy", "field_clear"}
 
 
 @pytest.fixture(scope="module")

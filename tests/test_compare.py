@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
 from PIL import Image
 
 from comparison import make_plan
-from comparison.figure import pick_rows
+from comparison.figure import _stems_by_cloudiness, pick_rows
 from comparison.report import read_table
 from scripts import compare
 from tests.helpers import expect_error, make_triplets, run_main
@@ -162,3 +163,32 @@ def test_plan_json_records_every_row(done):
     assert ours["train_data"]["crop_size"] == 32 and ours["train_data"]["no_flip"] is True
     assert ours["budget"]["epochs"] == 2 and ours["budget"]["images_seen"] == 6
     assert flag(ours["train_argv"], "--model") == "pix2pix_attn" and "--dataroot" in ours["test_argv"]
+
+
+def test_cloud_aware_columns_order_and_plots(done):
+    root, _ = done
+    out = root / "res" / "compare" / "smoke"
+    rows = read_table(out)
+    for row in rows:  # every model and the cloudy input, over cloudy and over clear pixels
+        for column in ("field PSNR, cloudy px (dB)", "field PSNR, clear px (dB)", "field SSIM, clear px"):
+            assert float(row[column]) > 0, (row["model"], column)
+    assert "Cloud mask of the cloudy inputs: rgb" in (out / "table.md").read_text()
+    for name in ("coverage_histogram.png", "psnr_vs_coverage.png"):
+        with Image.open(out / name) as img:
+            assert img.size[0] > 300
+    # The figure's rows (and the page's) follow measured coverage, most clouded first.
+    plan = make_plan(
+        name="smoke",
+        dataroot=root / "data",
+        setting="smoke",
+        models_text=MODELS,
+        checkpoints_dir=root / "ck",
+        results_dir=root / "res",
+        train_size=3,
+    )
+    coverage = {}
+    with open(plan.experiments[0].test_dir / "metrics_per_image.csv") as fh:
+        for r in csv.DictReader(fh):
+            coverage[r["stem"]] = float(r["cloud_coverage"])
+    order = _stems_by_cloudiness(plan)
+    assert [coverage[s] for s in order] == sorted(coverage.values(), reverse=True)

@@ -335,7 +335,14 @@ def test_train_and_test_13_bands_end_to_end(tree, tmp_path):
         expected = s2_preview(np.clip(dn.astype(np.float32), 0, 10000) / 10000)
         assert np.abs(png.astype(int) - expected).max() <= 1  # float32 round trip through [-1, 1]
     summary = json.loads((out / "metrics_summary.json").read_text())
-    assert set(summary["protocols"]) == {"paper", "field", "field_rgb"}
+    # Whole images (and RGB bands), then cloudy/clear pixels of the 13-band cloud mask (s2cloudless if installed).
+    split = {f"{p}_{c}" for p in ("paper", "field") for c in ("cloudy", "clear")}
+    assert (
+        {"paper", "field", "field_rgb"}
+        <= set(summary["protocols"])
+        <= {"paper", "field", "field_rgb"} | split
+    )
+    assert summary["coverage"]["detector"] in ("s2cloudless", "cloud_shadow")
     for protocol in ("paper", "field", "field_rgb"):
         assert set(summary["results"][protocol]) == {"fake_B", "real_A"}
     with open(out / "metrics_per_image.csv") as fh:

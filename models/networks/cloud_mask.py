@@ -64,6 +64,27 @@ class BandLayout:
     swir1: int | None = None
     reflectance_scale: float = 1.0
 
+    @classmethod
+    def from_names(cls, names: tuple[str, ...], reflectance_scale: float = 1.0) -> BandLayout:
+        """The layout of an image whose channels are the Sentinel-2 bands ``names`` (e.g.
+        ``("B4", "B3", "B2")`` for RGB); raises ``ValueError`` naming any of B2, B3, B4 missing."""
+        where = {name: i for i, name in enumerate(names)}
+        lacking = [b for b in ("B2", "B3", "B4") if b not in where]
+        if lacking:
+            raise ValueError(
+                f"the cloud detector needs the bands B2, B3 and B4; missing: {', '.join(lacking)}"
+            )
+        return cls(
+            blue=where["B2"],
+            green=where["B3"],
+            red=where["B4"],
+            aerosol=where.get("B1"),
+            cirrus=where.get("B10"),
+            nir=where.get("B8"),
+            swir1=where.get("B11"),
+            reflectance_scale=reflectance_scale,
+        )
+
     @property
     def full(self) -> bool:
         """True when every band of the Sentinel-2 detectors is present."""
