@@ -224,7 +224,9 @@ def test_results_pages_in_a_browser(browser, pages, tmp_path):
     for name in PAGES:
         seen = check_static_page(browser, web / name, tmp_path / name.replace(".html", ".png"))
         assert seen["images"] == 3 * 8
-        assert browser.eval("document.querySelectorAll('table.metrics').length") == 2  # paper, field means
+        # means: paper and field protocols, each over all, cloudy and clear pixels; then the coverage bins
+        assert browser.eval("document.querySelectorAll('table.metrics').length") == 3 * 2 + 1
+        assert "By cloud coverage" in browser.eval("document.body.innerText")
         assert (
             browser.eval("document.querySelectorAll('table.results > tbody > tr, table.results > tr').length")
             == 3

@@ -29,5 +29,5 @@ def test_counts_at_the_papers_settings(capsys):
 def test_table_and_errors(capfd):
     assert model_sizes.main(["--models", "dsen2cr"]) == 0
     out = capfd.readouterr().out
-    assert "| DSen2-CR | 1 | G 18,903,555 | G 18,947,341 |" in out
+    assert "| DSen2-CR (our addition) | 1 | G 18,903,555 | G 18,947,341 |" in out
     expect_error(capfd, model_sizes.main, ["--models", "nope"], "unknown model(s) nope")
