@@ -1,6 +1,6 @@
-# make demo   - install, make the demo data, train, test, print the metrics (2-core CPU: ~6-8 min)
+# make demo   - install, make the demo data, train, test, print the metrics (a few minutes: docs/demo.md)
 # make test   - install (with test tools) and run the test suite
-# make compare - the paper's comparison (every model, one protocol) on the demo data (2-core CPU: ~31 min)
+# make compare - the paper's comparison (every model at one equal budget) on the demo data (timed in docs/comparison.md)
 # make visdom-assets - visdom's front-end assets from the npm registry: the dashboard works offline
 # make test-browser - only the headless-Chromium tests (Debian packages chromium, chromium-driver)
 # make install / lint / clean-venv
