@@ -21,8 +21,8 @@ import data
 import models
 from models.networks import INIT_CHOICES, NETD_CHOICES, NETG_CHOICES, NORM_CHOICES
 from util import distributed
-from util.allocator import MALLOC_CHOICES, configure_malloc
-from util.device import AMP_DTYPES, TF32_CHOICES, configure_backends, default_loader_workers, resolve_device
+from util.allocator import configure_malloc
+from util.device import configure_backends, default_loader_workers, resolve_device
 from util.errors import UserError
 
 from .config import RUN_KEY, apply_config, run_record
@@ -35,6 +35,7 @@ from .parser import (
     positive_int,
     size_or_inf,
 )
+from .speed_options import add_speed_options
 
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 # Attributes that are derived at run time and never saved with the options.
@@ -195,40 +196,7 @@ class BaseOptions:
             "--display_winsize", type=positive_int, default=256, help="image size on visdom and HTML pages"
         )
 
-        g = parser.add_argument_group("speed (defaults: the faithful float32 computation)")
-        g.add_argument(
-            "--amp",
-            default="off",
-            choices=tuple(AMP_DTYPES),
-            help="mixed precision: the networks run in bfloat16 or float16 (with a gradient scaler) "
-            "under autocast, losses and weights stay float32; 'off' is exact float32",
-        )
-        g.add_argument(
-            "--channels_last",
-            action="store_true",
-            help="channels-last (NHWC) memory layout for networks and inputs: faster convolutions on "
-            "GPUs with tensor cores; the same computation up to float rounding",
-        )
-        g.add_argument(
-            "--tf32",
-            default="default",
-            choices=TF32_CHOICES,
-            help="CUDA TensorFloat-32: 'on' for matmuls and convolutions, 'off' for neither, 'default' "
-            "PyTorch's (convolutions only)",
-        )
-        g.add_argument(
-            "--malloc",
-            default="tuned",
-            choices=MALLOC_CHOICES,
-            help="C heap allocator (Linux with glibc): 'tuned' keeps large blocks mapped between "
-            "iterations instead of returning them to the system (fewer page faults: the same "
-            "numbers, faster on CPUs, a little more resident memory); 'system' leaves glibc's defaults",
-        )
-        g.add_argument(
-            "--cudnn_benchmark",
-            action="store_true",
-            help="let cuDNN pick the fastest convolution algorithms for the fixed input size (CUDA)",
-        )
+        add_speed_options(parser)
 
         g = parser.add_argument_group("checkpoint")
         g.add_argument(
