@@ -59,13 +59,22 @@ def gdal_env() -> rasterio.Env:
     return rasterio.Env(**({} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}))
 
 
-def check_output_path(out: str | os.PathLike, *inputs: tuple[str, str | os.PathLike]) -> Path:
-    """Refuse an output that is a folder, in a missing folder, or one of the ``(role, path)`` inputs."""
+def check_output_path(
+    out: str | os.PathLike, *inputs: tuple[str, str | os.PathLike], create: bool = False
+) -> Path:
+    """Refuse an output that is a folder, under a file, or one of the ``(role, path)`` inputs;
+    ``create``: make its missing folders (as ``results/<name>/`` is made for test.py)."""
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'clear.tif'}")
-    if not out.parent.is_dir():
-        raise UserError(f"the folder of --out {out} does not exist")
+    ancestor = next(p for p in out.absolute().parents if p.exists())
+    if not ancestor.is_dir():
+        raise UserError(f"--out {out}: {ancestor} is a file, not a folder; choose another --out")
+    if create:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot make the folder of --out {out}: {err.strerror or err}") from None
     for role, path in inputs:
         src = Path(path)
         if out.exists() and src.exists() and out.samefile(src):
@@ -237,7 +246,7 @@ class ScenePredictor:
         in [0, 1]; ``cog``: cloud-optimised GeoTIFFs. ``log`` receives notes (e.g. the SAR resampled
         onto the optical grid).
         """
-        out = check_output_path(out, ("cloudy", cloudy), ("sar", sar))
+        out = check_output_path(out, ("cloudy", cloudy), ("sar", sar), create=True)
         fmt = OutputFormat.parse(out_dtype, nodata, compress, cog)
         names = self.chosen_maps(maps)
         if names and forward is not None:

@@ -319,6 +319,14 @@ def test_missing_experiment_unreadable_file_and_bad_window(ckpt, tmp_path, capsy
     expect_error(capsys, argv(ckpt, s2, s1, out, "--overlap", "32"), "--overlap")
     expect_error(capsys, argv(ckpt, s2, s1, out, "--epoch", "7"), "7_net_")
     assert not out.exists()
+    expect_error(capsys, argv(ckpt, s2, s1, garbage / "o.tif"), "is a file, not a folder")
+
+
+def test_missing_output_folders_are_made(ckpt, tmp_path):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    out = tmp_path / "results" / "scene" / "clear.tif"
+    assert run_main(predict.main, argv(ckpt, s2, s1, out)) == 0
+    assert out.is_file()
 
 
 def test_an_existing_output_is_untouched_when_the_run_fails(ckpt, tmp_path, capsys, monkeypatch):
