@@ -61,6 +61,16 @@ def gpu_ids_text(text: str) -> str:
     return text
 
 
+def add_gpu_ids_option(parser: argparse.ArgumentParser) -> None:
+    """``--gpu_ids`` of the scripts that start runs (checked as it is parsed, default 'auto')."""
+    parser.add_argument(
+        "--gpu_ids",
+        type=gpu_ids_text,
+        default="auto",
+        help="'auto' (first GPU if any), -1 (CPU) or a GPU index",
+    )
+
+
 def given_options(parser: argparse.ArgumentParser, argv: list[str] | None, keys) -> set[str]:
     """The options among ``keys`` that ``argv`` sets, told apart from defaults by parsing it again
     with a marker as every default (argparse applies neither types nor choices to a non-string default)."""

@@ -30,7 +30,7 @@ from pathlib import Path
 import data
 from comparison import SETTINGS, make_plan, run_comparison
 from comparison.plan import parse_models
-from options.parser import DefaultsHelpFormatter, OneLineParser, gpu_ids_text, positive_int
+from options.parser import DefaultsHelpFormatter, OneLineParser, add_gpu_ids_option, positive_int
 from options.train_options import TrainOptions
 from scripts.demo import ROOT, ensure_data
 from util.errors import UserError, run_cli
@@ -69,12 +69,7 @@ def build_parser() -> OneLineParser:
         "paper and zhang2023: each model's own)",
     )
     p.add_argument("--rows", type=positive_int, default=4, help="example rows in figure.png")
-    p.add_argument(
-        "--gpu_ids",
-        type=gpu_ids_text,
-        default="auto",
-        help="'auto' (first GPU if any), -1 (CPU) or a GPU index",
-    )
+    add_gpu_ids_option(p)
     p.add_argument("--seed", type=int, default=0, help="seed of every model's run and of the demo data")
     p.add_argument(
         "--checkpoints_dir",

@@ -29,7 +29,7 @@ import test as test_script
 import train as train_script
 from data.image_folder import is_image_file
 from data.synthetic import make_triplet
-from options.parser import DefaultsHelpFormatter, OneLineParser, gpu_ids_text
+from options.parser import DefaultsHelpFormatter, OneLineParser, add_gpu_ids_option
 from scripts import make_demo_data
 from util.errors import run_cli
 from util.fileio import atomic_path
@@ -140,12 +140,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--results_dir", default=str(ROOT / "results"), help="the results page goes to <results_dir>/<name>/"
     )
-    parser.add_argument(
-        "--gpu_ids",
-        type=gpu_ids_text,
-        default="auto",
-        help="'auto' (first GPU if any), -1 (CPU) or a GPU index",
-    )
+    add_gpu_ids_option(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the demo data and of the training")
     parser.add_argument(
         "--amp",
