@@ -127,3 +127,19 @@ def numpy_unit(raw: np.ndarray, kind: str, nodata: float | None = None) -> np.nd
 def unit_of(s2: Path) -> np.ndarray:
     with rasterio.open(s2) as src:
         return numpy_unit(src.read(), "s2", src.nodata)
+
+
+def predict_flags(ckpt: Path, name: str) -> list[str]:
+    """predict.py's flags for experiment ``name`` under ``ckpt``: the CPU and small windows."""
+    return [
+        "--name",
+        name,
+        "--checkpoints_dir",
+        str(ckpt),
+        "--gpu_ids",
+        "-1",
+        "--window",
+        "32",
+        "--overlap",
+        "8",
+    ]

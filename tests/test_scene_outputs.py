@@ -16,7 +16,7 @@ import predict
 from scene import ScenePredictor
 from scene.batch import Pair, folder_pairs, listed_pairs, predict_scenes
 from tests.helpers import run_main
-from tests.scene_fixtures import identity, make_experiment, read, write_scene
+from tests.scene_fixtures import identity, make_experiment, predict_flags, read, write_scene
 from util.errors import UserError
 
 SETTINGS = {"window": 32, "overlap": 8, "progress": False}
@@ -145,19 +145,7 @@ def test_many_scenes_skip_what_is_done_and_restart_after_a_failure(predictor, tm
 
 def test_predict_py_runs_folders_and_pair_lists(ckpt, tmp_path, capsys):
     s2_dir, s1_dir, out = scenes(tmp_path, 2)
-    common = [
-        "--name",
-        "ms13",
-        "--checkpoints_dir",
-        str(ckpt),
-        "--gpu_ids",
-        "-1",
-        "--window",
-        "32",
-        "--overlap",
-        "8",
-        "--maps",
-    ]
+    common = [*predict_flags(ckpt, "ms13"), "--maps"]
     assert (
         run_main(predict.main, ["--cloudy", str(s2_dir), "--sar", str(s1_dir), "--out", str(out), *common])
         == 0
