@@ -42,6 +42,7 @@ from scene.output import OutputFormat
 from scene.pipeline import predict_scene
 from scene.predictor import ScenePredictor
 from scene.reader import BatchReader, pinned
+from scene.scaling import InputScaling
 from scene.windows import WindowGrid
 from util.errors import UserError
 
@@ -175,7 +176,7 @@ class CloudRemover:
         )
         image = ArrayWriter(self.scene.bands, grid.height, grid.width)
         writers = [ArrayWriter(1, grid.height, grid.width) for _ in names]
-        sar_scaling = str(getattr(self.opt, "sar_scaling", None) or "standard")
+        scaling = InputScaling(str(getattr(self.opt, "sar_scaling", None) or "standard"))
         predict_scene(
             reader,
             self.scene.forward_with(names),
@@ -184,7 +185,7 @@ class CloudRemover:
             device,
             batch_size,
             OutputFormat(),
-            sar_scaling,
+            scaling,
             progress,
             maps=writers,
         )

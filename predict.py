@@ -32,14 +32,21 @@ from options.parser import OneLineParser, positive_int
 from scene import COMPRESSIONS, OUT_DTYPES, ScenePredictor, keep_heap_flat
 from scene.batch import check_pairs, folder_pairs, listed_pairs, predict_scenes
 from scene.predictor import check_output_path
+from scene.products import RESAMPLINGS, SAR_UNITS, ReadOptions
 from util.errors import UserError, run_cli
 
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="predict.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--cloudy", help="cloudy Sentinel-2 GeoTIFF (uint16 digital numbers), or a folder of them")
     p.add_argument(
-        "--sar", help="Sentinel-1 GeoTIFF (float dB: VV, VH), or a folder with the same file names"
+        "--cloudy",
+        help="cloudy Sentinel-2: a GeoTIFF of digital numbers, a .SAFE folder or zip (L1C or L2A), a STAC "
+        "item (JSON file or URL); or a folder of GeoTIFFs",
+    )
+    p.add_argument(
+        "--sar",
+        help="Sentinel-1 (VV, VH; dB or linear power): a GeoTIFF or a STAC item; or a folder with the same "
+        "file names",
     )
     p.add_argument(
         "--pairs", help="text file of scenes instead of --cloudy/--sar: one 'cloudy.tif sar.tif' per line"
@@ -107,6 +114,33 @@ def build_parser() -> OneLineParser:
         help="nodata value of the cloudy image (a number, 'nan' or 'none'; default: the file's)",
     )
     p.add_argument("--sar_nodata", default=None, help="nodata value of the SAR image (default: the file's)")
+    g = p.add_argument_group("reading products (docs/scenes.md)")
+    g.add_argument(
+        "--s2_offset",
+        default="auto",
+        help="digital numbers added to Sentinel-2 before scaling: 'auto' (the default: from the product's "
+        "metadata, -1000 since processing baseline 04.00; none for a plain GeoTIFF) or a number, e.g. -1000",
+    )
+    g.add_argument(
+        "--s2_resampling",
+        default="nearest",
+        choices=RESAMPLINGS,
+        help="how 20 and 60 m bands reach the 10 m grid (%(default)s, as in SEN12MS-CR)",
+    )
+    g.add_argument(
+        "--sar_units",
+        default="auto",
+        choices=SAR_UNITS,
+        help="Sentinel-1 values: 'auto' (the default: the product's metadata, else the values), 'db' or "
+        "'linear' power (turned into dB)",
+    )
+    g.add_argument(
+        "--b10_fill",
+        type=float,
+        default=ReadOptions.b10_fill,
+        help="digital numbers (reflectance x 10000) B10 reads as when a product lacks it (Level-2A); "
+        "default %(default)g",
+    )
     p.add_argument(
         "--nodata",
         default=None,
@@ -182,11 +216,13 @@ def run(argv: list[str] | None = None) -> int:
 def settings(args: argparse.Namespace) -> dict:
     """The keyword arguments of ``ScenePredictor.predict`` given on the command line."""
     names = ("window", "overlap", "batch_size", "out_dtype", "nodata", "compress", "s2_bands", "cog", "maps")
+    read = ReadOptions(args.s2_offset, args.s2_resampling, args.sar_units, args.b10_fill)
     return {
         **{name: getattr(args, name) for name in names},
         "cloudy_nodata": args.cloudy_nodata,
         "sar_nodata": args.sar_nodata,
         "num_threads": args.num_threads,
+        "read": read,
     }
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from scene.output import OutputFormat
 from scene.reader import Batch, BatchReader
-from scene.scaling import as_float, s1_unit, s2_unit
+from scene.scaling import InputScaling, as_float, s1_unit, s2_unit
 from scene.windows import Blender, WindowGrid
 
 # ``(cloudy, sar)`` (B, C, w, w) and (B, C', w, w) in [0, 1] on the device -> (B, bands, w, w) in [0, 1].
@@ -52,7 +52,7 @@ def predict_scene(
     device: torch.device,
     batch_size: int = 8,
     fmt: OutputFormat | None = None,
-    sar_scaling: str = "standard",
+    scaling: InputScaling | None = None,
     progress: bool = True,
     workers: int | None = None,
     write_thread: bool | None = None,
@@ -62,7 +62,8 @@ def predict_scene(
     output type of ``fmt`` (float32 reflectance by default); returns the windows run.
 
     ``maps``: one-band float32 writers for the channels ``forward`` returns after the ``bands``
-    of the output (e.g. the attention map), blended the same way.
+    of the output (e.g. the attention map), blended the same way. ``scaling``: how the stored
+    values become [0, 1] (default: Sentinel-2 DN without offset, Sentinel-1 dB, the standard clip).
 
     On a GPU three stages overlap: ``workers`` threads read batches, this thread scales them, runs
     the network, blends and converts on the device, and a thread writes the finished rows once the
@@ -71,7 +72,7 @@ def predict_scene(
     ``write_thread`` (default: when there are reading threads) overlaps writing with the network there too.
     """
     grid, cuda = reader.grid, device.type == "cuda"
-    fmt = fmt or OutputFormat()
+    fmt, scaling = fmt or OutputFormat(), scaling or InputScaling()
     if workers is None:
         workers = default_workers(device)
     if write_thread is None:
@@ -104,7 +105,7 @@ def predict_scene(
 
         strip = 0
         for batch, tensors in ordered_map(partial(read_batch, reader), batches(grid, batch_size), workers):
-            a, c, valid = device_inputs(batch, tensors, grid, reader.nodata, sar_scaling, device)
+            a, c, valid = device_inputs(batch, tensors, grid, reader.nodata, scaling, device)
             contrib = None
             if len(a):
                 todo = [win for win, act in zip(batch.windows, batch.active) if act]
@@ -165,16 +166,24 @@ def device_inputs(
     tensors: list,
     grid: WindowGrid,
     nodata: tuple[float | None, float | None],
-    sar_scaling: str,
+    scaling: InputScaling,
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The active windows of ``batch`` on ``device``: cloudy (n, C, w, w) and SAR (n, C', w, w) in
     [0, 1], and (n, w, w) validity (0 where both inputs are missing or outside the scene)."""
     w, parts = grid.window, []
     active = iter(batch.active)
+    offset, gain = scaling.s2_terms(device)
     for box, ((raw_a, unsigned_a), (raw_c, unsigned_c)) in zip(batch.boxes, tensors):
-        a, miss_a = s2_unit(as_float(raw_a.to(device, non_blocking=True), unsigned_a), nodata[0])
-        c, miss_c = s1_unit(as_float(raw_c.to(device, non_blocking=True), unsigned_c), nodata[1], sar_scaling)
+        a, miss_a = s2_unit(
+            as_float(raw_a.to(device, non_blocking=True), unsigned_a), nodata[0], offset, gain
+        )
+        c, miss_c = s1_unit(
+            as_float(raw_c.to(device, non_blocking=True), unsigned_c),
+            nodata[1],
+            scaling.sar_clip,
+            scaling.sar_units,
+        )
         valid = (~(miss_a & miss_c)).float()
         valid[box.inside[0] :], valid[:, box.inside[1] :] = 0.0, 0.0
         for off in range(0, raw_a.shape[-1] - w + 1, grid.stride):

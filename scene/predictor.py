@@ -28,6 +28,8 @@ from scene.io import Scene, open_scene
 from scene.model import load_model, load_options, model_forward, png_warning, window_multiple
 from scene.output import OutputFormat, atomic_geotiff
 from scene.pipeline import Forward, predict_scene
+from scene.products import ReadOptions
+from scene.products.domain import InputDomain, check_domain, domain_from_options
 from scene.windows import WindowGrid
 from util.errors import UserError
 
@@ -128,6 +130,11 @@ class ScenePredictor:
         return png_warning(self.opt, self.name)
 
     @property
+    def domain(self) -> InputDomain:
+        """What the model was trained on (bands, level, SAR units and clip), for the input check."""
+        return domain_from_options(self.opt, self.name)
+
+    @property
     def bands(self) -> int:
         """Bands of the output."""
         return int(self.opt.output_nc)
@@ -195,8 +202,10 @@ class ScenePredictor:
         s2_bands: str | None = None,
         cloudy_nodata: str | float | None = None,
         sar_nodata: str | float | None = None,
+        read: ReadOptions | None = None,
     ) -> Scene:
-        """Open and check a scene for this model (``s2_bands`` default: the training's)."""
+        """Open and check a scene for this model (``s2_bands`` default: the training's; ``read``:
+        how the products are read, see :class:`scene.products.ReadOptions`)."""
         return open_scene(
             cloudy,
             sar,
@@ -206,6 +215,7 @@ class ScenePredictor:
             cloudy_nodata=cloudy_nodata,
             sar_nodata=sar_nodata,
             sar_scaling=str(getattr(self.opt, "sar_scaling", None) or "standard"),
+            read=read,
         )
 
     def predict(
@@ -229,6 +239,7 @@ class ScenePredictor:
         progress: bool = True,
         maps: bool = False,
         cog: bool = False,
+        read: ReadOptions | None = None,
         log: Callable[[str], None] | None = stderr_log,
     ) -> SceneResult:
         """Remove the clouds of ``cloudy`` (Sentinel-2 DN) with ``sar`` (Sentinel-1 dB, same grid) into
@@ -243,8 +254,10 @@ class ScenePredictor:
         of its own (default: when there are reading threads). ``forward``: a function run instead
         of :attr:`forward` (same contract; e.g. to time the pipeline around a stand-in network).
         ``maps``: also write the model's attention maps / cloud masks (:func:`map_path`) as float32
-        in [0, 1]; ``cog``: cloud-optimised GeoTIFFs. ``log`` receives notes (e.g. the SAR resampled
-        onto the optical grid).
+        in [0, 1]; ``cog``: cloud-optimised GeoTIFFs. ``cloudy``/``sar`` may be any product
+        :mod:`scene.products` reads (stacked GeoTIFF, SAFE, STAC item); ``read``: how (offsets,
+        resampling, SAR units, the B10 fill). ``log`` receives notes (e.g. the SAR resampled onto the
+        optical grid) and one warning per way the inputs differ from the model's input domain.
         """
         out = check_output_path(out, ("cloudy", cloudy), ("sar", sar), create=True)
         fmt = OutputFormat.parse(out_dtype, nodata, compress, cog)
@@ -254,11 +267,14 @@ class ScenePredictor:
         self.check_settings(window=window, overlap=overlap, batch_size=batch_size, num_threads=num_threads)
         with gdal_env():
             scene = self.open(
-                cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata
+                cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata, read=read
             )
             with scene:  # input errors come before the model is built
-                if scene.note and log is not None:
-                    log(scene.note)
+                if log is not None:
+                    for line in scene.notes:
+                        log(line)
+                    for line in check_domain(self.domain, scene.report()):
+                        log(f"warning: {line}")
                 run = forward or self.forward_with(names)
                 return self.write(
                     scene,
@@ -300,12 +316,12 @@ class ScenePredictor:
         cog = fmt.cog_options() if fmt.cog else None
         with contextlib.ExitStack() as stack:
             dst = stack.enter_context(
-                atomic_geotiff(out, fmt.profile(scene.cloudy, self.bands, grid.stride), cog)
+                atomic_geotiff(out, fmt.profile(scene.grid, self.bands, grid.stride), cog)
             )
             fmt.describe(dst, scene.band_names, **tags)
             writers = []
             for name in maps:
-                profile = map_fmt.profile(scene.cloudy, 1, grid.stride)
+                profile = map_fmt.profile(scene.grid, 1, grid.stride)
                 writer = stack.enter_context(atomic_geotiff(map_path(out, name), profile, cog))
                 writer.set_band_description(1, name)
                 writer.update_tags(content=f"{name}: map in [0, 1] of {self.opt.model}", **tags)
@@ -320,7 +336,7 @@ class ScenePredictor:
                     device,
                     batch_size,
                     fmt,
-                    scene.sar_scaling,
+                    scene.scaling,
                     progress,
                     num_threads,
                     write_thread,

@@ -8,11 +8,9 @@ Boxes running past the bottom/right border are filled by mirroring the scene (se
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -22,17 +20,6 @@ from rasterio.windows import Window
 
 from scene.windows import WindowGrid
 from util.errors import UserError
-
-
-def open_raster(path: str | os.PathLike, role: str) -> rasterio.io.DatasetReader:
-    """Open a GeoTIFF (or any GDAL raster) for reading, with a one-line error if it cannot be."""
-    if not Path(path).is_file():
-        raise UserError(f"{role} image {path} does not exist")
-    try:
-        return rasterio.open(path)
-    except (RasterioError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"cannot read {role} image {path}: {first}") from None
 
 
 def any_data(raw: np.ndarray, nodata: float | None) -> bool:

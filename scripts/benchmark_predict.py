@@ -274,7 +274,7 @@ def time_stages(run: Run) -> dict[str, float]:
         out[f"reading ({max(workers, 1)} thread(s))"] = time.perf_counter() - start
         start = time.perf_counter()
         for batch, tensors in ordered_map(lambda windows: read_batch(reader, windows), chunks, workers):
-            device_inputs(batch, tensors, grid, reader.nodata, scene.sar_scaling, device)
+            device_inputs(batch, tensors, grid, reader.nodata, scene.scaling, device)
         sync(device)
         out["reading + scaling on the device"] = time.perf_counter() - start
         reader.close()
@@ -282,7 +282,7 @@ def time_stages(run: Run) -> dict[str, float]:
         piece = OutputFormat.host_view(fmt.encode(unit), fmt.dtype)
         start = time.perf_counter()
         with atomic_geotiff(
-            run.out.with_name("stage.tif"), fmt.profile(scene.cloudy, bands, grid.stride)
+            run.out.with_name("stage.tif"), fmt.profile(scene.grid, bands, grid.stride)
         ) as dst:
             for k, y in enumerate(grid.rows):
                 rows = grid.final_rows(k)
