@@ -216,7 +216,7 @@ class BandStack:
     Consecutive bands of one raster are read in one call (a stacked GeoTIFF: one read, as a plain
     rasterio dataset); a raster on another grid is read through a ``WarpedVRT`` onto ``grid`` with
     ``resampling`` (pixels outside it read as its nodata value, NaN for floats, 0 for integers). A
-    :class:`Filled` band reads as its value where the first real band has data and as nodata elsewhere.
+    :class:`Filled` band reads as its value, and as nodata where every real band is nodata.
     Opened per reading thread (GDAL handles must not be shared between threads).
     """
 
@@ -257,7 +257,7 @@ class BandStack:
         except BaseException:
             self.close()
             raise
-        self._real = next((i for i, s in enumerate(slots) if not isinstance(s, Filled)), None)
+        self._real = [i for i, s in enumerate(slots) if not isinstance(s, Filled)]
 
     def read(self, indexes: list[int], window: Window, out: np.ndarray | None = None) -> np.ndarray:
         """Bands ``indexes`` (1-based, of the stack) of ``window`` as a (len(indexes), h, w) array."""
@@ -280,13 +280,21 @@ class BandStack:
             if first <= slot < end:
                 target = out[slot - first]
                 target[...] = value
-                if self.nodata is not None and self._real is not None:
-                    if first <= self._real < end:
-                        ref = out[self._real - first]
-                    else:
-                        ref = np.empty(target.shape, out.dtype)
-                        self._read_slots(self._real, self._real + 1, window, ref[None])
-                    target[ref == self.nodata] = self.nodata
+                if self.nodata is not None and self._real:
+                    target[self._missing(first, end, window, out)] = self.nodata
+
+    def _missing(self, first: int, end: int, window: Window, out: np.ndarray) -> np.ndarray:
+        """(h, w) True where every real band is nodata (outside the swath)."""
+        missing = None
+        for slot in self._real:
+            if first <= slot < end:
+                band = out[slot - first]
+            else:
+                band = np.empty((1, *out.shape[1:]), out.dtype)
+                self._read_slots(slot, slot + 1, window, band)
+                band = band[0]
+            missing = band == self.nodata if missing is None else missing & (band == self.nodata)
+        return missing
 
     def close(self) -> None:
         for ds in reversed(self._handles):
