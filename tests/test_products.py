@@ -77,7 +77,7 @@ def test_safe_before_2022_has_no_offset_and_a_missing_list_follows_the_baseline(
 def test_safe_l2a_zip_has_12_bands_and_b10_is_filled_where_there_is_data(tmp_path):
     truth = native_bands(2, L2A)
     stored = shifted(truth, -1000)
-    for band, data in stored.items():  # outside the swath in the top-left corner: every band DN 0
+    for data in stored.values():  # outside the swath in the top-left corner: every band DN 0
         data[: 6 // (SIZE // len(data)), : 6 // (SIZE // len(data))] = 0
     product = open_product(safe(tmp_path, stored, level="L2A", zip_it=True), "cloudy", "S2")
     assert product.level == "L2A" and product.band_names == L2A
