@@ -25,11 +25,13 @@ import rasterio
 
 import models
 from scene.io import Scene, open_scene
+from scene.keep_clear import DEFAULT_FEATHER, MASK_NAME, Compositor
 from scene.model import load_model, load_options, model_forward, png_warning, window_multiple
 from scene.output import OutputFormat, atomic_geotiff
 from scene.pipeline import Forward, predict_scene
 from scene.products import ReadOptions
 from scene.products.domain import InputDomain, check_domain, domain_from_options
+from scene.stac_item import input_tags, write_item
 from scene.windows import WindowGrid
 from util.errors import UserError
 
@@ -49,6 +51,7 @@ class SceneResult:
     windows: int  # windows of the grid
     seconds: float  # from opening the output to renaming it into place
     maps: tuple[Path, ...] = ()  # attention maps / masks written beside the output
+    item: Path | None = None  # the STAC item beside the output
 
     @property
     def megapixels_per_second(self) -> float:
@@ -240,6 +243,10 @@ class ScenePredictor:
         maps: bool = False,
         cog: bool = False,
         read: ReadOptions | None = None,
+        keep_clear: bool = False,
+        cloud_mask: bool = False,
+        cloud_detector: str = "auto",
+        feather: int = DEFAULT_FEATHER,
         log: Callable[[str], None] | None = stderr_log,
     ) -> SceneResult:
         """Remove the clouds of ``cloudy`` (Sentinel-2 DN) with ``sar`` (Sentinel-1 dB, same grid) into
@@ -256,8 +263,12 @@ class ScenePredictor:
         ``maps``: also write the model's attention maps / cloud masks (:func:`map_path`) as float32
         in [0, 1]; ``cog``: cloud-optimised GeoTIFFs. ``cloudy``/``sar`` may be any product
         :mod:`scene.products` reads (stacked GeoTIFF, SAFE, STAC item); ``read``: how (offsets,
-        resampling, SAR units, the B10 fill). ``log`` receives notes (e.g. the SAR resampled onto the
-        optical grid) and one warning per way the inputs differ from the model's input domain.
+        resampling, SAR units, the B10 fill). ``keep_clear``: keep the input's pixels where
+        ``cloud_detector`` finds clear ground, feathered over ``feather`` px (:mod:`scene.keep_clear`);
+        ``keep_clear`` or ``cloud_mask``: write the weight as ``<out stem>_clouds.tif``. A STAC item
+        (``<out stem>.stac.json``) is written beside the output. ``log`` receives notes (e.g. the SAR
+        resampled onto the optical grid) and one warning per way the inputs differ from the model's
+        input domain.
         """
         out = check_output_path(out, ("cloudy", cloudy), ("sar", sar), create=True)
         fmt = OutputFormat.parse(out_dtype, nodata, compress, cog)
@@ -265,6 +276,11 @@ class ScenePredictor:
         if names and forward is not None:
             raise UserError("maps cannot be written with a stand-in forward function")
         self.check_settings(window=window, overlap=overlap, batch_size=batch_size, num_threads=num_threads)
+        if keep_clear and self.opt.output_nc != self.opt.input_nc:
+            raise UserError(
+                f"--keep_clear needs the output bands to be the input's; model {self.opt.model} takes "
+                f"{self.opt.input_nc} and gives {self.opt.output_nc}"
+            )
         with gdal_env():
             scene = self.open(
                 cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata, read=read
@@ -276,6 +292,12 @@ class ScenePredictor:
                     for line in check_domain(self.domain, scene.report()):
                         log(f"warning: {line}")
                 run = forward or self.forward_with(names)
+                compositor = None
+                if keep_clear or cloud_mask:
+                    compositor = Compositor.create(
+                        cloud_detector, scene.band_names, scene.optical.positional, feather, keep_clear
+                    )
+                    run = compositor.wrap(run)
                 return self.write(
                     scene,
                     out,
@@ -287,6 +309,7 @@ class ScenePredictor:
                     write_thread=write_thread,
                     progress=progress,
                     maps=names,
+                    compositor=compositor,
                 )
 
     def write(
@@ -302,16 +325,25 @@ class ScenePredictor:
         write_thread: bool | None = None,
         progress: bool = True,
         maps: tuple[str, ...] = (),
+        compositor: Compositor | None = None,
     ) -> SceneResult:
         """Predict an open ``scene`` over ``grid`` into ``out`` (atomically), settings already checked.
 
-        ``forward`` returns the output's bands followed by one channel per name of ``maps``. Every
-        file is written under a temporary name; the maps are renamed into place before the output,
-        so an output that exists is complete with its maps.
+        ``forward`` returns the output's bands followed by one channel per name of ``maps`` (and the
+        compositing weight last, with ``compositor``). Every file is written under a temporary name;
+        the maps and the STAC item are in place before the output is renamed, so an output that
+        exists is complete with its maps.
         """
         device = self.model.device
         start = time.perf_counter()
         tags = {"experiment": self.name, "epoch": str(self.epoch), "model": self.opt.model}
+        keep = None
+        if compositor is not None and compositor.keep:
+            keep = f"{compositor.detector} detector, feather {compositor.feather} px"
+        tags.update(input_tags(scene, keep))
+        sidecars = {name: map_path(out, name) for name in maps}
+        if compositor is not None:
+            sidecars[MASK_NAME] = map_path(out, MASK_NAME)
         map_fmt = OutputFormat("float32", fmt.fill, fmt.compress, fmt.cog)
         cog = fmt.cog_options() if fmt.cog else None
         with contextlib.ExitStack() as stack:
@@ -320,11 +352,16 @@ class ScenePredictor:
             )
             fmt.describe(dst, scene.band_names, **tags)
             writers = []
-            for name in maps:
+            for name, path in sidecars.items():
                 profile = map_fmt.profile(scene.grid, 1, grid.stride)
-                writer = stack.enter_context(atomic_geotiff(map_path(out, name), profile, cog))
+                writer = stack.enter_context(atomic_geotiff(path, profile, cog))
                 writer.set_band_description(1, name)
-                writer.update_tags(content=f"{name}: map in [0, 1] of {self.opt.model}", **tags)
+                what = (
+                    f"{name}: map in [0, 1] of {self.opt.model}"
+                    if name in maps
+                    else f"{name}: weight in [0, 1] of the model's pixels (1: cloud or shadow, 0: the input kept)"
+                )
+                writer.update_tags(content=what, **tags)
                 writers.append(writer)
             reader = scene.batch_reader(grid, batch_size, pin=device.type == "cuda")
             try:
@@ -341,13 +378,33 @@ class ScenePredictor:
                     num_threads,
                     write_thread,
                     writers,
+                    compositor,
                 )
             finally:
                 reader.close()
+            item = write_item(
+                Path(out),
+                scene,
+                model=self.opt.model,
+                experiment=self.name,
+                epoch=str(self.epoch),
+                weights=sorted((self.checkpoints_dir / self.name).glob(f"{self.epoch}_net_*.pth")),
+                sidecars=sidecars,
+                cog=fmt.cog,
+                tags=tags,
+            )
         seconds = time.perf_counter() - start
-        paths = tuple(map_path(out, name) for name in maps)
         return SceneResult(
-            Path(out), grid.width, grid.height, self.bands, fmt.dtype, ran, len(grid), seconds, paths
+            Path(out),
+            grid.width,
+            grid.height,
+            self.bands,
+            fmt.dtype,
+            ran,
+            len(grid),
+            seconds,
+            tuple(sidecars.values()),
+            item,
         )
 
 
