@@ -3,19 +3,24 @@
     python predict.py --cloudy S2.tif --sar S1.tif --name realcloud_21 --out S2_clear.tif --maps
     python predict.py --cloudy S2_dir/ --sar S1_dir/ --name realcloud_21 --out clear_dir/
     python predict.py --pairs pairs.txt --name realcloud_21 --out clear_dir/ --cog
+    python predict.py --cloudy S2B_MSIL2A_....SAFE.zip --sar S1_RTC_item.json --name NAME --out clear.tif --keep_clear
 
-Inputs: the cloudy Sentinel-2 image (digital numbers, uint16, reflectance x 10000) and the
-Sentinel-1 image (backscatter in dB, float), any size up to a full 10980 x 10980 tile; a SAR image
-on another grid or CRS is resampled onto the optical grid on the fly. The model's configuration
-(bands, widths, U-Net depth, preprocessing) is read from the experiment's ``train_opt.json``, so
-no training flag is repeated here; a folder of weight files alone (the official release) is read
-with the paper's configuration. Many scenes (two folders with the same file names, or a list of
-pairs) run in one go, and scenes whose output exists are skipped, so a stopped run restarts.
-Output: a GeoTIFF on the input grid, all output bands, as float32 reflectance in [0, 1] or
-(``--out_dtype uint16``) Sentinel-2 digital numbers (reflectance x 10000); nodata where both
-inputs are nodata; ``--maps`` adds the attention map (or DSen2-CR's cloud/shadow mask) as
-``<out stem>_<map>.tif``; ``--cog`` writes cloud-optimised GeoTIFFs. Overlapping windows are cross-faded (see ``scene/windows.py``); memory stays
-flat as the scene grows; an existing output is only replaced by a complete file.
+Inputs: the cloudy Sentinel-2 product as users download it (a ``.SAFE`` folder or zip, Level-1C
+or Level-2A; a STAC item with one asset per band; or a GeoTIFF of digital numbers) and the
+Sentinel-1 image (a GeoTIFF or STAC item, VV and VH in dB or linear power), any size up to a full
+10980 x 10980 tile. Bands are found by name; 20/60 m bands and a SAR image on another grid or CRS
+are resampled onto the 10 m grid on the fly; the 2022 processing-baseline offset is taken out; one
+warning line per way the inputs differ from what the model was trained on (docs/scenes.md). The
+model's configuration is read from the experiment's ``train_opt.json``; a folder of weight files
+alone (the official release) is read with the paper's configuration. Many scenes (two folders with
+the same file names, or a list of pairs) run in one go, shared among torchrun's processes or a
+SLURM array's tasks; scenes whose output exists are skipped, so a stopped run restarts.
+Output: a GeoTIFF on the input grid, float32 reflectance in [0, 1] or (``--out_dtype uint16``)
+reflectance x 10000, with a STAC item ``<out stem>.stac.json`` beside it; ``--maps`` adds the
+attention map (or DSen2-CR's cloud/shadow mask); ``--keep_clear`` keeps the input's clear pixels
+(``<out stem>_clouds.tif``: the weight); ``--cog`` writes cloud-optimised GeoTIFFs. Overlapping
+windows are cross-faded (``scene/windows.py``); memory stays flat as the scene grows; an existing
+output is only replaced by a complete file.
 
 This file is the command line only: the library is the ``scene`` package
 (``scene.ScenePredictor``, ``scene.predict_scene_file``, ``scene.batch``).
@@ -31,8 +36,10 @@ from models import MODEL_NAMES
 from options.parser import OneLineParser, positive_int
 from scene import COMPRESSIONS, OUT_DTYPES, ScenePredictor, keep_heap_flat
 from scene.batch import check_pairs, folder_pairs, listed_pairs, predict_scenes
+from scene.keep_clear import DEFAULT_FEATHER, PREDICT_DETECTORS
 from scene.predictor import check_output_path
-from scene.products import RESAMPLINGS, SAR_UNITS, ReadOptions
+from scene.products import RESAMPLINGS, SAR_UNITS, ReadOptions, product_format
+from scene.shard import this_worker, worker_gpu_ids
 from util.errors import UserError, run_cli
 
 
@@ -173,16 +180,44 @@ def build_parser() -> OneLineParser:
         action="store_true",
         help="many scenes: redo scenes whose output exists (default: skip)",
     )
+    g = p.add_argument_group("clear pixels (docs/scenes.md)")
+    g.add_argument(
+        "--keep_clear",
+        action="store_true",
+        help="keep the input's own pixels where the cloud detector finds clear ground (the model's on cloud "
+        "and shadow, feathered); also writes the weight as <out stem>_clouds.tif",
+    )
+    g.add_argument(
+        "--cloud_mask",
+        action="store_true",
+        help="write the detector's feathered cloud/shadow weight as <out stem>_clouds.tif (without --keep_clear)",
+    )
+    g.add_argument(
+        "--cloud_detector",
+        default="auto",
+        choices=PREDICT_DETECTORS,
+        help="'auto' (the default: s2cloudless for 13 bands if installed, else DSen2-CR's rules), "
+        "'s2cloudless', 'cloud_shadow' (DSen2-CR's clouds and shadows), 'rgb'",
+    )
+    g.add_argument(
+        "--feather",
+        type=int,
+        default=DEFAULT_FEATHER,
+        help="pixels over which the detector's mask is grown and then faded to 0 (%(default)s)",
+    )
     return p
 
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    many = args.pairs is not None or (args.cloudy is not None and Path(args.cloudy).is_dir())
+    many = args.pairs is not None or (
+        args.cloudy is not None and Path(args.cloudy).is_dir() and product_format(args.cloudy) != "SAFE"
+    )
     if args.pairs is None and (args.cloudy is None or args.sar is None):
         raise UserError("give --cloudy and --sar (files or folders), or --pairs LIST")
     if many and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out} must be an existing folder when there are many scenes")
+    worker = this_worker()
     if many:
         pairs = (
             listed_pairs(args.pairs, args.out)
@@ -190,11 +225,19 @@ def run(argv: list[str] | None = None) -> int:
             else folder_pairs(args.cloudy, args.sar, args.out)
         )
         check_pairs(pairs)
+        if worker.count > 1:
+            print(
+                f"{worker.describe()}: {len(worker.share(pairs))} of {len(pairs)} scene(s)", file=sys.stderr
+            )
+            pairs = worker.share(pairs)
     else:
         check_output_path(args.out, ("cloudy", args.cloudy), ("sar", args.sar))
+        if worker.index > 0:
+            print(f"{worker.describe()}: one scene, left to worker 1", file=sys.stderr)
+            return 0
     keep_heap_flat()
     predictor = ScenePredictor(
-        args.checkpoints_dir, args.name, args.epoch, gpu_ids=args.gpu_ids, model=args.model
+        args.checkpoints_dir, args.name, args.epoch, gpu_ids=worker_gpu_ids(args.gpu_ids), model=args.model
     )
     if predictor.warning:
         print(f"warning: {predictor.warning}", file=sys.stderr)
@@ -216,6 +259,7 @@ def run(argv: list[str] | None = None) -> int:
 def settings(args: argparse.Namespace) -> dict:
     """The keyword arguments of ``ScenePredictor.predict`` given on the command line."""
     names = ("window", "overlap", "batch_size", "out_dtype", "nodata", "compress", "s2_bands", "cog", "maps")
+    names += ("keep_clear", "cloud_mask", "cloud_detector", "feather")
     read = ReadOptions(args.s2_offset, args.s2_resampling, args.sar_units, args.b10_fill)
     return {
         **{name: getattr(args, name) for name in names},

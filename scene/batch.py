@@ -5,7 +5,7 @@ is skipped (outputs are renamed into place only when complete, maps before the o
 output that exists is whole), and every pair is checked before the first scene starts.
 
     pairs = folder_pairs("S2/", "S1/", "clear/")      # the same file name in both folders
-    pairs = listed_pairs("pairs.txt", "clear/")       # lines "cloudy.tif sar.tif"
+    pairs = listed_pairs("pairs.txt", "clear/")       # lines "cloudy sar": GeoTIFFs, SAFE, STAC items
     predict_scenes(ScenePredictor("checkpoints", "s12"), pairs, maps=True)
 """
 
@@ -21,9 +21,27 @@ from pathlib import Path
 from tqdm import tqdm
 
 from scene.predictor import ScenePredictor, SceneResult, check_output_path, map_path, stderr_log
+from scene.stac_item import item_path
 from util.errors import UserError
+from util.fileio import remove_stale_temporaries
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2")
+PRODUCT_SUFFIXES = (".zip", ".json", ".safe")  # named off for the output: <product name>.tif
+
+
+def output_name(cloudy: Path) -> str:
+    """The output file name of a scene: the cloudy input's name, a product's with .tif for its suffix."""
+    name = cloudy.name.rstrip("/")
+    if name in ("MTD_MSIL1C.xml", "MTD_MSIL2A.xml"):  # a SAFE product's metadata file: the product's name
+        name = cloudy.parent.name
+    stem = name
+    while Path(stem).suffix.lower() in PRODUCT_SUFFIXES:
+        stem = Path(stem).stem
+    return name if stem == name else f"{stem}.tif"
+
+
+def _exists(path: Path) -> bool:
+    return "://" in str(path) or path.exists()
 
 
 @dataclass(frozen=True)
@@ -60,8 +78,9 @@ def folder_pairs(
 
 
 def listed_pairs(list_file: str | os.PathLike, out_dir: str | os.PathLike) -> list[Pair]:
-    """Pairs from a text file, one ``cloudy sar`` per line (paths relative to the file's folder;
-    quote paths with spaces; '#' starts a comment); outputs in ``out_dir`` named after the cloudy image."""
+    """Pairs from a text file, one ``cloudy sar`` per line (paths relative to the file's folder, or
+    URLs; quote paths with spaces; '#' starts a comment; any product :mod:`scene.products` reads);
+    outputs in ``out_dir`` named after the cloudy input (:func:`output_name`)."""
     list_file, out_dir = Path(list_file), Path(out_dir)
     try:
         lines = list_file.read_text().splitlines()
@@ -79,8 +98,8 @@ def listed_pairs(list_file: str | os.PathLike, out_dir: str | os.PathLike) -> li
             raise UserError(
                 f"{list_file} line {number}: expected 'cloudy.tif sar.tif', got {len(fields)} field(s)"
             )
-        cloudy, sar = (list_file.parent / f for f in fields)
-        pairs.append(Pair(cloudy, sar, out_dir / cloudy.name))
+        cloudy, sar = (Path(f) if "://" in f else list_file.parent / f for f in fields)
+        pairs.append(Pair(cloudy, sar, out_dir / output_name(cloudy)))
     if not pairs:
         raise UserError(f"--pairs {list_file} lists no pair")
     return pairs
@@ -91,7 +110,7 @@ def check_pairs(pairs: list[Pair]) -> None:
     seen: dict[Path, Path] = {}
     for pair in pairs:
         for role, path in (("cloudy", pair.cloudy), ("SAR", pair.sar)):
-            if not path.is_file():
+            if not _exists(path):
                 raise UserError(f"{role} image {path} does not exist")
         check_output_path(pair.out, ("cloudy", pair.cloudy), ("sar", pair.sar))
         if pair.out in seen:
@@ -129,6 +148,8 @@ def predict_scenes(
     with tqdm(todo, unit="scene", desc="scenes", file=sys.stderr, disable=not progress, position=0) as bar:
         for pair in bar:
             bar.set_postfix_str(pair.cloudy.name)
+            for path in (pair.out, *(map_path(pair.out, n) for n in names), item_path(pair.out)):
+                remove_stale_temporaries(path)  # of a worker killed while writing this scene
             results.append(
                 predictor.predict(
                     pair.cloudy, pair.sar, pair.out, maps=maps, log=log, progress=progress, **settings

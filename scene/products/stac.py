@@ -74,11 +74,10 @@ def read_stac(
     item = load_item(path, role)
     props = item.properties
     collection = (item.collection_id or "").lower()
-    if sensor == "S1" and ("grd" in collection or str(props.get("sar:product_type", "")).upper() == "GRD"):
-        if "rtc" not in collection:
-            raise UserError(
-                f"the SAR input {path} is a Sentinel-1 GRD item (radar geometry, uncalibrated); {GRD_HINT}"
-            )
+    if sensor == "S1" and "grd" in collection and "rtc" not in collection:
+        raise UserError(
+            f"the SAR input {path} is a Sentinel-1 GRD item (radar geometry, uncalibrated); {GRD_HINT}"
+        )
     bands: dict[str, tuple[str, dict]] = {}
     for key, asset in item.assets.items():
         if SKIP_ROLES & set(asset.roles or ()) or (asset.media_type or "image").split(";")[0] not in (
