@@ -291,3 +291,18 @@ def test_gdal_reads_the_same_offsets_from_the_fixture_metadata(tmp_path, level, 
         with rasterio.open(band.path) as sub:
             assert float(sub.tags(band.index)[key]) == band.offset == -1000.0
             assert sub.tags(band.index)["BANDNAME"] == band.name
+
+
+@pytest.mark.slow
+def test_the_b10_fill_effect_script_measures_error_and_masks(tmp_path, capsys):
+    from scripts import b10_fill_effect
+
+    s2, _ = write_scene(tmp_path, 32, 32)
+    with rasterio.open(s2, "r+") as dst:
+        dn = dst.read()
+        dn[10] = 40
+        dst.write(dn)
+    assert b10_fill_effect.main([str(s2), "--fill", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "B10 40 DN median, filled 20: MAE 0.0020" in out and "cloud_shadow cover" in out
+    assert b10_fill_effect.main([str(s2), "--name", "x"]) == 2
