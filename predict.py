@@ -247,7 +247,7 @@ def run(argv: list[str] | None = None) -> int:
         results = [predictor.predict(args.cloudy, args.sar, args.out, **settings(args))]
     for result in results:
         kind = " of uint16 digital numbers" if result.dtype == "uint16" else ""
-        maps = "".join(f", {path.name}" for path in result.maps)
+        maps = "".join(f", {path.name}" for path in (*result.maps, *([result.item] if result.item else [])))
         print(
             f"wrote {result.path}{maps}: {result.width}x{result.height} px, {result.bands} band(s){kind}, "
             f"{result.windows_run} of {result.windows} windows run, {result.seconds:.1f} s "

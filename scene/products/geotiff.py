@@ -78,7 +78,7 @@ def read_geotiff(
         product.notes.append(note)
     if sensor == "S1":
         product.units = unit
-        if how != "the product's metadata" and unit == "linear":
+        if unit == "linear":
             product.notes.append(
                 f"note: the SAR input {path} is taken as linear power (from {how}): converted to dB"
             )
