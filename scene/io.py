@@ -189,7 +189,11 @@ def _pick_optical(
     n = len(product.bands)
     if product.positional or model_names is None:
         if n != input_nc:
-            hint = " (give --s2_bands to choose them from a 13-band scene)" if n == len(S2_BANDS) else ""
+            hint = ""
+            if n == len(S2_BANDS):
+                hint = " (give --s2_bands to choose them from a 13-band scene)"
+            elif not product.positional:
+                hint = f" (give --s2_bands to name the model's {input_nc} bands; {', '.join(product.bands)} are here)"
             raise UserError(f"{product.path} has {n} band(s) but the model takes {input_nc}{hint}")
         slots = list(product.bands.values())
         return slots, tuple(model_names or product.band_names)

@@ -16,6 +16,11 @@ sen12mscr``: 13 bands, 2 SAR bands); pix2pix_attn's width and depth follow ``--n
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run by path: the project's packages are not importable
+    raise SystemExit(
+        "error: run it from the repository root as a module: python -m scripts.benchmark_predict"
+    )
+
 import contextlib
 import io
 import os

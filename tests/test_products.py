@@ -306,3 +306,12 @@ def test_the_b10_fill_effect_script_measures_error_and_masks(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "B10 40 DN median, filled 20: MAE 0.0020" in out and "cloud_shadow cover" in out
     assert b10_fill_effect.main([str(s2), "--name", "x"]) == 2
+
+
+def test_safe_needs_gdals_drivers_and_says_so(tmp_path, monkeypatch):
+    from scene.products import safe as safe_module
+
+    root = safe(tmp_path, native_bands(12))
+    monkeypatch.setattr(safe_module, "JP2_DRIVERS", {"NoSuchJP2Driver"})
+    with pytest.raises(UserError, match="SENTINEL2 and a JPEG 2000 driver"):
+        open_product(root, "cloudy", "S2")

@@ -16,6 +16,8 @@ import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
+import rasterio
+
 from data.sentinel import S2_BANDS, S2_MAX
 from scene.products.base import Band, Grid, Product, band_name, open_dataset
 from scene.products.sar import GRD_HINT
@@ -25,6 +27,7 @@ MTD_NAMES = ("MTD_MSIL1C.xml", "MTD_MSIL2A.xml")
 OFFSET_BASELINE = "04.00"  # the first processing baseline whose digital numbers carry an offset
 BASELINE_OFFSET = -1000.0
 RESOLUTIONS = ("10m", "20m", "60m")
+JP2_DRIVERS = {"JP2OpenJPEG", "JP2KAK", "JP2ECW", "JP2MrSID"}
 
 
 def is_safe(path: str) -> bool:
@@ -134,8 +137,21 @@ def parse_metadata(xml: bytes, path: str) -> dict:
     }
 
 
+def check_drivers() -> None:
+    """Refuse SAFE products where rasterio's GDAL lacks the SENTINEL2 driver or every JPEG 2000 driver."""
+    with rasterio.Env() as env:
+        drivers = set(env.drivers())
+    if "SENTINEL2" not in drivers or not drivers & JP2_DRIVERS:
+        raise UserError(
+            f"reading SAFE products needs GDAL's SENTINEL2 and a JPEG 2000 driver, which this rasterio's GDAL "
+            f"{rasterio.__gdal_version__} lacks; install rasterio's wheel (pip install rasterio), or give a STAC item "
+            "or a GeoTIFF"
+        )
+
+
 def read_safe(path: str, role: str, *, s2_offset: float | None = None) -> Product:
     """A SAFE product as a :class:`Product` on its 10 m grid; ``s2_offset``: replaces the metadata's offsets."""
+    check_drivers()
     mtd, xml = locate(path)
     meta = parse_metadata(xml, path)
     with open_dataset(mtd, role) as ds:
