@@ -92,7 +92,7 @@ def sandbox(tmp_path_factory) -> Path:
 
 def checkout_state() -> dict[str, int]:
     """What a command could leave in the checkout: its top level and the folders commands write."""
-    state = {p.name: 0 for p in dc.ROOT.iterdir()}
+    state = {p.name: 0 for p in dc.ROOT.iterdir() if p.name not in ("__pycache__", ".pytest_cache")}
     for folder in ("checkpoints", "results", "datasets"):
         if (dc.ROOT / folder).is_dir():
             state |= {str(p): p.stat().st_mtime_ns for p in (dc.ROOT / folder).rglob("*")}
@@ -110,7 +110,13 @@ def test_the_pages_commands_run_on_tiny_data(page, sandbox, tmp_path, monkeypatc
     before = checkout_state()
     for command in runnable(PAGES[page]):
         capfd.readouterr()
-        code = dc.run(command)
+        try:
+            code = dc.run(command)
+        except Exception as exc:  # a ```python block
+            pytest.fail(
+                f"{command.where}: the ```python block raised {exc!r} in the docs sandbox; make it run as it "
+                "stands or list its text in tests/docs_commands.py NOT_RUNNABLE with the reason"
+            )
         out, err = capfd.readouterr()
         tail = "\n".join((out + err).splitlines()[-15:])
         assert code == 0, (
