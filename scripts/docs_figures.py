@@ -159,6 +159,8 @@ def option_defaults(root: Path) -> list[str]:
             continue
         flags = re.findall(r"`(--\w+)`", re.sub(r"\([^)]*\)", "", cells[0]))
         values = [v.strip() for v in re.sub(r"\([^)]*\)", "", cells[1]).split(",")] if cells[1] else []
+        if len(values) == 1 and len(flags) > 1:
+            values *= len(flags)  # one default for all (`--ngf`, `--ndf` | 64)
         if len(values) != len(flags):
             continue  # a cell that explains (e.g. derived from the machine) rather than lists
         for flag, value in zip(flags, values):
