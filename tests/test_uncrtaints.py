@@ -1,0 +1,317 @@
+"""--model uncrtaints: the authors' settings, the loss options, training, the SEN12MS-CR split
+schemes, and its uncertainty through test.py, scripts.evaluate, predict.py, the API and the pages."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+import hubconf
+import predict
+import test as test_script
+import train
+from cloud_removal import CloudRemover
+from data.sen12mscr import list_triplets
+from models.networks.uncrtaints_loss import mgnll_loss
+from models.uncrtaints_model import UncrtaintsModel
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+from scripts import evaluate, model_sizes
+from tests.helpers import expect_error, make_triplets, run_main, test_argv, train_argv, train_steps
+from tests.scene_fixtures import make_experiment, predict_flags, write_scene
+from tests.sen12mscr_fixtures import make_tree
+from util.errors import UserError
+
+TINY = ["--model", "uncrtaints", *UncrtaintsModel.tiny_flags]
+
+
+def parse(options, argv):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return options.parse(argv, save=False)
+
+
+def test_the_authors_training_and_data_settings(tmp_path):
+    make_tree(tmp_path)
+    base = [
+        "--dataroot",
+        str(tmp_path),
+        "--dataset_mode",
+        "sen12mscr",
+        "--gpu_ids",
+        "-1",
+        "--model",
+        "uncrtaints",
+    ]
+    opt = parse(TrainOptions(), base)
+    authors = dict(lr=1e-3, beta1=0.9, batch_size=4, n_epochs=20, n_epochs_decay=0, lr_policy="linear")
+    assert {k: getattr(opt, k) for k in authors} == authors
+    # Whole 256-px patches, no flips or turns; S1 VV and VH both clipped to [-25, 0] dB.
+    assert (opt.preprocess, opt.crop_size, opt.no_flip, opt.rot90, opt.sar_scaling) == (
+        "crop",
+        256,
+        True,
+        False,
+        "standard",
+    )
+    assert (opt.uncrtaints_width, opt.uncrtaints_in_blocks, opt.uncrtaints_out_blocks) == (128, 1, 5)
+    assert (opt.uncrtaints_head, opt.uncrtaints_scale_by, opt.uncrtaints_logdet) == (
+        "diag",
+        10.0,
+        "batch_sum",
+    )
+    test_opt = parse(TestOptions(), base)
+    assert (test_opt.test_mode, test_opt.eval, test_opt.sar_scaling) == ("eval", True, "standard")
+    assert opt.split_scheme == "official"
+
+
+def test_one_step_trains_on_the_authors_mgnll_in_scaled_units(tmp_path):
+    make_triplets(tmp_path, "train", n=2)
+    model = train_steps(train_argv(tmp_path, tmp_path / "ck", "u", *TINY, "--batch_size", "2"), steps=0)
+    net = model.nets["G"]
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    batch = {
+        k: torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(i)) * 2 - 1
+        for i, k in enumerate("ABC")
+    }
+    model.set_input(batch)
+    losses = model.optimize_parameters()
+    assert list(losses) == ["G_MGNLL"] and torch.isfinite(losses["G_MGNLL"])
+    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+    # The loss is the MGNLL of the network's scaled mean and variance against the target x 10.
+    for key, value in before.items():
+        net.state_dict()[key].copy_(value)
+    mean, var = net(torch.cat([(batch["C"] + 1) * 5, (batch["A"] + 1) * 5], 1))
+    assert torch.allclose(mgnll_loss(mean, (batch["B"] + 1) * 5, var), losses["G_MGNLL"], rtol=1e-5)
+    # The visuals are what infer gives: the mean in [-1, 1] and the band-mean variance / 10^2.
+    assert model.visuals["uncertainty"].shape == (2, 1, 32, 32) and (model.visuals["uncertainty"] > 0).all()
+    torch.testing.assert_close(model.visuals["uncertainty"], (var / 100).mean(1, keepdim=True))
+
+
+@pytest.mark.parametrize(
+    ("extra", "name"),
+    [
+        (["--uncrtaints_head", "plain"], "G_L2"),
+        (["--uncrtaints_head", "plain", "--uncrtaints_loss", "l1"], "G_L1"),
+    ],
+)
+def test_plain_head_trains_with_l2_or_l1_and_has_no_uncertainty(tmp_path, extra, name):
+    make_triplets(tmp_path, "train", n=2)
+    model = train_steps(train_argv(tmp_path, tmp_path / "ck", "u", *TINY, *extra), steps=1)
+    assert list(model.losses) == [name] and "uncertainty" not in model.visuals
+    assert model.roles.uncertainty == () and sum(p.numel() for p in model.nets["G"].parameters()) > 0
+
+
+def test_sar_goes_first_and_the_optical_only_variant_reads_none(tmp_path):
+    make_triplets(tmp_path, "train", n=1)
+    model = train_steps(train_argv(tmp_path, tmp_path / "ck", "u", *TINY), steps=0)
+    first = model.nets["G"].in_conv.conv.conv[0].weight
+    assert first.shape[1] == 3 + 3  # sar_nc + input_nc (PNG triplets)
+    g = torch.Generator().manual_seed(0)
+    a, c = torch.rand(1, 3, 8, 8, generator=g), torch.rand(1, 3, 8, 8, generator=g)
+    model.eval()
+    with torch.no_grad():
+        first[:, :3] = 0  # the SAR channels no longer count
+        out = model.predict(a, c)["fake_B"]
+        assert torch.equal(out, model.predict(a, c + 1)["fake_B"]) and not torch.equal(
+            out, model.predict(a + 1, c)["fake_B"]
+        )
+    no_sar = train_steps(train_argv(tmp_path, tmp_path / "ck", "n", *TINY, "--uncrtaints_no_sar"), steps=1)
+    assert not no_sar.roles.uses_sar and no_sar.nets["G"].in_conv.conv.conv[0].weight.shape[1] == 3
+
+
+def test_output_bands_follow_output_nc(tmp_path):
+    make_triplets(tmp_path, "train", n=1)
+    model = train_steps(train_argv(tmp_path, tmp_path / "ck", "u", *TINY, "--output_nc", "2"), steps=0)
+    out = model.predict(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+    assert out["fake_B"].shape == (1, 2, 8, 8) and out["uncertainty"].shape == (1, 1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--uncrtaints_width", "6"], "must be a multiple of 4"),
+        (["--uncrtaints_loss", "l2"], "add --uncrtaints_head plain"),
+        (["--uncrtaints_head", "plain", "--uncrtaints_loss", "mgnll"], "drop --uncrtaints_head plain"),
+        (["--uncrtaints_scale_by", "0"], "--uncrtaints_scale_by must be positive"),
+        (["--uncrtaints_out_blocks", "0"], "--uncrtaints_out_blocks must be a positive integer"),
+    ],
+)
+def test_bad_options_give_one_line_errors(tmp_path, capfd, extra, fragment):
+    make_triplets(tmp_path, "train", n=1)
+    expect_error(capfd, train.main, train_argv(tmp_path, tmp_path / "ck", "u", *TINY, *extra), fragment)
+
+
+def test_split_schemes(tmp_path):
+    tree = make_tree(tmp_path)
+
+    def stems(scheme: str, phase: str = "train") -> list[str]:
+        return [t.stem for t in list_triplets(tree, phase, scheme=scheme)]
+
+    assert stems("official") == ["ROIs1158_spring_1_p1", "ROIs1158_spring_1_p2", "ROIs2017_winter_5_p3"]
+    # UnCRtainTS' lists: winter scene 5 is in none of them.
+    assert stems("uncrtaints") == ["ROIs1158_spring_1_p1", "ROIs1158_spring_1_p2"]
+    # As their loader matches, spring's "s1_1" also takes the test scene 106 and the val scene 17,
+    # and fall's "s1_1" the test scene 139.
+    assert stems("uncrtaints_loader") == [
+        "ROIs1158_spring_1_p1",
+        "ROIs1158_spring_1_p2",
+        "ROIs1158_spring_17_p5",
+        "ROIs1158_spring_106_p30",
+        "ROIs1970_fall_139_p8",
+    ]
+    for scheme in ("official", "uncrtaints", "uncrtaints_loader"):
+        assert stems(scheme, "test") == ["ROIs1158_spring_106_p30", "ROIs1970_fall_139_p8"]
+    argv = [
+        "--dataroot",
+        str(tree),
+        "--dataset_mode",
+        "sen12mscr",
+        "--gpu_ids",
+        "-1",
+        "--model",
+        "uncrtaints",
+    ]
+    opt = parse(TrainOptions(), [*argv, "--split_scheme", "uncrtaints"])
+    from data import create_dataloader
+
+    assert len(create_dataloader(opt).dataset) == 2
+
+
+@pytest.fixture(scope="module")
+def tested(tmp_path_factory):
+    """A tiny UnCRtainTS trained on PNG triplets and tested: results folder and commands."""
+    root = tmp_path_factory.mktemp("uncrtaints")
+    make_triplets(root, "train", n=2)
+    make_triplets(root, "test", n=3, seed=1)
+    ckpt, results = root / "ck", root / "res"
+    assert run_main(train.main, train_argv(root, ckpt, "u", *TINY)) == 0
+    assert run_main(test_script.main, test_argv(root, ckpt, results, "u", *TINY)) == 0
+    return root, ckpt, results / "u" / "test_latest"
+
+
+def test_test_py_writes_variances_per_image_metrics_and_calibration(tested):
+    _, _, out = tested
+    images = out / "images"
+    var = np.load(images / "000_uncertainty.npy")
+    assert var.shape == (1, 32, 32) and var.dtype == np.float32 and (var > 0).all()
+    assert (images / "000_uncertainty.png").is_file()
+    with open(out / "metrics_per_image.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["comparison"] == "fake_B"]
+    assert len(rows) == 3 and float(rows[0]["uncertainty_mean_var"]) == pytest.approx(
+        float(var.mean()), rel=1e-6
+    )
+    summary = json.loads((out / "metrics_summary.json").read_text())
+    scores = summary["calibration"]["fake_B"]
+    assert scores["images"] == 3 and scores["uce"] >= 0 and scores["auce"] >= scores["uce"] * 0
+    assert "real_A" not in summary["calibration"] and "uncertainty" in summary["protocols"]
+    page = (out / "index.html").read_text()
+    assert "000_uncertainty.png" in page and "uncertainty (std)" in page
+
+
+def test_evaluate_reads_the_variance_files(tested, capfd, tmp_path):
+    _, _, out = tested
+    im = out / "images"
+    argv = ["--pred", str(im), "--pred_suffix", "_fake_B", "--gt", str(im), "--gt_suffix", "_real_B"]
+    assert (
+        evaluate.main([*argv, "--var", str(im), "--var_suffix", "_uncertainty", "--out", str(tmp_path / "e")])
+        == 0
+    )
+    said = capfd.readouterr().out
+    assert "calibration of fake_B" in said and "UCE" in said
+    got = json.loads((tmp_path / "e" / "metrics_summary.json").read_text())
+    ref = json.loads((out / "metrics_summary.json").read_text())
+    mean_var = ("results", "uncertainty", "fake_B", "mean_var", "mean")
+    pick = lambda d: d[mean_var[0]][mean_var[1]][mean_var[2]][mean_var[3]][mean_var[4]]  # noqa: E731
+    assert pick(got) == pytest.approx(pick(ref), rel=1e-6)
+    # The errors come from 8-bit PNGs here, from the tensors in test.py: close, not equal.
+    assert abs(got["calibration"]["fake_B"]["uce"] - ref["calibration"]["fake_B"]["uce"]) < 5e-3
+    # A variance file of the wrong size, negative values, or a missing one: one line, exit 2.
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for stem in ("000", "001", "002"):
+        np.save(bad / f"{stem}_uncertainty.npy", np.zeros((1, 8, 8), np.float32))
+    expect_error(
+        capfd,
+        evaluate.main,
+        [*argv, "--var", str(bad), "--var_suffix", "_uncertainty"],
+        "size mismatch",
+        "variance",
+    )
+    np.save(bad / "000_uncertainty.npy", -np.ones((1, 32, 32), np.float32))
+    expect_error(
+        capfd, evaluate.main, [*argv, "--var", str(bad), "--var_suffix", "_uncertainty"], "negative values"
+    )
+    (bad / "000_uncertainty.npy").unlink()
+    expect_error(
+        capfd, evaluate.main, [*argv, "--var", str(bad), "--var_suffix", "_uncertainty"], "have no var"
+    )
+
+
+def test_predict_maps_writes_the_uncertainty_as_a_georeferenced_band(tmp_path):
+    ckpt = make_experiment(tmp_path / "ck", "u", *TINY, "--input_nc", "13", "--output_nc", "13")
+    s2, s1 = write_scene(tmp_path, 40, 48, smooth=True)
+    out = tmp_path / "clear.tif"
+    argv = ["--cloudy", str(s2), "--sar", str(s1), "--out", str(out), *predict_flags(ckpt, "u"), "--maps"]
+    assert run_main(predict.main, argv) == 0
+    uncertainty = tmp_path / "clear_uncertainty.tif"
+    with rasterio.open(out) as ref, rasterio.open(uncertainty) as src:
+        var = src.read()
+        assert (src.crs, src.transform, src.count, src.dtypes[0]) == (ref.crs, ref.transform, 1, "float32")
+        assert "predicted variance" in src.tags()["content"] and src.descriptions == ("uncertainty",)
+    assert var.shape == (1, 40, 48) and np.isfinite(var).all() and (var > 0).all()
+    # The Python API returns the same band as result.uncertainty; the maps hold no attention.
+    remover = CloudRemover(ckpt / "u", device="cpu")
+    with rasterio.open(s2) as a, rasterio.open(s1) as c:
+        result = remover(a.read(), c.read(), window=32, overlap=8)
+    assert result.maps == {} and result.attention is None
+    np.testing.assert_allclose(result.uncertainty, var[0], rtol=1e-5, atol=1e-9)
+
+
+def test_plain_head_has_no_map_to_write(tmp_path, capfd):
+    ckpt = make_experiment(
+        tmp_path / "ck",
+        "p",
+        *TINY,
+        "--input_nc",
+        "13",
+        "--output_nc",
+        "13",
+        "--uncrtaints_head",
+        "plain",
+        saved={"dataset_mode": "sen12mscr"},
+    )
+    s2, s1 = write_scene(tmp_path, 32, 32, smooth=True)
+    argv = [
+        "--cloudy",
+        str(s2),
+        "--sar",
+        str(s1),
+        "--out",
+        str(tmp_path / "o.tif"),
+        *predict_flags(ckpt, "p"),
+        "--maps",
+    ]
+    expect_error(capfd, predict.main, argv, "has no attention map, cloud mask or uncertainty")
+    result = CloudRemover(ckpt / "p", device="cpu")(
+        np.full((13, 32, 32), 900, np.uint16), -10 * np.ones((2, 32, 32)), window=32, overlap=8
+    )
+    assert result.uncertainty is None
+
+
+def test_hub_entry_and_model_sizes(capsys):
+    assert hubconf.uncrtaints.__name__ == "uncrtaints"
+    with pytest.raises(UserError, match="no weights are downloaded"):
+        hubconf.uncrtaints()
+    counts = model_sizes.parameter_counts("uncrtaints", "sen12mscr")
+    assert counts == {"G": 520_218}
+    # 3-band PNG triplets: 3 + 3 bands in, 3 means and 3 variances out.
+    assert model_sizes.parameter_counts("uncrtaints", "png") == {"G": 520_218 - 9 * 128 - 20 * 129}
+    assert model_sizes.main(["--models", "uncrtaints"]) == 0
+    assert "| UnCRtainTS (our addition) | 1 |" in capsys.readouterr().out
