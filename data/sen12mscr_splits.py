@@ -9,7 +9,9 @@
   ``<season>_s1/s1_<n>`` is a substring of the patch's path, so a listed number also selects every
   scene whose number starts with it: train's ``s1_1`` of spring takes scenes 1, 10-19 and 100-199,
   among them the test scenes 106, 123 and 140 and the validation scene 17. Scenes then fall in
-  several splits: the training set the authors' code reads holds most of the val and test scenes.
+  several splits: the training set the authors' code reads holds 6 of the 10 test scenes (spring
+  106, 123, 140; summer 73, 119; fall 139) and 3 of the 10 validation scenes (spring 17, fall 65,
+  winter 84).
 """
 
 from __future__ import annotations
