@@ -315,3 +315,28 @@ def test_hub_entry_and_model_sizes(capsys):
     assert model_sizes.parameter_counts("uncrtaints", "png") == {"G": 520_218 - 9 * 128 - 20 * 129}
     assert model_sizes.main(["--models", "uncrtaints"]) == 0
     assert "| UnCRtainTS (our addition) | 1 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # trains and tests two tiny models through scripts.compare: ~10 s idle, ~30 s on a busy machine
+def test_comparison_shows_its_uncertainty_and_calibration(tmp_path):
+    from PIL import Image
+
+    from comparison.report import read_table
+    from scripts import compare
+
+    make_triplets(tmp_path / "data" / "train", "train", n=2, size=32)
+    make_triplets(tmp_path / "data" / "test", "test", n=2, size=32, seed=1)
+    argv = ["--dataroot", str(tmp_path / "data"), "--setting", "smoke", "--models", "uncrtaints,template"]
+    argv += ["--rows", "2", "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir", str(tmp_path / "res")]
+    assert run_main(compare.main, argv) == 0
+    out = tmp_path / "res" / "compare" / "smoke"
+    rows = {r["model"]: r for r in read_table(out)}
+    assert float(rows["UnCRtainTS (our addition)"]["UCE (calibration)"]) >= 0
+    assert (
+        rows["template"]["UCE (calibration)"] == ""
+        and rows["cloudy input (no model)"]["UCE (calibration)"] == ""
+    )
+    with Image.open(out / "figure.png") as fig:
+        # SAR, cloudy, UnCRtainTS, its uncertainty, template, ground truth.
+        assert fig.size[0] == 6 * (160 + 4) + 4
+    assert "UnCRtainTS uncertainty" in (out / "index.html").read_text()
