@@ -340,3 +340,31 @@ def test_comparison_shows_its_uncertainty_and_calibration(tmp_path):
         # SAR, cloudy, UnCRtainTS, its uncertainty, template, ground truth.
         assert fig.size[0] == 6 * (160 + 4) + 4
     assert "UnCRtainTS uncertainty" in (out / "index.html").read_text()
+
+
+def test_missing_sar_values_become_what_their_loader_makes_of_them(tmp_path):
+    """Their process_SAR clips to [-25, 0] dB, rescales to [0, 1], then nan_to_num: NaN -> 0, -inf -> 0."""
+    from data import create_dataloader
+    from tests.sen12mscr_fixtures import tif_path, transform_of, write_tif
+
+    tree = make_tree(tmp_path, {("ROIs1158_spring", "1"): ("1",)})
+    path = tif_path(tree, "s1", "ROIs1158_spring", "1", "1")
+    with rasterio.open(path) as src:
+        db = src.read()
+    db[:, 3, 4], db[0, 5, 6], db[1, 7, 8] = np.nan, -np.inf, 7.0
+    write_tif(path, db, transform_of("1", "1"))
+    argv = [
+        "--dataroot",
+        str(tree),
+        "--dataset_mode",
+        "sen12mscr",
+        "--gpu_ids",
+        "-1",
+        "--model",
+        "uncrtaints",
+    ]
+    opt = parse(TrainOptions(), [*argv, "--crop_size", "32"])
+    sar = next(iter(create_dataloader(opt)))["C"][0].numpy()
+    theirs = np.nan_to_num((np.clip(db, -25, 0) + 25) / 25)
+    np.testing.assert_allclose((sar + 1) / 2, theirs, atol=1e-6)
+    assert theirs[0, 3, 4] == theirs[0, 5, 6] == 0 and theirs[1, 7, 8] == 1
