@@ -266,6 +266,13 @@ def test_predict_maps_writes_the_uncertainty_as_a_georeferenced_band(tmp_path):
         assert (src.crs, src.transform, src.count, src.dtypes[0]) == (ref.crs, ref.transform, 1, "float32")
         assert "predicted variance" in src.tags()["content"] and src.descriptions == ("uncertainty",)
     assert var.shape == (1, 40, 48) and np.isfinite(var).all() and (var > 0).all()
+    # --cog: a cloud-optimised uncertainty band, the same values.
+    cog = tmp_path / "cog" / "clear.tif"
+    cog.parent.mkdir()
+    assert run_main(predict.main, [*argv[:5], str(cog), *argv[6:], "--cog"]) == 0
+    with rasterio.open(cog.with_name("clear_uncertainty.tif")) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        np.testing.assert_array_equal(src.read(), var)
     # The Python API returns the same band as result.uncertainty; the maps hold no attention.
     remover = CloudRemover(ckpt / "u", device="cpu")
     with rasterio.open(s2) as a, rasterio.open(s1) as c:
