@@ -62,7 +62,8 @@ def uncertainty_metrics(pred: np.ndarray, truth: np.ndarray, var: np.ndarray) ->
 def calibration(variances: np.ndarray, errors: np.ndarray, n_bins: int = N_BINS) -> dict[str, float]:
     """UCE and AUCE of per-image mean variances and mean signed errors (see the module docstring).
 
-    Returns ``{"uce", "auce", "bins", "images"}``; NaN scores for no image.
+    Returns ``{"uce", "auce", "bins", "images"}``; images whose variance or error is NaN are left out
+    of the bins (still counted in N); NaN scores when no image is left.
     """
     var = np.asarray(variances, dtype=np.float64)
     err = np.asarray(errors, dtype=np.float64)
@@ -71,6 +72,9 @@ def calibration(variances: np.ndarray, errors: np.ndarray, n_bins: int = N_BINS)
             f"calibration: {var.shape} variances and {err.shape} errors; expected two 1-D arrays"
         )
     out = {"uce": math.nan, "auce": math.nan, "bins": n_bins, "images": int(var.size)}
+    n = var.size  # the weights' denominator: every image, as their code divides by the data set's size
+    keep = np.isfinite(var) & np.isfinite(err)
+    var, err = var[keep], err[keep]
     if var.size == 0:
         return out
     edges = np.linspace(var.min(), var.max(), num=n_bins)[1:]
@@ -83,11 +87,9 @@ def calibration(variances: np.ndarray, errors: np.ndarray, n_bins: int = N_BINS)
         rmv = math.sqrt(float(np.mean(var[members])))
         rms_error = math.sqrt(float(np.mean(err[members] ** 2)))
         gaps.append(abs(rms_error - rmv))
-        weights.append(members.sum() / var.size)
-    gaps_arr = np.asarray(gaps)
-    finite = np.isfinite(gaps_arr)
-    out["uce"] = float(np.sum(np.asarray(weights)[finite] * gaps_arr[finite]))
-    out["auce"] = float(np.mean(gaps_arr[finite])) if finite.any() else math.nan
+        weights.append(members.sum() / n)
+    out["uce"] = float(np.sum(np.asarray(weights) * np.asarray(gaps)))
+    out["auce"] = float(np.mean(gaps))
     return out
 
 

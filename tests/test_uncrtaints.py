@@ -375,3 +375,17 @@ def test_missing_sar_values_become_what_their_loader_makes_of_them(tmp_path):
     theirs = np.nan_to_num((np.clip(db, -25, 0) + 25) / 25)
     np.testing.assert_allclose((sar + 1) / 2, theirs, atol=1e-6)
     assert theirs[0, 3, 4] == theirs[0, 5, 6] == 0 and theirs[1, 7, 8] == 1
+
+
+def test_calibration_is_zero_when_errors_match_the_predicted_spread():
+    from metrics.uncertainty import calibration
+
+    var = np.linspace(1e-4, 1e-2, 50)
+    assert calibration(var, np.sqrt(var))["uce"] == pytest.approx(0, abs=1e-12)
+    assert calibration(var, -np.sqrt(var))["auce"] == pytest.approx(0, abs=1e-12)  # signed errors, squared
+    doubled = calibration(var, 2 * np.sqrt(var))
+    # Twice the spread in every bin: UCE is the weighted mean of the bins' root mean variances.
+    assert doubled["uce"] == pytest.approx(np.mean(np.sqrt(var)), rel=0.05) and doubled["images"] == 50
+    with_nan = calibration(np.append(var, np.nan), np.append(np.sqrt(var), 0.1))
+    assert with_nan["uce"] == pytest.approx(0, abs=1e-12) and with_nan["images"] == 51
+    assert np.isnan(calibration(np.array([]), np.array([]))["uce"])
