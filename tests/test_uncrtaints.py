@@ -389,3 +389,32 @@ def test_calibration_is_zero_when_errors_match_the_predicted_spread():
     with_nan = calibration(np.append(var, np.nan), np.append(np.sqrt(var), 0.1))
     assert with_nan["uce"] == pytest.approx(0, abs=1e-12) and with_nan["images"] == 51
     assert np.isnan(calibration(np.array([]), np.array([]))["uce"])
+
+
+def test_comparison_settings_run_it_as_its_authors_did_and_zhang2023_leaves_it_out():
+    from comparison import make_plan
+
+    paper = make_plan(
+        name="x",
+        dataroot="d",
+        setting="paper",
+        models_text="uncrtaints",
+        train_size=10,
+        dataset_mode="sen12mscr",
+    )
+    exp = paper.experiments[0]
+    assert (exp.epochs, exp.batch_size, exp.schedule["lr"], exp.schedule["n_epochs_decay"]) == (
+        20,
+        4,
+        1e-3,
+        0,
+    )
+    row = paper.to_json("-1", 0)["rows"][0]
+    assert row["our_addition"] and row["label"] == "UnCRtainTS (our addition)" and row["test_mode"] == "eval"
+    assert row["train_data"]["no_flip"] and row["train_data"]["sar_scaling"] == "standard"
+    light = make_plan(name="x", dataroot="d", setting="light", train_size=160)
+    assert "uncrtaints" in [e.model for e in light.experiments]
+    light_flags = {e.model: e for e in light.experiments}["uncrtaints"].test_flags
+    assert "--uncrtaints_width" in light_flags and "--uncrtaints_loss" not in light_flags
+    zhang = make_plan(name="x", dataroot="d", setting="zhang2023", train_size=10)
+    assert "uncrtaints" not in [e.model for e in zhang.experiments]
