@@ -1,5 +1,6 @@
-"""--model uncrtaints: the authors' settings, the loss options, training, the SEN12MS-CR split
-schemes, and its uncertainty through test.py, scripts.evaluate, predict.py, the API and the pages."""
+"""--model uncrtaints: the authors' settings, the loss options, training, the SEN12MS-CR split schemes,
+their NaN handling, the comparison's plans, torch.hub and the model sizes (its uncertainty through
+test.py, evaluate, predict.py and the API: tests/test_uncrtaints_uncertainty.py)."""
 
 from __future__ import annotations
 
