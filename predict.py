@@ -17,7 +17,7 @@ the same file names, or a list of pairs) run in one go, shared among torchrun's 
 SLURM array's tasks; scenes whose output exists are skipped, so a stopped run restarts.
 Output: a GeoTIFF on the input grid, float32 reflectance in [0, 1] or (``--out_dtype uint16``)
 reflectance x 10000, with a STAC item ``<out stem>.stac.json`` beside it; ``--maps`` adds the
-attention map (or DSen2-CR's cloud/shadow mask); ``--keep_clear`` keeps the input's clear pixels
+attention map (or DSen2-CR's cloud/shadow mask, or UnCRtainTS' predicted variance); ``--keep_clear`` keeps the input's clear pixels
 (``<out stem>_clouds.tif``: the weight); ``--cog`` writes cloud-optimised GeoTIFFs. Overlapping
 windows are cross-faded (``scene/windows.py``); memory stays flat as the scene grows; an existing
 output is only replaced by a complete file.
@@ -173,7 +173,8 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--maps",
         action="store_true",
-        help="also write the model's attention map (DSen2-CR: its cloud/shadow mask) as <out stem>_<map>.tif",
+        help="also write the model's attention map (DSen2-CR: its cloud/shadow mask; UnCRtainTS: its "
+        "per-pixel uncertainty, the predicted variance) as <out stem>_<map>.tif",
     )
     p.add_argument(
         "--overwrite",
