@@ -104,8 +104,7 @@ def run_test(argv: list[str] | None = None) -> int:
     roles = model.roles
     model.setup()
     # The mode the model's authors test in (its declaration), unless --test_mode says otherwise.
-    if opt.eval:
-        model.eval()
+    model.apply_test_mode(opt.test_mode)
     declared = type(model).test_mode
     said = (
         "as its authors test it"

@@ -14,7 +14,7 @@ from models.weights import safe_load
 from options.test_options import TestOptions
 from util.fileio import write_text
 
-from .plan import Experiment, Plan, label
+from .plan import Experiment, Plan
 
 # (protocol, metric, column title, format)
 METRIC_COLUMNS = (
@@ -96,7 +96,7 @@ def table_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
             f"{train_it:.3f}",
             f"{test_ips:.2f}",
         ]
-        rows.append([label(exp.model), *cells])
+        rows.append([exp.label, *cells])
         if cloudy is None:
             cloudy = [
                 "cloudy input (no model)",

@@ -7,7 +7,7 @@ and mapped to [0, 1]; then [0, 1] -> [-1, 1].
 
 Options: ``--s2_bands all|rgb|B2,B3,...`` (also sets ``--input_nc``/``--output_nc`` to the band
 count; ``--sar_nc`` becomes 2), ``--sar_scaling standard|dsen2cr``, ``--seasons spring,winter``,
-``--skip_incomplete``. The default ``--preprocess`` is ``crop``: a random ``--crop_size`` crop
+``--nan_fill zero|mean``, ``--skip_incomplete``. The default ``--preprocess`` is ``crop``: a random ``--crop_size`` crop
 (and flip, unless ``--no_flip``) in training, the centre crop in testing; one draw per sample,
 applied to all three images. With the default crop of 256 the whole patch is used.
 
@@ -15,7 +15,7 @@ Each item: 'A' (cloudy, selected bands), 'B' (cloud-free, selected bands), 'C' (
 float32 tensors in [-1, 1]; 'A_paths', 'B_paths', 'C_paths', 'stem' (``ROIs1158_spring_106_p30``);
 'crs' (WKT string) and 'transform' (float64 tensor of the 6 affine coefficients
 ``(a, b, c, d, e, f)``, adjusted to the crop, resize and flip), so the default collate gives a list
-of strings and a (batch, 6) tensor; 'nonfinite': how many NaN / no-data values were replaced by 0.
+of strings and a (batch, 6) tensor; 'nonfinite': how many NaN / no-data values were filled (``--nan_fill``).
 
 Previews (:meth:`SEN12MSCRDataset.preview`): optical visuals in natural colour (B4, B3, B2,
 reflectance [0, 0.3] -> 0..255) found among the SELECTED bands; when B4, B3 and B2 are not all
@@ -36,7 +36,7 @@ from util.geotiff import window_transform, write_geotiff
 from util.util import to_unit
 
 from .base_dataset import BaseDataset
-from .sen12mscr import list_triplets, parse_seasons, read_triplet
+from .sen12mscr import NAN_FILLS, list_triplets, parse_seasons, read_triplet
 from .sentinel import S1_BANDS, S1_CLIP, S2_BANDS, S2_RGB, parse_bands, s1_preview, s2_preview
 
 
@@ -92,6 +92,13 @@ class SEN12MSCRDataset(BaseDataset):
             "'dsen2cr' VH in [-32.5, 0]",
         )
         g.add_argument(
+            "--nan_fill",
+            default="zero",
+            choices=NAN_FILLS,
+            help="missing values (NaN, no-data): 'zero' after scaling; 'mean': the file's mean "
+            "before scaling (GLF-CR's and DSen2-CR's loaders)",
+        )
+        g.add_argument(
             "--seasons",
             default="all",
             help="'all' or a comma list of spring, summer, fall, winter (e.g. spring,winter)",
@@ -127,7 +134,7 @@ class SEN12MSCRDataset(BaseDataset):
     def __getitem__(self, index: int) -> dict:
         opt = self.opt
         t = self.triplets[index]
-        data = read_triplet(t, self.bands, opt.sar_scaling)
+        data = read_triplet(t, self.bands, opt.sar_scaling, getattr(opt, "nan_fill", "zero"))
         info = data["info"]
         w, h = info.width, info.height
         params = self.transform.draw((w, h), t.s2)

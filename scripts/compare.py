@@ -29,7 +29,7 @@ from pathlib import Path
 
 import data
 from comparison import SETTINGS, make_plan, run_comparison
-from comparison.plan import parse_models
+from comparison.plan import parse_models, parse_variants
 from options.parser import DefaultsHelpFormatter, OneLineParser, add_gpu_ids_option, positive_int
 from options.train_options import TrainOptions
 from scripts.demo import ROOT, ensure_data
@@ -68,6 +68,12 @@ def build_parser() -> OneLineParser:
         help="training images seen per model, an equal budget for all (default: the setting's; "
         "paper and zhang2023: each model's own)",
     )
+    p.add_argument(
+        "--zhang_variant",
+        default=None,
+        help="zhang2023: which of Zhang et al.'s implementations of a model runs, as MODEL=NAME "
+        "(pix2pix=pix2pix_model3: their plain pix2pix; default pix2pix_model, what their registry runs)",
+    )
     p.add_argument("--rows", type=positive_int, default=4, help="example rows in figure.png")
     add_gpu_ids_option(p)
     p.add_argument("--seed", type=int, default=0, help="seed of every model's run and of the demo data")
@@ -99,6 +105,7 @@ def count_training_samples(dataroot: Path, dataset_mode: str) -> int:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     parse_models(args.models)  # a bad name stops here, before any data is made
+    variants = parse_variants(args.zhang_variant, args.setting)
     if args.dataroot == DEMO_DATA and ensure_data(DEMO_DATA, args.seed):
         return 2
     plan = make_plan(
@@ -112,6 +119,7 @@ def run(argv: list[str] | None = None) -> int:
         checkpoints_dir=args.checkpoints_dir,
         results_dir=args.results_dir,
         command=shlex.join(["python", "-m", "scripts.compare", *(sys.argv[1:] if argv is None else argv)]),
+        variants=variants,
     )
     run_comparison(plan, gpu_ids=args.gpu_ids, seed=args.seed, rows=args.rows)
     return 0
