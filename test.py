@@ -23,6 +23,7 @@ from tqdm import tqdm
 from data import create_dataloader
 from display.results_page import role_labels, write_results_page
 from metrics import MetricsTable, field_metrics, paper_metrics
+from metrics.authors import AuthorProtocols
 from metrics.cloud_masks import CloudMasker, MissingDependency
 from metrics.coverage import format_metrics, measure_split
 from models import create_model
@@ -34,7 +35,14 @@ NO_REFERENCE = "no cloud-free images (<phase>B) in --dataroot: outputs written, 
 
 
 def measure(
-    table: MetricsTable, stem: str, visuals: dict, images: dict, roles, rgb_bands=None, masker=None
+    table: MetricsTable,
+    stem: str,
+    visuals: dict,
+    images: dict,
+    roles,
+    rgb_bands=None,
+    masker=None,
+    authors: AuthorProtocols | None = None,
 ) -> None:
     """The model's output and the cloudy input against the ground truth, under the paper and
     field protocols; ``roles`` (the model's) names the three.
@@ -42,7 +50,8 @@ def measure(
     ``rgb_bands`` (positions of B4, B3, B2 in multispectral data) adds the field protocol on them
     alone ('field_rgb'); the paper protocol is measured on the 8-bit previews in ``images``.
     ``masker`` (a `CloudMasker`) adds the cloudy input's cloud coverage and both protocols over
-    its cloudy and its clear pixels ('paper_cloudy', 'field_clear', ...).
+    its cloudy and its clear pixels ('paper_cloudy', 'field_clear', ...). ``authors`` adds other
+    papers' protocols (``--protocols``) on the same reflectance.
     """
     truth_u8, truth_unit = images[roles.reference], to_unit(visuals[roles.reference])
     mask = None
@@ -59,6 +68,10 @@ def measure(
         if mask is not None:
             measure_split(table, stem, name, "paper", paper_metrics, images[name], truth_u8, mask)
             measure_split(table, stem, name, "field", field_metrics, pred_unit, truth_unit, mask)
+        if authors is not None:
+            cloudy = to_unit(visuals[roles.cloudy])
+            for protocol, values in authors.measure(pred_unit, truth_unit, cloudy).items():
+                table.add(stem, name, protocol, values)
 
 
 def cloud_masker(opt, dataset) -> CloudMasker:
@@ -71,8 +84,29 @@ def cloud_masker(opt, dataset) -> CloudMasker:
         raise UserError(f"--cloud_detector {opt.cloud_detector}: {err}; choose another detector") from None
 
 
+def author_protocols(opt, dataset) -> AuthorProtocols:
+    """The ``--protocols`` for the data's bands (a one-line error if one cannot run on them)."""
+    try:
+        return AuthorProtocols(opt.protocols, dataset.band_names, opt.input_nc, opt.cloud_detector)
+    except MissingDependency as err:
+        raise UserError(f"--protocols allclear with --cloud_detector {opt.cloud_detector}: {err}") from None
+    except ValueError as err:
+        raise UserError(f"--protocols {','.join(opt.protocols)}: {err}") from None
+
+
 def write_sample(
-    sample: dict, stem: str, batch: dict, i: int, *, roles, dataset, image_dir: Path, opt, table, masker
+    sample: dict,
+    stem: str,
+    batch: dict,
+    i: int,
+    *,
+    roles,
+    dataset,
+    image_dir: Path,
+    opt,
+    table,
+    masker,
+    authors,
 ):
     """Render one sample's visuals, write them, measure them; return the page order of its images.
 
@@ -84,7 +118,7 @@ def write_sample(
     for name in names:
         save_image(images[name], image_dir / f"{stem}_{name}.png", opt.aspect_ratio)
     if table is not None:
-        measure(table, stem, sample, images, roles, dataset.rgb_bands, masker)
+        measure(table, stem, sample, images, roles, dataset.rgb_bands, masker, authors)
     dataset.write_output(image_dir, stem, roles.output, sample[roles.output], batch, i)
     return names
 
@@ -98,6 +132,7 @@ def run_test(argv: list[str] | None = None) -> int:
     dataset = loader.dataset  # GeoTIFF datasets render previews and write georeferenced outputs
     measured = dataset.has_reference
     masker = cloud_masker(opt, dataset) if measured else None
+    authors = author_protocols(opt, dataset) if measured and opt.protocols else None
     # Every weight is loaded: the random initialisation is skipped, unless the networks draw
     # random numbers (dropout in train mode), whose draws follow the initialisation's.
     model = create_model(opt, weights_follow=True)
@@ -135,6 +170,7 @@ def run_test(argv: list[str] | None = None) -> int:
         opt=opt,
         table=table if measured else None,
         masker=masker,
+        authors=authors,
     )
     with (
         tqdm(total=total, desc="testing", unit="img", file=sys.stdout) as bar,

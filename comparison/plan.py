@@ -84,6 +84,8 @@ class Plan:
     out_dir: Path
     experiments: list[Experiment] = field(default_factory=list)
     command: str = ""
+    # Other papers' evaluation protocols test.py reports beside ours (``--protocols``).
+    protocols: tuple[str, ...] = ()
 
     @property
     def equal_budget(self) -> bool:
@@ -141,6 +143,7 @@ class Plan:
             "--results_dir",
             str(exp.results_dir),
             *exp.test_flags,
+            *(["--protocols", ",".join(self.protocols)] if self.protocols else []),
         ]
 
     def common_flags(self, exp: Experiment, gpu_ids: str, seed: int) -> list[str]:
@@ -170,6 +173,7 @@ class Plan:
             "name": self.name,
             "setting": self.setting,
             "command": self.command,
+            "protocols": list(self.protocols),
             "rerun": "python train.py <train_argv>, then python test.py <test_argv>, row by row",
             "rows": rows,
         }
@@ -223,9 +227,11 @@ def make_plan(
     results_dir: str | Path = "results",
     command: str = "",
     variants: dict[str, str] | None = None,
+    protocols: tuple[str, ...] = (),
 ) -> Plan:
     """The experiments of comparison ``name``: ``train_size`` is the number of training samples;
-    ``variants``: model -> which of its ``zhang_variants`` runs (default: the first)."""
+    ``variants``: model -> which of its ``zhang_variants`` runs (default: the first); ``protocols``:
+    other papers' evaluation protocols to report beside ours (see :mod:`metrics.authors`)."""
     if setting not in SETTINGS:
         raise UserError(f"--setting {setting!r}: choose one of {', '.join(SETTINGS)}")
     if train_size < 1:
@@ -244,6 +250,7 @@ def make_plan(
         train_size=train_size,
         out_dir=out_dir,
         command=command,
+        protocols=tuple(protocols),
     )
     for model in parse_models(models_text, setting):
         variant = zhang_variant(model, setting, (variants or {}).get(model))

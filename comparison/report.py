@@ -30,6 +30,42 @@ METRIC_COLUMNS = (
     ("field_cloudy", "ssim", "field SSIM, cloudy px", "{:.3f}"),
     ("field_clear", "ssim", "field SSIM, clear px", "{:.3f}"),
 )
+# Other papers' protocols (``--protocols``): (metric, column title, format) after the protocol's name.
+PROTOCOL_COLUMNS = {
+    "glf_cr": (("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.3f}")),
+    "dsen2cr": (
+        ("psnr", "PSNR (dB)", "{:.2f}"),
+        ("ssim", "SSIM", "{:.3f}"),
+        ("sam", "SAM (deg)", "{:.2f}"),
+        ("mae", "MAE", "{:.4f}"),
+        ("rmse", "RMSE", "{:.4f}"),
+        ("mae_covered", "MAE covered", "{:.4f}"),
+        ("mae_clear", "MAE clear vs input", "{:.4f}"),
+    ),
+    "allclear": (
+        ("psnr", "PSNR (dB)", "{:.2f}"),
+        ("ssim", "SSIM", "{:.3f}"),
+        ("sam", "SAM (deg, their code)", "{:.2f}"),
+        ("sam_true", "SAM (deg, spectral)", "{:.2f}"),
+        ("mae", "MAE", "{:.4f}"),
+        ("rmse", "RMSE", "{:.4f}"),
+    ),
+    "uncrtaints": (
+        ("psnr", "PSNR (dB)", "{:.2f}"),
+        ("ssim", "SSIM", "{:.3f}"),
+        ("sam", "SAM (deg)", "{:.2f}"),
+        ("mae", "MAE", "{:.4f}"),
+    ),
+}
+# One line each for table.md (the cards are in docs/metrics.md).
+PROTOCOL_NOTES = {
+    "glf_cr": "GLF-CR's: the centre 128 x 128 crop, their PSNR and SSIM code",
+    "dsen2cr": "DSen2-CR's: the top-left 128 x 128 window, their metric code; covered: output vs target over "
+    "their cloud-and-shadow mask of the cloudy window; clear: output vs the cloudy input elsewhere",
+    "allclear": "AllClear's: only pixels clear in the target; 'their code' SAM normalises along image rows, not "
+    "bands, as their benchmark does; 'spectral' is the true spectral angle over the same pixels",
+    "uncrtaints": "UnCRtainTS': the whole image; the field protocol",
+}
 OTHER_COLUMNS = ("parameters, inference (M)", "parameters, all (M)", "train s/iteration", "test images/s")
 
 
@@ -78,15 +114,22 @@ def _cell(results: dict, comparison: str, protocol: str, metric: str, fmt: str) 
     return fmt.format(value)
 
 
+def metric_columns(plan: Plan) -> list[tuple[str, str, str, str]]:
+    """(protocol, metric, column title, format): ours, then those of the plan's ``protocols``."""
+    extra = [(p, m, f"{p} {title}", fmt) for p in plan.protocols for m, title, fmt in PROTOCOL_COLUMNS[p]]
+    return [*METRIC_COLUMNS, *extra]
+
+
 def table_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
     """One row per model in figure order, then the cloudy input (the 'do nothing' baseline)."""
     rows = []
     cloudy = None
+    columns = metric_columns(plan)
     for exp in plan.experiments:
         results = _summary(exp)
         record = records[exp.model]
         output = models.find_model_using_name(exp.model).roles.output
-        cells = [_cell(results, output, p, m, f) for p, m, _, f in METRIC_COLUMNS]
+        cells = [_cell(results, output, p, m, f) for p, m, _, f in columns]
         params = record.get("parameters", {})
         train_it = record.get("train_seconds", 0.0) / max(1, record.get("train_iterations", 1))
         test_ips = (record.get("test_images") or 0) / max(1e-9, record.get("test_seconds", 0.0))
@@ -100,7 +143,7 @@ def table_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
         if cloudy is None:
             cloudy = [
                 "cloudy input (no model)",
-                *[_cell(results, "real_A", p, m, f) for p, m, _, f in METRIC_COLUMNS],
+                *[_cell(results, "real_A", p, m, f) for p, m, _, f in columns],
             ]
             cloudy += ["", "", "", ""]
     return rows + ([cloudy] if cloudy else [])
@@ -108,7 +151,7 @@ def table_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
 
 def write_tables(plan: Plan, records: dict[str, dict], machine: str) -> None:
     """``table.csv`` (machine-readable) and ``table.md`` (with the budget, protocol and machine)."""
-    header = ["model", *(c for _, _, c, _ in METRIC_COLUMNS), *OTHER_COLUMNS]
+    header = ["model", *(c for _, _, c, _ in metric_columns(plan)), *OTHER_COLUMNS]
     rows = table_rows(plan, records)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -125,6 +168,15 @@ def write_tables(plan: Plan, records: dict[str, dict], machine: str) -> None:
         f"Machine: {machine}. Train s/iteration: wall time of training (data, checkpoints included) per "
         "iteration; test images/s: whole test.py run.",
         coverage_line(plan),
+        *(
+            [
+                "Other papers' protocols (cards: docs/metrics.md): "
+                + "; ".join(f"{p}: {PROTOCOL_NOTES[p]}" for p in plan.protocols)
+                + "."
+            ]
+            if plan.protocols
+            else []
+        ),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
