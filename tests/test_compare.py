@@ -23,6 +23,7 @@ def done(tmp_path_factory: pytest.TempPathFactory):
     make_triplets(root / "data" / "train", "train", n=3, size=32)
     make_triplets(root / "data" / "test", "test", n=3, size=32, seed=1)
     argv = ["--dataroot", str(root / "data"), "--setting", "smoke", "--models", MODELS, "--rows", "2"]
+    argv += ["--protocols", "glf_cr,dsen2cr"]
     argv += ["--checkpoints_dir", str(root / "ck"), "--results_dir", str(root / "res")]
     assert run_main(compare.main, argv) == 0
     return root, argv
@@ -274,3 +275,37 @@ def test_a_row_of_plan_json_reruns_by_hand_to_the_same_result(done, tmp_path):
         json.loads((tmp_path / "res" / summary).read_text())["results"]
         == json.loads((out / "runs" / summary).read_text())["results"]
     )
+
+
+def test_other_papers_protocols_beside_ours(done, capfd):
+    root, argv = done
+    out = root / "res" / "compare" / "smoke"
+    rows = read_table(out)
+    for row in rows:  # every model and the cloudy input
+        assert float(row["glf_cr PSNR (dB)"]) > 0 and 0 < float(row["dsen2cr SSIM"]) <= 1, row["model"]
+    assert "allclear PSNR (dB)" not in rows[0]
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["protocols"] == ["glf_cr", "dsen2cr"]
+    assert all(flag(r["test_argv"], "--protocols") == "glf_cr,dsen2cr" for r in plan["rows"])
+    # More protocols: the models are tested again, not trained again.
+    capfd.readouterr()
+    at = argv.index("--protocols") + 1
+    more = [*argv[:at], "glf_cr,dsen2cr,allclear,uncrtaints", *argv[at + 1 :]]
+    assert run_main(compare.main, more) == 0
+    said = capfd.readouterr().out
+    assert (
+        said.count("trained already") == 2
+        and said.count("testing again for protocol(s) allclear, uncrtaints") == 2
+    )
+    rows = read_table(out)
+    for row in rows:
+        their, spectral = (
+            float(row["allclear SAM (deg, their code)"]),
+            float(row["allclear SAM (deg, spectral)"]),
+        )
+        assert their > 0 and spectral > 0 and their != spectral
+        assert row["uncrtaints PSNR (dB)"] == row["field PSNR (dB)"]
+    md = (out / "table.md").read_text()
+    assert "Other papers' protocols" in md and "normalises along image rows" in md
+    bad = [*argv[:at], "glf_cr,nope", *argv[at + 1 :]]
+    expect_error(capfd, compare.main, bad, "--protocols: unknown protocol(s) nope")
