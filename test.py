@@ -69,8 +69,11 @@ def measure(
             measure_split(table, stem, name, "paper", paper_metrics, images[name], truth_u8, mask)
             measure_split(table, stem, name, "field", field_metrics, pred_unit, truth_unit, mask)
         if authors is not None:
-            cloudy = to_unit(visuals[roles.cloudy])
-            for protocol, values in authors.measure(pred_unit, truth_unit, cloudy).items():
+            try:
+                replayed = authors.measure(pred_unit, truth_unit, to_unit(visuals[roles.cloudy]))
+            except ValueError as err:
+                raise UserError(f"--protocols on {stem}: {err}") from None
+            for protocol, values in replayed.items():
                 table.add(stem, name, protocol, values)
 
 

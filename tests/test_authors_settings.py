@@ -199,6 +199,22 @@ def test_pix2pix_trains_on_resized_crops_on_sen12mscr_too(tmp_path):
     opt = parse(TrainOptions(), [*base, "--model", "pix2pix"])
     assert (opt.preprocess, opt.load_size, opt.crop_size) == ("resize_and_crop", 286, 256)
     assert PairedTransform(opt).scaled_size((256, 256)) == (286, 286)
+    # The comparison's plan records what the run does.
+    from comparison import make_plan
+
+    plan = make_plan(
+        name="x",
+        dataroot=tmp_path,
+        setting="paper",
+        models_text="pix2pix",
+        train_size=3,
+        dataset_mode="sen12mscr",
+    )
+    row = plan.to_json("-1", 0)["rows"][0]
+    assert (row["train_data"]["preprocess"], row["train_data"]["load_size"]) == ("resize_and_crop", 286)
+    assert (
+        parse(TrainOptions(), [*base, "--name", "x", *row["train_argv"][2:]]).preprocess == "resize_and_crop"
+    )
     # Tested on the whole patch, as pix2pix tests (load size = crop size).
     test = parse(TestOptions(), [*base, "--model", "pix2pix", "--phase", "test"])
     assert (test.preprocess, test.load_size) == ("crop", test.crop_size)
