@@ -102,9 +102,8 @@ def test_experiment(plan: Plan, exp: Experiment, record: dict, gpu_ids: str, see
         if set(plan.protocols) <= measured:
             print(f"[compare] {exp.model}: tested already ({exp.test_dir})")
             return record
-        print(
-            f"[compare] {exp.model}: testing again for protocol(s) {', '.join(sorted(set(plan.protocols) - measured))}"
-        )
+        missing = ", ".join(sorted(set(plan.protocols) - measured))
+        print(f"[compare] {exp.model}: testing again for protocol(s) {missing}")
     argv = plan.test_argv(exp, gpu_ids, seed)
     print(f"[compare] testing {exp.model}")
     start = time.perf_counter()
