@@ -62,7 +62,7 @@ AUTHOR_DESCRIPTIONS: dict[str, str] = {
     "(peak 1), sam (degrees), ssim (tf.image.ssim: 11x11 Gaussian sigma 1.5, valid map); mae_covered/"
     "sam_covered: output vs target over their cloud-and-shadow mask of the cloudy window (threshold 0.2); "
     "mae_clear/sam_clear: output vs the cloudy input over its clear pixels; 0 where a class is empty; mean "
-    "over images",
+    "over images (a NaN of their code, the SAM of a zero spectrum, is left out)",
     "allclear": "AllClear's protocol (Zhou-Hangyu/allclear allclear/benchmark.py, Metrics): only the pixels "
     "clear in the target (the cloud detector run on the target), all bands, reflectance in [0,1]; mae, rmse, "
     "psnr, ssim (11x11 Gaussian sigma 1.5 on the masked images, the map's mean over the mask); sam as their "
@@ -197,8 +197,9 @@ class AuthorProtocols:
         self, pred: np.ndarray, gt: np.ndarray, cloudy: np.ndarray | None
     ) -> dict[str, dict[str, float]]:
         """Protocol -> metrics of one ``(C, H, W)`` output (or cloudy input) against the target;
-        ``cloudy``: the cloudy input (DSen2-CR's split needs it). A protocol without a value for
-        this image (AllClear, no clear pixel) is left out."""
+        ``cloudy``: the cloudy input (DSen2-CR's split needs it). A value their code makes NaN
+        (DSen2-CR's SAM of a zero spectrum) and a protocol without any value for this image
+        (AllClear, no clear pixel) are left out, so the mean over images is their NaN-mean."""
         out: dict[str, dict[str, float]] = {}
         for name in self.names:
             if name == "glf_cr":
@@ -220,6 +221,5 @@ class AuthorProtocols:
                     if self.detector == "none"
                     else ~self.mask(gt, self.detector)
                 )
-                if values := allclear_metrics(pred, gt, clear):
-                    out[name] = values
-        return out
+                out[name] = allclear_metrics(pred, gt, clear)
+        return {p: kept for p, values in out.items() if (kept := {k: v for k, v in values.items() if v == v})}

@@ -193,3 +193,13 @@ def test_evaluate_refuses_bad_protocols(tmp_path, capsys, protocol, with_input, 
     assert evaluate.main([str(a) for a in argv]) == 2
     out, err = capsys.readouterr()
     assert fragment in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_a_nan_of_their_code_is_left_out_of_the_mean():
+    """DSen2-CR's SAM has no guard against a zero spectrum (a black pixel): NaN for that image."""
+    gt = np.full((3, 16, 16), 0.2)
+    pred = gt.copy()
+    pred[:, 0, 0] = 0.0
+    assert math.isnan(dsen2cr_metrics(pred, gt, gt, np.zeros((16, 16), bool))["sam"])
+    got = AuthorProtocols(["dsen2cr"], None, 3).measure(pred, gt, gt)["dsen2cr"]
+    assert "sam" not in got and got["mae"] > 0
