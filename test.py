@@ -27,6 +27,7 @@ from tqdm import tqdm
 from data import create_dataloader
 from display.results_page import role_labels, write_results_page
 from metrics import MetricsTable, field_metrics, paper_metrics
+from metrics.authors import AuthorProtocols
 from metrics.cloud_masks import CloudMasker, MissingDependency
 from metrics.coverage import format_metrics, measure_split
 from metrics.uncertainty import PROTOCOL as UNCERTAINTY
@@ -41,7 +42,14 @@ NO_REFERENCE = "no cloud-free images (<phase>B) in --dataroot: outputs written, 
 
 
 def measure(
-    table: MetricsTable, stem: str, visuals: dict, images: dict, roles, rgb_bands=None, masker=None
+    table: MetricsTable,
+    stem: str,
+    visuals: dict,
+    images: dict,
+    roles,
+    rgb_bands=None,
+    masker=None,
+    authors: AuthorProtocols | None = None,
 ) -> None:
     """The model's output and the cloudy input against the ground truth, under the paper and
     field protocols; ``roles`` (the model's) names the three.
@@ -49,7 +57,8 @@ def measure(
     ``rgb_bands`` (positions of B4, B3, B2 in multispectral data) adds the field protocol on them
     alone ('field_rgb'); the paper protocol is measured on the 8-bit previews in ``images``.
     ``masker`` (a `CloudMasker`) adds the cloudy input's cloud coverage and both protocols over
-    its cloudy and its clear pixels ('paper_cloudy', 'field_clear', ...). A predicted variance
+    its cloudy and its clear pixels ('paper_cloudy', 'field_clear', ...). ``authors`` adds other
+    papers' protocols (``--protocols``) on the same reflectance. A predicted variance
     (``roles.uncertainty``) adds the output's 'uncertainty' statistics (`metrics.uncertainty`).
     """
     truth_u8, truth_unit = images[roles.reference], to_unit(visuals[roles.reference])
@@ -67,6 +76,13 @@ def measure(
         if mask is not None:
             measure_split(table, stem, name, "paper", paper_metrics, images[name], truth_u8, mask)
             measure_split(table, stem, name, "field", field_metrics, pred_unit, truth_unit, mask)
+        if authors is not None:
+            try:
+                replayed = authors.measure(pred_unit, truth_unit, to_unit(visuals[roles.cloudy]))
+            except ValueError as err:
+                raise UserError(f"--protocols on {stem}: {err}") from None
+            for protocol, values in replayed.items():
+                table.add(stem, name, protocol, values)
     for name in getattr(roles, "uncertainty", ())[:1]:
         variance = visuals[name][0].detach().float().cpu().numpy()
         stats = uncertainty_metrics(to_unit(visuals[roles.output]), truth_unit, variance)
@@ -83,8 +99,29 @@ def cloud_masker(opt, dataset) -> CloudMasker:
         raise UserError(f"--cloud_detector {opt.cloud_detector}: {err}; choose another detector") from None
 
 
+def author_protocols(opt, dataset) -> AuthorProtocols:
+    """The ``--protocols`` for the data's bands (a one-line error if one cannot run on them)."""
+    try:
+        return AuthorProtocols(opt.protocols, dataset.band_names, opt.input_nc, opt.cloud_detector)
+    except MissingDependency as err:
+        raise UserError(f"--protocols allclear with --cloud_detector {opt.cloud_detector}: {err}") from None
+    except ValueError as err:
+        raise UserError(f"--protocols {','.join(opt.protocols)}: {err}") from None
+
+
 def write_sample(
-    sample: dict, stem: str, batch: dict, i: int, *, roles, dataset, image_dir: Path, opt, table, masker
+    sample: dict,
+    stem: str,
+    batch: dict,
+    i: int,
+    *,
+    roles,
+    dataset,
+    image_dir: Path,
+    opt,
+    table,
+    masker,
+    authors,
 ):
     """Render one sample's visuals, write them, measure them; return the page order of its images.
 
@@ -99,7 +136,7 @@ def write_sample(
         with atomic_path(image_dir / f"{stem}_{name}.npy") as tmp, open(tmp, "wb") as fh:
             np.save(fh, sample[name][0].detach().float().cpu().numpy())
     if table is not None:
-        measure(table, stem, sample, images, roles, dataset.rgb_bands, masker)
+        measure(table, stem, sample, images, roles, dataset.rgb_bands, masker, authors)
     dataset.write_output(image_dir, stem, roles.output, sample[roles.output], batch, i)
     return names
 
@@ -113,14 +150,14 @@ def run_test(argv: list[str] | None = None) -> int:
     dataset = loader.dataset  # GeoTIFF datasets render previews and write georeferenced outputs
     measured = dataset.has_reference
     masker = cloud_masker(opt, dataset) if measured else None
+    authors = author_protocols(opt, dataset) if measured and opt.protocols else None
     # Every weight is loaded: the random initialisation is skipped, unless the networks draw
     # random numbers (dropout in train mode), whose draws follow the initialisation's.
     model = create_model(opt, weights_follow=True)
     roles = model.roles
     model.setup()
     # The mode the model's authors test in (its declaration), unless --test_mode says otherwise.
-    if opt.eval:
-        model.eval()
+    model.apply_test_mode(opt.test_mode)
     declared = type(model).test_mode
     said = (
         "as its authors test it"
@@ -151,6 +188,7 @@ def run_test(argv: list[str] | None = None) -> int:
         opt=opt,
         table=table if measured else None,
         masker=masker,
+        authors=authors,
     )
     with (
         tqdm(total=total, desc="testing", unit="img", file=sys.stdout) as bar,

@@ -22,13 +22,24 @@ from .settings import (
     label,
     model_flags,
     parsed_options,
+    row_flags,
     row_options,
     schedule_flags,
     test_flags,
     training_schedule,
+    zhang_variant,
 )
 
-__all__ = ["PAPER_ORDER", "SETTINGS", "Experiment", "Plan", "label", "make_plan", "parse_models"]
+__all__ = [
+    "PAPER_ORDER",
+    "SETTINGS",
+    "Experiment",
+    "Plan",
+    "label",
+    "make_plan",
+    "parse_models",
+    "parse_variants",
+]
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,15 @@ class Experiment:
     epochs: int = 1
     batch_size: int = 1
     schedule: dict = field(default_factory=dict)
+    # Which of the model's ``zhang_variants`` runs (None: it has none in this setting).
+    variant: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The row's name in tables; a Zhang et al. variant is named, as our choice."""
+        if self.variant is None:
+            return label(self.model)
+        return f"{label(self.model)} [{self.variant}.py: our choice]"
 
     @property
     def experiment_dir(self) -> Path:
@@ -64,6 +84,8 @@ class Plan:
     out_dir: Path
     experiments: list[Experiment] = field(default_factory=list)
     command: str = ""
+    # Other papers' evaluation protocols test.py reports beside ours (``--protocols``).
+    protocols: tuple[str, ...] = ()
 
     @property
     def equal_budget(self) -> bool:
@@ -121,6 +143,7 @@ class Plan:
             "--results_dir",
             str(exp.results_dir),
             *exp.test_flags,
+            *(["--protocols", ",".join(self.protocols)] if self.protocols else []),
         ]
 
     def common_flags(self, exp: Experiment, gpu_ids: str, seed: int) -> list[str]:
@@ -137,8 +160,9 @@ class Plan:
             rows.append(
                 {
                     "model": exp.model,
-                    "label": label(exp.model),
+                    "label": exp.label,
                     "our_addition": exp.model in OUR_ADDITIONS,
+                    "zhang_variant": exp.variant,
                     "train_argv": train,
                     "test_argv": test,
                     **row_options(train, test, exp.model),
@@ -149,9 +173,27 @@ class Plan:
             "name": self.name,
             "setting": self.setting,
             "command": self.command,
+            "protocols": list(self.protocols),
             "rerun": "python train.py <train_argv>, then python test.py <test_argv>, row by row",
             "rows": rows,
         }
+
+
+def parse_variants(text: str | None, setting: str) -> dict[str, str]:
+    """``--zhang_variant pix2pix=pix2pix_model3[,MODEL=NAME]`` -> ``{model: name}``, checked."""
+    if not text:
+        return {}
+    if "zhang_flags" not in SETTINGS[setting]["model_flags"]:
+        raise UserError(f"--zhang_variant: only with --setting zhang2023 (not {setting})")
+    out = {}
+    for part in text.split(","):
+        model, sep, name = part.strip().partition("=")
+        if not sep or model not in models.MODEL_NAMES:
+            raise UserError(f"--zhang_variant {part!r}: give MODEL=NAME, e.g. pix2pix=pix2pix_model3")
+        if zhang_variant(model, setting, name) is None:
+            raise UserError(f"--zhang_variant {part!r}: model {model} has no variants")
+        out[model] = name
+    return out
 
 
 def parse_models(text: str | None, setting: str = "light") -> list[str]:
@@ -184,8 +226,12 @@ def make_plan(
     checkpoints_dir: str | Path = "checkpoints",
     results_dir: str | Path = "results",
     command: str = "",
+    variants: dict[str, str] | None = None,
+    protocols: tuple[str, ...] = (),
 ) -> Plan:
-    """The experiments of comparison ``name``: ``train_size`` is the number of training samples."""
+    """The experiments of comparison ``name``: ``train_size`` is the number of training samples;
+    ``variants``: model -> which of its ``zhang_variants`` runs (default: the first); ``protocols``:
+    other papers' evaluation protocols to report beside ours (see :mod:`metrics.authors`)."""
     if setting not in SETTINGS:
         raise UserError(f"--setting {setting!r}: choose one of {', '.join(SETTINGS)}")
     if train_size < 1:
@@ -204,11 +250,13 @@ def make_plan(
         train_size=train_size,
         out_dir=out_dir,
         command=command,
+        protocols=tuple(protocols),
     )
     for model in parse_models(models_text, setting):
-        own = model_flags(model, setting)
-        train = [*conf["train"], *own]
+        variant = zhang_variant(model, setting, (variants or {}).get(model))
+        own = model_flags(model, setting, variant)
         head = ["--model", model, "--dataset_mode", dataset_mode]
+        train = row_flags([*conf["train"], *own], head, is_train=True)
         opt = parsed_options([*head, *train], is_train=True)
         epochs = None if budget is None else math.ceil(budget / train_size)
         schedule = training_schedule(opt, epochs)
@@ -218,8 +266,9 @@ def make_plan(
         plan.experiments.append(
             Experiment(
                 model=model,
-                train_flags=(*train, *extra),
-                test_flags=tuple(test_flags([*conf["test"], *own], head)),
+                train_flags=tuple(row_flags([*train, *extra], head, is_train=True)),
+                test_flags=tuple(row_flags(test_flags([*conf["test"], *own], head), head, is_train=False)),
+                variant=variant,
                 checkpoints_dir=Path(checkpoints_dir) / f"compare_{name}",
                 results_dir=out_dir / "runs",
                 epochs=schedule["n_epochs"] + schedule["n_epochs_decay"],

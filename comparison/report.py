@@ -14,7 +14,7 @@ from models.weights import safe_load
 from options.test_options import TestOptions
 from util.fileio import write_text
 
-from .plan import Experiment, Plan, label
+from .plan import Experiment, Plan
 
 # (protocol, metric, column title, format)
 METRIC_COLUMNS = (
@@ -32,6 +32,42 @@ METRIC_COLUMNS = (
 )
 # UnCRtainTS' calibration scores, for the models that predict their uncertainty (empty for the others).
 CALIBRATION_COLUMNS = (("uce", "UCE (calibration)", "{:.4f}"),)
+# Other papers' protocols (``--protocols``): (metric, column title, format) after the protocol's name.
+PROTOCOL_COLUMNS = {
+    "glf_cr": (("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.3f}")),
+    "dsen2cr": (
+        ("psnr", "PSNR (dB)", "{:.2f}"),
+        ("ssim", "SSIM", "{:.3f}"),
+        ("sam", "SAM (deg)", "{:.2f}"),
+        ("mae", "MAE", "{:.4f}"),
+        ("rmse", "RMSE", "{:.4f}"),
+        ("mae_covered", "MAE covered", "{:.4f}"),
+        ("mae_clear", "MAE clear vs input", "{:.4f}"),
+    ),
+    "allclear": (
+        ("psnr", "PSNR (dB)", "{:.2f}"),
+        ("ssim", "SSIM", "{:.3f}"),
+        ("sam", "SAM (deg, their code)", "{:.2f}"),
+        ("sam_true", "SAM (deg, spectral)", "{:.2f}"),
+        ("mae", "MAE", "{:.4f}"),
+        ("rmse", "RMSE", "{:.4f}"),
+    ),
+    "uncrtaints": (
+        ("psnr", "PSNR (dB)", "{:.2f}"),
+        ("ssim", "SSIM", "{:.3f}"),
+        ("sam", "SAM (deg)", "{:.2f}"),
+        ("mae", "MAE", "{:.4f}"),
+    ),
+}
+# One line each for table.md (the cards are in docs/metrics.md).
+PROTOCOL_NOTES = {
+    "glf_cr": "GLF-CR's: the centre 128 x 128 crop, their PSNR and SSIM code",
+    "dsen2cr": "DSen2-CR's: the top-left 128 x 128 window, their metric code; covered: output vs target over "
+    "their cloud-and-shadow mask of the cloudy window; clear: output vs the cloudy input elsewhere",
+    "allclear": "AllClear's: only pixels clear in the target; 'their code' SAM normalises along image rows, not "
+    "bands, as their benchmark does; 'spectral' is the true spectral angle over the same pixels",
+    "uncrtaints": "UnCRtainTS': the whole image; the field protocol",
+}
 OTHER_COLUMNS = ("parameters, inference (M)", "parameters, all (M)", "train s/iteration", "test images/s")
 
 
@@ -89,15 +125,22 @@ def _cell(results: dict, comparison: str, protocol: str, metric: str, fmt: str) 
     return fmt.format(value)
 
 
+def metric_columns(plan: Plan) -> list[tuple[str, str, str, str]]:
+    """(protocol, metric, column title, format): ours, then those of the plan's ``protocols``."""
+    extra = [(p, m, f"{p} {title}", fmt) for p in plan.protocols for m, title, fmt in PROTOCOL_COLUMNS[p]]
+    return [*METRIC_COLUMNS, *extra]
+
+
 def table_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
     """One row per model in figure order, then the cloudy input (the 'do nothing' baseline)."""
     rows = []
     cloudy = None
+    columns = metric_columns(plan)
     for exp in plan.experiments:
         results = _summary(exp)
         record = records[exp.model]
         output = models.find_model_using_name(exp.model).roles.output
-        cells = [_cell(results, output, p, m, f) for p, m, _, f in METRIC_COLUMNS]
+        cells = [_cell(results, output, p, m, f) for p, m, _, f in columns]
         cells += _calibration_cells(exp, output)
         params = record.get("parameters", {})
         train_it = record.get("train_seconds", 0.0) / max(1, record.get("train_iterations", 1))
@@ -108,11 +151,11 @@ def table_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
             f"{train_it:.3f}",
             f"{test_ips:.2f}",
         ]
-        rows.append([label(exp.model), *cells])
+        rows.append([exp.label, *cells])
         if cloudy is None:
             cloudy = [
                 "cloudy input (no model)",
-                *[_cell(results, "real_A", p, m, f) for p, m, _, f in METRIC_COLUMNS],
+                *[_cell(results, "real_A", p, m, f) for p, m, _, f in columns],
             ]
             cloudy += [""] * (len(CALIBRATION_COLUMNS) + len(OTHER_COLUMNS))
     return rows + ([cloudy] if cloudy else [])
@@ -122,7 +165,7 @@ def write_tables(plan: Plan, records: dict[str, dict], machine: str) -> None:
     """``table.csv`` (machine-readable) and ``table.md`` (with the budget, protocol and machine)."""
     header = [
         "model",
-        *(c for _, _, c, _ in METRIC_COLUMNS),
+        *(c for _, _, c, _ in metric_columns(plan)),
         *(c for _, c, _ in CALIBRATION_COLUMNS),
         *OTHER_COLUMNS,
     ]
@@ -143,6 +186,15 @@ def write_tables(plan: Plan, records: dict[str, dict], machine: str) -> None:
         f"Machine: {machine}. Train s/iteration: wall time of training (data, checkpoints included) per "
         "iteration; test images/s: whole test.py run.",
         coverage_line(plan),
+        *(
+            [
+                "Other papers' protocols (cards: docs/metrics.md): "
+                + "; ".join(f"{p}: {PROTOCOL_NOTES[p]}" for p in plan.protocols)
+                + "."
+            ]
+            if plan.protocols
+            else []
+        ),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",

@@ -97,9 +97,13 @@ def train_experiment(plan: Plan, exp: Experiment, record: dict, gpu_ids: str, se
 
 
 def test_experiment(plan: Plan, exp: Experiment, record: dict, gpu_ids: str, seed: int) -> dict:
+    measured = set(record.get("test_protocols", []))
     if record.get("tested") and (exp.test_dir / "metrics_summary.json").is_file():
-        print(f"[compare] {exp.model}: tested already ({exp.test_dir})")
-        return record
+        if set(plan.protocols) <= measured:
+            print(f"[compare] {exp.model}: tested already ({exp.test_dir})")
+            return record
+        missing = ", ".join(sorted(set(plan.protocols) - measured))
+        print(f"[compare] {exp.model}: testing again for protocol(s) {missing}")
     argv = plan.test_argv(exp, gpu_ids, seed)
     print(f"[compare] testing {exp.model}")
     start = time.perf_counter()
@@ -109,7 +113,13 @@ def test_experiment(plan: Plan, exp: Experiment, record: dict, gpu_ids: str, see
         raise UserError(f"testing {exp.model} failed (exit {code}); fix the error above and rerun")
     summary = json.loads((exp.test_dir / "metrics_summary.json").read_text())
     images = summary["results"]["paper"]["real_A"]["psnr"]["count"]
-    record = {**record, "tested": True, "test_seconds": seconds, "test_images": images}
+    record = {
+        **record,
+        "tested": True,
+        "test_seconds": seconds,
+        "test_images": images,
+        "test_protocols": list(plan.protocols),
+    }
     save_record(plan, exp, record)
     return record
 

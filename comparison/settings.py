@@ -28,6 +28,7 @@ import models
 from models.networks import compress_schedule
 from options.test_options import TestOptions, resolve_test_mode
 from options.train_options import TrainOptions
+from util.errors import UserError
 
 # Columns of the paper's figure, left to right; ours last before the ground truth.
 PAPER_ORDER = ("pix2pix", "sar_opt_cgan", "sf_gan", "glf_cr", "dsen2cr", "uncrtaints", "pix2pix_attn")
@@ -91,10 +92,52 @@ def label(model: str) -> str:
     return LABELS.get(model, model)
 
 
-def model_flags(model: str, setting: str) -> list[str]:
-    """The setting's flags for ``model`` (its ``tiny_flags``, ``script_flags``, ... in order)."""
+def zhang_variant(model: str, setting: str, chosen: str | None = None) -> str | None:
+    """The implementation of ``model`` among its ``zhang_variants`` that ``setting`` runs: ``chosen``,
+    else the first (their registry's); None where the setting or the model has no variants."""
+    variants = models.find_model_using_name(model).zhang_variants
+    if "zhang_flags" not in SETTINGS[setting]["model_flags"] or not variants:
+        return None
+    if chosen is not None and chosen not in variants:
+        raise UserError(f"--zhang_variant {model}={chosen}: choose one of {', '.join(variants)}")
+    return chosen or next(iter(variants))
+
+
+def model_flags(model: str, setting: str, variant: str | None = None) -> list[str]:
+    """The setting's flags for ``model`` (its ``tiny_flags``, ``script_flags``, ... in order, then
+    those of its Zhang et al. variant, see :func:`zhang_variant`)."""
     cls = models.find_model_using_name(model)
-    return [flag for attr in SETTINGS[setting]["model_flags"] for flag in getattr(cls, attr)]
+    flags = [flag for attr in SETTINGS[setting]["model_flags"] for flag in getattr(cls, attr)]
+    name = zhang_variant(model, setting, variant)
+    return flags + list(cls.zhang_variants[name]) if name else flags
+
+
+def flag_groups(flags: list[str]) -> list[list[str]]:
+    """``["--a", "1", "--b", "--c", "x"]`` -> ``[["--a", "1"], ["--b"], ["--c", "x"]]``."""
+    groups: list[list[str]] = []
+    for item in flags:
+        if item.startswith("--") or not groups:
+            groups.append([item])
+        else:
+            groups[-1].append(item)
+    return groups
+
+
+def row_flags(flags: list[str], argv_head: list[str], *, is_train: bool) -> list[str]:
+    """``flags`` as one command line: each option once (by destination, so ``--dropout`` and
+    ``--no_dropout`` or an alias are one option; the last one wins, as argparse reads them, in the
+    place of the first) and none that the model of ``argv_head`` ignores (its ``ignored_options``)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        parser = (TrainOptions() if is_train else TestOptions()).build_parser(argv_head)
+    actions = parser._option_string_actions
+    ignored = set(models.find_model_using_name(argv_head[argv_head.index("--model") + 1]).ignored_options)
+    merged: dict[str, list[str]] = {}  # destination -> its last flag, where the first one stood
+    for group in flag_groups(flags):
+        action = actions.get(group[0])
+        dest = action.dest if action is not None else group[0]
+        if dest not in ignored:
+            merged[dest] = group
+    return [item for group in merged.values() for item in group]
 
 
 def parsed_options(argv: list[str], *, is_train: bool) -> argparse.Namespace:

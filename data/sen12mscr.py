@@ -28,6 +28,10 @@ from .sentinel import S1_BANDS, S2_BANDS, s1_to_unit, s2_to_unit
 
 SEASONS = ("ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter")
 SPLITS = ("train", "val", "test")
+# How missing values (NaN, infinite, the no-data value) are filled (``--nan_fill``): "zero" after
+# scaling (reflectance 0, the SAR clip's floor); "mean" before scaling, with the mean of the file's
+# other values (GLF-CR's and DSen2-CR's loaders: ``image[np.isnan(image)] = np.nanmean(image)``).
+NAN_FILLS = ("zero", "mean")
 TEST_SCENES = {
     "ROIs1158_spring": ("106", "123", "140", "31", "44"),
     "ROIs1868_summer": ("119", "73"),
@@ -223,14 +227,30 @@ def _missing(arr: np.ndarray, nodata: float | None) -> np.ndarray:
     return bad
 
 
-def read_triplet(t: Triplet, bands: tuple[int, ...], sar_scaling: str = "standard") -> dict:
+def fill_missing(raw: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """``raw`` (C, H, W) as float32 with its ``bad`` values replaced by the mean of the others over all
+    bands (the image's nanmean, as GLF-CR's and DSen2-CR's loaders fill NaN before scaling); 0 when
+    no value is valid."""
+    out = raw.astype(np.float32)
+    good = out[~bad]
+    out[bad] = float(good.astype(np.float64).mean()) if good.size else 0.0
+    return out
+
+
+def read_triplet(
+    t: Triplet, bands: tuple[int, ...], sar_scaling: str = "standard", nan_fill: str = "zero"
+) -> dict:
     """Read, check and scale one triplet.
 
     Returns ``{"A": cloudy, "B": cloud-free}`` reflectance ``(len(bands), H, W)`` float32 in [0, 1],
     ``"C"``: SAR ``(2, H, W)`` float32 in [0, 1] (``sar_scaling`` clip), ``"nonfinite"``: how many
-    NaN / infinite / no-data values were replaced by 0 after scaling, and ``"info"``: the
-    cloud-free file's :class:`GeoInfo` (the triplet's georeference).
+    NaN / infinite / no-data values were filled, and ``"info"``: the cloud-free file's
+    :class:`GeoInfo` (the triplet's georeference). ``nan_fill`` (see ``NAN_FILLS``): "zero" sets
+    them to 0 after scaling; "mean" replaces them before scaling by the mean of the file's other
+    values over all its bands (:func:`fill_missing`).
     """
+    if nan_fill not in NAN_FILLS:
+        raise UserError(f"unknown NaN fill {nan_fill!r}; choose one of {', '.join(NAN_FILLS)}")
     s2, ref = read_geotiff(t.s2)
     _check(t.s2, ref, "S2", len(S2_BANDS), "u", None)
     s2c, info_c = read_geotiff(t.s2_cloudy)
@@ -239,15 +259,16 @@ def read_triplet(t: Triplet, bands: tuple[int, ...], sar_scaling: str = "standar
     _check(t.s1, info_1, "S1", len(S1_BANDS), "f", ref)
     out: dict = {"info": ref, "nonfinite": 0}
     index = list(bands)
-    for key, raw, nodata in (
-        ("A", s2c[index], info_c.nodata),
-        ("B", s2[index], ref.nodata),
-        ("C", s1, info_1.nodata),
-    ):
+    for key, raw, nodata in (("A", s2c, info_c.nodata), ("B", s2, ref.nodata), ("C", s1, info_1.nodata)):
         bad = _missing(raw, nodata)
+        if bad.any() and nan_fill == "mean":  # the whole file's mean, before the bands are chosen
+            raw = fill_missing(raw, bad)
+        if key != "C":
+            raw, bad = raw[index], bad[index]
         unit = s1_to_unit(raw, sar_scaling) if key == "C" else s2_to_unit(raw)
         if bad.any():
-            unit[bad] = 0.0
+            if nan_fill == "zero":
+                unit[bad] = 0.0
             out["nonfinite"] += int(bad.sum())
         out[key] = unit
     return out

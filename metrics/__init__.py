@@ -4,6 +4,8 @@ averages and writes them, and the readers and folder pairing behind ``python -m 
 ``protocols``  `paper_metrics` (what the official metrics.py computed on 8-bit RGB) and
                `field_metrics` (UnCRtainTS' convention on reflectance in [0, 1], all bands);
 ``ssim``       the two SSIMs, each reproducing its reference implementation;
+``authors``    other papers' evaluation protocols (GLF-CR's, DSen2-CR's, AllClear's, UnCRtainTS'),
+               replayed on our outputs (their SSIMs: ``authors_ssim``);
 ``table``      `MetricsTable`: per-image CSV, summary JSON, plain-text table;
 ``readers``    RGB images and multiband rasters (GeoTIFF, .npy) into each protocol's layout;
 ``folders``    `evaluate_folders`: two folders paired by file stem;

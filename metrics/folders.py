@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metrics.authors import AUTHOR_PROTOCOLS, AuthorProtocols
 from metrics.cloud_masks import CloudMasker, MissingDependency
 from metrics.coverage import DEFAULT_BINS, measure_split
 from metrics.protocols import field_metrics, paper_metrics, to_unit_chw
@@ -38,10 +39,25 @@ from metrics.uncertainty import PROTOCOL as UNCERTAINTY
 from metrics.uncertainty import read_variance, uncertainty_metrics
 from util.errors import UserError
 
-__all__ = ["FORMATS", "PROTOCOLS", "check_pairing", "collect_files", "evaluate_folders"]
+__all__ = ["FORMATS", "PROTOCOLS", "check_pairing", "collect_files", "evaluate_folders", "split_protocols"]
 
 FORMATS = ("auto", *KINDS)
-PROTOCOLS = ("auto", "paper", "field", "both")
+OUR_PROTOCOLS = ("auto", "paper", "field", "both")
+PROTOCOLS = (*OUR_PROTOCOLS, *AUTHOR_PROTOCOLS)
+
+
+def split_protocols(text: str) -> tuple[str, tuple[str, ...]]:
+    """``--protocol`` text, a comma list -> (ours, other papers'): at most one of ``OUR_PROTOCOLS``
+    (default ``auto``: other papers' protocols are reported beside ours) and any of
+    ``AUTHOR_PROTOCOLS``; raises `UserError` naming an unknown or a second one of ours."""
+    names = [n.strip() for n in str(text).split(",") if n.strip()] or ["auto"]
+    unknown = [n for n in names if n not in PROTOCOLS]
+    if unknown:
+        raise UserError(f"unknown protocol {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}")
+    ours = [n for n in names if n in OUR_PROTOCOLS]
+    if len(ours) > 1:
+        raise UserError(f"--protocol {text}: name at most one of {', '.join(OUR_PROTOCOLS)}")
+    return (ours[0] if ours else "auto"), tuple(dict.fromkeys(n for n in names if n in AUTHOR_PROTOCOLS))
 
 
 def _extensions(fmt: str) -> frozenset[str]:
@@ -197,6 +213,23 @@ def _cloud_mask(
     return (masker(unit) if masker.active else None), masker.name
 
 
+def _authors(
+    cache: dict, names: tuple[str, ...], kind: str, img: np.ndarray, detector: str, path: Path
+) -> AuthorProtocols:
+    """Other papers' protocols for data of this kind and band count (made once, like the masks)."""
+    from data.sentinel import S2_BANDS
+
+    unit = to_unit_chw(img) if kind == "image" else img
+    key = (kind, unit.shape[0])
+    if key not in cache:
+        bands = None if kind == "image" else (S2_BANDS if unit.shape[0] == len(S2_BANDS) else None)
+        try:
+            cache[key] = AuthorProtocols(names, bands, unit.shape[0], detector)
+        except (MissingDependency, ValueError) as err:
+            raise UserError(f"--protocol {','.join(names)} on {path}: {err}") from None
+    return cache[key]
+
+
 def evaluate_folders(
     pred: str | os.PathLike,
     gt: str | os.PathLike,
@@ -215,14 +248,18 @@ def evaluate_folders(
     """Score every output in ``pred`` (and cloudy input in ``input_dir``) against ``gt``, paired by stem.
 
     ``protocol``: ``auto`` (paper + field for images, field (+ field_rgb) for rasters), ``paper``,
-    ``field`` or ``both``. ``fmt``: ``auto`` (per file, see `metrics.readers.file_kind`), ``image``
+    ``field`` or ``both``, and/or other papers' protocols (a comma list, see `metrics.authors`;
+    alone, they come beside ``auto``; ``dsen2cr`` needs ``input_dir``). ``fmt``: ``auto`` (per file, see `metrics.readers.file_kind`), ``image``
     or ``multiband``. ``detector``: the cloud detector run on the cloudy inputs (``none``: no cloud
     masks); ``bins``: coverage-bin edges in percent; ``var_dir`` / ``var_suffix``: the outputs' predicted
     variances, paired by stem. Comparisons are labelled by the suffixes (``fake_B``) or ``pred`` / ``input``,
     the reference by ``gt_suffix`` or ``gt``. Reads every file once; raises `UserError` on any problem.
     """
-    if protocol not in PROTOCOLS:
-        raise UserError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    protocol, authors = split_protocols(protocol)
+    if "dsen2cr" in authors and input_dir is None:
+        raise UserError(
+            "--protocol dsen2cr needs --input (the cloudy images): its split is over their cloud mask"
+        )
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     preds = collect_files(pred, pred_suffix, "--pred", fmt)
@@ -245,6 +282,7 @@ def evaluate_folders(
     table = MetricsTable(reference=gt_suffix.lstrip("_") or "gt", notes=notes)
     table.bins = tuple(bins)
     maskers: dict = {}
+    replays: dict = {}
     for stem in stems:
         ref_kind, ref = _load(gts[stem], fmt)
         loaded = []
@@ -263,6 +301,16 @@ def evaluate_folders(
         if variances is not None:
             _, kind, img, path = loaded[0]
             _score_variance(table, stem, sources[0][0], kind, img, ref, variances[stem])
+        if authors:
+            unit = to_unit_chw if ref_kind == "image" else np.asarray
+            replay = _authors(replays, authors, ref_kind, ref, detector, gts[stem])
+            cloudy = unit(loaded[-1][2]) if input_dir is not None else None
+            for name, _, img, path in loaded:
+                try:
+                    for p, values in replay.measure(unit(img), unit(ref), cloudy).items():
+                        table.add(stem, name, p, values)
+                except ValueError as err:
+                    raise UserError(f"cannot compute metrics for {path}: {err}") from None
     return table
 
 

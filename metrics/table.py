@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metrics.authors import AUTHOR_DESCRIPTIONS
 from metrics.coverage import DEFAULT_BINS, bin_index, bin_labels, class_note, split_base
 from metrics.uncertainty import CALIBRATION_DEFINITION, DESCRIPTION, PROTOCOL, calibration
 from util.fileio import write_text
@@ -59,6 +60,7 @@ PROTOCOL_DESCRIPTIONS: dict[str, str] = {
     "field_rgb": "field protocol on the natural-colour bands B4, B3, B2 of multispectral reflectance only "
     "(same formulas as 'field'); for comparison with RGB-only results",
     PROTOCOL: DESCRIPTION,
+    **AUTHOR_DESCRIPTIONS,
 }
 DEFAULT_NOTES: dict[str, str] = {"real_A": "cloudy input"}
 NONFINITE_NOTE = (

@@ -34,7 +34,7 @@ from util.device import AMP_DTYPES
 from util.errors import UserError
 
 from .checkpoint import Checkpoints
-from .declaration import TEST_MODES, ModelDeclaration  # noqa: F401 (TEST_MODES: re-exported)
+from .declaration import TEST_MODES, ModelDeclaration
 from .networks import get_scheduler
 from .networks.init import draws_random_numbers
 from .optimization import allocate_states, backward_and_step, build_optimizer
@@ -257,6 +257,19 @@ class BaseModel(ModelDeclaration, ABC):
     def eval(self) -> None:
         for net in self.nets.values():
             net.eval()
+
+    def apply_test_mode(self, mode: str) -> None:
+        """Put the networks in the mode ``mode`` ("train" or "eval", see ``test_mode``) tests them in:
+        "eval" every network; "train" every network in training mode but those of ``eval_at_test``,
+        which run at test as they ran when the others were trained."""
+        if mode not in TEST_MODES:
+            raise ValueError(f"unknown test mode {mode!r}; choose one of {', '.join(TEST_MODES)}")
+        if mode == "eval":
+            self.eval()
+            return
+        self.train()
+        for name in self.eval_at_test:
+            self.nets[name].eval()
 
     def test(self) -> dict[str, torch.Tensor]:
         """Forward pass without gradients or autograd bookkeeping (``inference_mode``), for test.py:

@@ -12,6 +12,11 @@ from .roles import Roles
 
 # How a model is tested (``ModelDeclaration.test_mode``).
 TEST_MODES = ("train", "eval")
+# The shared options of the pix2pix family's networks (U-Net, PatchGAN, norm, init, dropout).
+NETWORK_OPTIONS = (
+    "netG", "ngf", "ndf", "netD", "n_layers_D", "norm", "init_type", "init_gain", "init_bias", "no_dropout",
+    "conv_bias",
+)  # fmt: skip
 
 
 class ModelDeclaration:
@@ -30,11 +35,21 @@ class ModelDeclaration:
     # those differ from its authors' defaults (``compare --setting zhang2023``); training flags,
     # the comparison passes the test-time ones on to test.py.
     zhang_flags: tuple[str, ...] = ()
+    # Where Zhang et al.'s repository holds several implementations of the model and their scripts
+    # do not say which made their table: name -> flags on top of ``zhang_flags``. The first is the
+    # default (what their model registry runs); ``compare --zhang_variant`` picks another.
+    zhang_variants: dict[str, tuple[str, ...]] = {}
     # How the model's authors test it; test.py, predict.py and the comparison follow this unless
     # the user says otherwise (``--test_mode``). "train": the networks stay in training mode, as the
     # CycleGAN/pix2pix test scripts run them (dropout on, batch norm with the batch's statistics);
     # "eval": ``module.eval()`` (dropout and stochastic depth off, batch norm's running statistics).
     test_mode: str = "train"
+    # Networks that run in eval mode at test time even when the model is tested in "train" mode,
+    # because training ran them so (a frozen stage: SF-GAN's simulation network in its fusion stage).
+    eval_at_test: tuple[str, ...] = ()
+    # Shared options (by dest) the model does not read, e.g. NETWORK_OPTIONS for a model with its own
+    # networks: the comparison leaves them out of its command lines.
+    ignored_options: tuple[str, ...] = ()
     # The model's own options that shape its networks (beside the shared --ngf, --netG, ...):
     # resuming with other values is refused.
     architecture_options: tuple[str, ...] = ()

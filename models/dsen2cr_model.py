@@ -37,6 +37,7 @@ from data.sentinel import S2_BANDS, parse_bands
 from util.errors import UserError
 
 from .base_model import BaseModel, Roles
+from .declaration import NETWORK_OPTIONS
 from .networks.cloud_mask import CLOUD_THRESHOLD, BandLayout, cloud_shadow_mask
 from .networks.dsen2cr import DSen2CR, carl_loss
 
@@ -83,6 +84,7 @@ class Dsen2crModel(BaseModel):
     light_flags = ("--dsen2cr_feature_sizes", "32", "--dsen2cr_num_layers", "8")
     # Keras' model.predict: inference mode (the network has no dropout or batch norm).
     test_mode = "eval"
+    ignored_options = NETWORK_OPTIONS  # its own network and initialisation
     architecture_options = (
         "dsen2cr_feature_sizes",
         "dsen2cr_num_layers",
@@ -148,10 +150,12 @@ class Dsen2crModel(BaseModel):
 
     @classmethod
     def data_defaults(cls, is_train: bool) -> dict:
-        """dsen2cr_main.py and tools/dataIO.py: SAR clipped to VV [-25, 0] and VH [-32.5, 0] dB;
-        training on random 128 x 128 crops (no resizing) with random flips and quarter turns."""
+        """dsen2cr_main.py and tools/dataIO.py: SAR clipped to VV [-25, 0] and VH [-32.5, 0] dB; NaN
+        filled with the image's mean before scaling (theirs: of the 128 window it reads; here: of
+        the whole patch); training on random 128 x 128 crops (no resizing) with random flips and
+        quarter turns."""
         crops = {"preprocess": "crop", "crop_size": 128, "no_flip": False, "rot90": True} if is_train else {}
-        return {"sar_scaling": "dsen2cr", **crops}
+        return {"sar_scaling": "dsen2cr", "nan_fill": "mean", **crops}
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)

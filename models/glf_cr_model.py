@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from util.errors import UserError
 
 from .base_model import BaseModel, Roles
+from .declaration import NETWORK_OPTIONS
 from .networks.glf_cr import GLFCRNet
 
 # Option -> (GLFCRNet keyword, type, official default, help).
@@ -81,6 +82,7 @@ class GLFCRModel(BaseModel):
     architecture_options = tuple(ARCH_OPTIONS)
     # codes/test_CR.py calls CR_net.eval(): stochastic depth off, the same output every time.
     test_mode = "eval"
+    ignored_options = NETWORK_OPTIONS  # its own network and initialisation
 
     @staticmethod
     def modify_commandline_options(
@@ -132,10 +134,11 @@ class GLFCRModel(BaseModel):
 
     @classmethod
     def data_defaults(cls, is_train: bool) -> dict:
-        """codes/dataloader.py: SAR clipped to VV [-25, 0] and VH [-32.5, 0] dB; training on random
-        128 x 128 crops of the 256 x 256 patches, no resizing, no flips or rotations."""
+        """codes/dataloader.py: SAR clipped to VV [-25, 0] and VH [-32.5, 0] dB; NaN filled with the
+        image's mean before scaling; training on random 128 x 128 crops of the 256 x 256 patches, no
+        resizing, no flips or rotations."""
         crops = {"preprocess": "crop", "crop_size": 128, "no_flip": True, "rot90": False} if is_train else {}
-        return {"sar_scaling": "dsen2cr", **crops}
+        return {"sar_scaling": "dsen2cr", "nan_fill": "mean", **crops}
 
     @classmethod
     def size_multiple(cls, opt: argparse.Namespace) -> int:

@@ -105,6 +105,7 @@ class Pix2PixAttnModel(BaseModel):
             use_bias=opt.conv_bias,
             init_type=opt.init_type,
             init_gain=opt.init_gain,
+            init_bias=opt.init_bias,
         )
         self.nets = {
             "G": networks.define_G(opt.input_nc + opt.output_nc, opt.output_nc, **unet),
@@ -121,6 +122,7 @@ class Pix2PixAttnModel(BaseModel):
                 norm=opt.norm,
                 init_type=opt.init_type,
                 init_gain=opt.init_gain,
+                init_bias=opt.init_bias,
             )
             self.loss_names = ["G_GAN", "G_L1", "G_SSIM", "G_attn", "G2_L1", "G2_SSIM", "D_real", "D_fake"]
             self.criterion_gan = networks.GANLoss(opt.gan_mode).to(opt.device)

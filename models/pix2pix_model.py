@@ -15,9 +15,10 @@ Defaults (pix2pix paper, section 3 and 4, and its PyTorch code for what the pape
       ``--eval``, i.e. batch statistics, as the paper does) and Dropout(0.5) in the three
       innermost decoder blocks (the paper's source of noise z); no convolution bias in front of a
       batch norm (PyTorch code);
-    - weights from N(0, 0.02); Adam, lr 2e-4, betas (0.5, 0.999); no image pool (``--pool_size 0``).
+    - weights from N(0, 0.02), every convolution bias zero (its code's ``init_weights``); Adam, lr 2e-4, betas (0.5, 0.999); no image pool (``--pool_size 0``).
 Zhang et al. ran it otherwise for their table: ``Pix2PixModel.zhang_flags`` (``compare --setting
-zhang2023``) gives their settings.
+zhang2023``) gives their settings, and ``zhang_variants`` their two pix2pix files (``--lambda_ssim``:
+their registry's ``pix2pix_model.py`` adds 1 x (1 - SSIM), their ``pix2pix_model3.py`` does not).
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ from .image_pool import ImagePool
 def add_pix2pix_defaults(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
     """pix2pix's defaults and ``--lambda_L1``; shared by the models that build on pix2pix."""
     parser.set_defaults(
-        norm="batch", netG="unet_256", netD="basic", no_dropout=False, init_type="normal", init_gain=1.0
+        norm="batch",
+        netG="unet_256",
+        netD="basic",
+        no_dropout=False,
+        init_type="normal",
+        init_gain=1.0,
+        init_bias="zero",
     )
     if is_train:
         # pix2pix: the original (non-saturating) GAN loss and no history of fakes.
@@ -66,19 +73,42 @@ class Pix2PixModel(BaseModel):
     roles = Roles(uses_sar=False, output="fake_B", sar=("real_C",), page_order=("real_A", "fake_B", "real_B"))
     tiny_flags: tuple[str, ...] = ()
     light_flags: tuple[str, ...] = ("--ngf", "32", "--ndf", "32")
-    # Zhang et al.'s pix2pix (their repository's models/pix2pix_model3.py and its code base's
-    # defaults): least-squares GAN + lambda_A (10) x L1, instance norm, Xavier init, pool 50, and
-    # their scripts' --no_dropout, --no_flip, no resizing (--loadSize 256).
+    # Zhang et al.'s pix2pix (their code base's defaults): least-squares GAN + lambda_A (10) x L1,
+    # instance norm, Xavier init with PyTorch's default biases, pool 50, and their scripts'
+    # --no_dropout, --no_flip, no resizing (--loadSize 256).
     zhang_flags: tuple[str, ...] = (
         "--gan_mode", "lsgan", "--lambda_L1", "10", "--pool_size", "50", "--norm", "instance",
-        "--init_type", "xavier", "--init_gain", "1.0", "--no_dropout", "--no_flip", "--load_size", "256",
+        "--init_type", "xavier", "--init_gain", "1.0", "--init_bias", "default", "--no_dropout",
+        "--no_flip", "--load_size", "256",
     )  # fmt: skip
+    # Their repository holds two pix2pix files and their scripts do not say which made the table:
+    # their model registry runs models/pix2pix_model.py for --model pix2pix (+ 1 x (1 - SSIM)), the
+    # default here; models/pix2pix_model3.py is pix2pix's plain objective.
+    zhang_variants: dict[str, tuple[str, ...]] = {
+        "pix2pix_model": ("--lambda_ssim", "1"),
+        "pix2pix_model3": ("--lambda_ssim", "0"),
+    }
 
     @staticmethod
     def modify_commandline_options(
         parser: argparse.ArgumentParser, is_train: bool
     ) -> argparse.ArgumentParser:
-        return add_pix2pix_defaults(parser, is_train)
+        parser = add_pix2pix_defaults(parser, is_train)
+        if is_train:
+            parser.add_argument(
+                "--lambda_ssim",
+                type=float,
+                default=0.0,
+                help="weight of 1 - SSIM(fake_B, real_B) in G's loss (pix2pix: 0; Zhang et al.'s "
+                "models/pix2pix_model.py: 1)",
+            )
+        return parser
+
+    @classmethod
+    def data_defaults(cls, is_train: bool) -> dict:
+        """pix2pix's training data on every dataset: resize to 286, random 256 crop, flips (its
+        code's --preprocess resize_and_crop; SEN12MS-CR's own default is a plain crop)."""
+        return {"preprocess": "resize_and_crop", "load_size": 286, "crop_size": 256} if is_train else {}
 
     @classmethod
     def size_multiple(cls, opt: argparse.Namespace) -> int:
@@ -98,9 +128,14 @@ class Pix2PixModel(BaseModel):
         self.nets = {"G": networks.define_G(self.condition_nc(opt), opt.output_nc, **self.unet_kwargs())}
         self.visual_names = ["real_A", "fake_B", "real_B"]
         if self.is_train:
-            check_weights(opt, "lambda_L1")
+            check_weights(opt, "lambda_L1", "lambda_ssim")
             self.nets["D"] = self.define_patchgan(self.condition_nc(opt) + opt.output_nc)
             self.loss_names = ["G_GAN", "G_L1", "D_real", "D_fake"]
+            # Subclasses without the option (SAR-opt-cGAN, SF-GAN) have no SSIM term.
+            self.lambda_ssim = float(getattr(opt, "lambda_ssim", 0.0))
+            if self.lambda_ssim > 0:
+                self.loss_names.insert(2, "G_SSIM")
+                self.criterion_ssim = networks.SSIMLoss()
             self.criterion_gan = networks.GANLoss(opt.gan_mode).to(self.device)
             self.fake_pool = ImagePool(opt.pool_size)
             self.optimizers = {name: self.adam(name) for name in ("G", "D")}
@@ -118,6 +153,7 @@ class Pix2PixModel(BaseModel):
             use_bias=opt.conv_bias,
             init_type=opt.init_type,
             init_gain=opt.init_gain,
+            init_bias=opt.init_bias,
         )
 
     def define_patchgan(self, input_nc: int) -> torch.nn.Module:
@@ -131,6 +167,7 @@ class Pix2PixModel(BaseModel):
             use_bias=opt.norm != "batch",
             init_type=opt.init_type,
             init_gain=opt.init_gain,
+            init_bias=opt.init_bias,
         )
 
     def adam(self, name: str) -> torch.optim.Optimizer:
@@ -173,19 +210,21 @@ class Pix2PixModel(BaseModel):
         whole iteration (``self.skipped_step``), and a non-finite fake never enters the image pool.
         A non-finite adversarial term after D's step (only D's update can cause it) skips G's step.
         """
-        l1 = self.opt.lambda_L1 * F.l1_loss(fake_B.float(), self.real_B)
-        if self.nonfinite_losses({"G_L1": l1}):
+        content = {"G_L1": self.opt.lambda_L1 * F.l1_loss(fake_B.float(), self.real_B)}
+        if getattr(self, "lambda_ssim", 0.0) > 0:  # Zhang et al.'s pix2pix_model.py
+            content["G_SSIM"] = self.lambda_ssim * self.criterion_ssim(fake_B.float(), self.real_B)
+        if self.nonfinite_losses(content):
             with torch.no_grad():
                 d_losses = self.discriminator_losses(cond, fake_B, pool=False)
         else:
             d_losses = self.discriminator_losses(cond, fake_B)
-        self.skipped_step = self.nonfinite_losses({"G_L1": l1, **d_losses})
+        self.skipped_step = self.nonfinite_losses({**content, **d_losses})
         for name in ("D", *g_names):
             self.optimizers[name].zero_grad(set_to_none=True)
         if self.skipped_step:
             with torch.no_grad():
                 g_gan = self.adversarial_loss(cond, fake_B)
-            self.losses = {k: v.detach() for k, v in {"G_GAN": g_gan, "G_L1": l1, **d_losses}.items()}
+            self.losses = {k: v.detach() for k, v in {"G_GAN": g_gan, **content, **d_losses}.items()}
             return self.losses
         (d_losses["D_fake"] + d_losses["D_real"]).backward()
         self.optimizers["D"].step()
@@ -193,12 +232,12 @@ class Pix2PixModel(BaseModel):
         g_gan = self.adversarial_loss(cond, fake_B)
         self.losses = {
             "G_GAN": g_gan.detach(),
-            "G_L1": l1.detach(),
+            **{k: v.detach() for k, v in content.items()},
             **{k: v.detach() for k, v in d_losses.items()},
         }
         self.skipped_step = self.nonfinite_losses({"G_GAN": g_gan})
         if not self.skipped_step:
-            (g_gan + l1).backward()
+            (g_gan + sum(content.values())).backward()
             for name in g_names:
                 self.optimizers[name].step()
         return self.losses

@@ -34,6 +34,7 @@ from .pix2pix_model import Pix2PixModel, add_pix2pix_defaults
 class SarOptCganModel(Pix2PixModel):
     # Its defaults are Zhang et al.'s already.
     zhang_flags: tuple[str, ...] = ()
+    zhang_variants: dict[str, tuple[str, ...]] = {}
     roles = Roles(
         uses_sar=True,
         output="fake_B",
@@ -46,7 +47,9 @@ class SarOptCganModel(Pix2PixModel):
         parser: argparse.ArgumentParser, is_train: bool
     ) -> argparse.ArgumentParser:
         parser = add_pix2pix_defaults(parser, is_train)
-        parser.set_defaults(norm="instance", init_type="xavier", init_gain=1.0, no_dropout=True)
+        parser.set_defaults(
+            norm="instance", init_type="xavier", init_gain=1.0, init_bias="default", no_dropout=True
+        )
         if is_train:
             parser.set_defaults(gan_mode="lsgan", pool_size=50, lambda_L1=100.0)
         return parser

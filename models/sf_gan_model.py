@@ -30,7 +30,8 @@ Each stage gets its share of the run from the start: the schedule (``--lr_policy
 :func:`models.networks.compress_schedule`), so S runs through the whole shape over its epochs, and G
 and D through it again over theirs, starting at the initial rate. The frozen network runs in eval
 mode (no dropout, batch norm's running statistics untouched): S in the fusion stage, G while S
-trains (G then only makes the visuals).
+trains (G then only makes the visuals). At test S runs in eval mode too (``eval_at_test``), so G
+sees the simulation it was trained on; G follows the test mode (pix2pix's: training mode).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class SfGanModel(Pix2PixModel):
     # Gao et al.'s code is not public, and Zhang et al.'s repository does not hold their SF-GAN:
     # it runs with our defaults (pix2pix's) in every setting.
     zhang_flags: tuple[str, ...] = ()
+    zhang_variants: dict[str, tuple[str, ...]] = {}
+    # The fusion stage trains G on the frozen S in eval mode: S runs so at test as well.
+    eval_at_test = ("S",)
     roles = Roles(
         uses_sar=True,
         output="fake_B",

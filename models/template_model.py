@@ -54,6 +54,7 @@ class TemplateModel(BaseModel):
                 use_dropout=not opt.no_dropout,
                 init_type=opt.init_type,
                 init_gain=opt.init_gain,
+                init_bias=opt.init_bias,
             ).to(self.device)
         }
         self.visual_names = ["real_A", "fake_B", "real_B"]

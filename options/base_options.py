@@ -19,7 +19,7 @@ import torch
 
 import data
 import models
-from models.networks import INIT_CHOICES, NETD_CHOICES, NETG_CHOICES, NORM_CHOICES
+from models.networks import INIT_BIAS_CHOICES, INIT_CHOICES, NETD_CHOICES, NETG_CHOICES, NORM_CHOICES
 from util import distributed
 from util.allocator import configure_malloc
 from util.device import configure_backends, default_loader_workers, resolve_device
@@ -102,6 +102,13 @@ class BaseOptions:
         g.add_argument("--norm", default="instance", choices=NORM_CHOICES, help="normalisation layer")
         g.add_argument("--init_type", default="xavier", choices=INIT_CHOICES, help="weight initialisation")
         g.add_argument("--init_gain", type=float, default=1.0, help="gain of the initialisation")
+        g.add_argument(
+            "--init_bias",
+            default="default",
+            choices=INIT_BIAS_CHOICES,
+            help="conv and linear biases: PyTorch's default initialisation (the official code's) or "
+            "zero (the pix2pix authors' init_weights)",
+        )
         g.add_argument(
             "--no_dropout",
             dest="no_dropout",

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import models
+from metrics.authors import AUTHOR_PROTOCOLS, parse_author_protocols
 from metrics.cloud_masks import DETECTORS
 from metrics.coverage import parse_bins
 from models.base_model import TEST_MODES
@@ -68,6 +69,12 @@ class TestOptions(BaseOptions):
             help="edges (percent) of the cloud-coverage bins the metrics are averaged over",
         )
         g.add_argument(
+            "--protocols",
+            default="",
+            help="other papers' evaluation protocols to report beside ours, a comma list of "
+            f"{', '.join(AUTHOR_PROTOCOLS)} (see docs/metrics.md)",
+        )
+        g.add_argument(
             "--display_id",
             type=int,
             default=0,
@@ -91,6 +98,10 @@ class TestOptions(BaseOptions):
             opt.coverage_bins = parse_bins(opt.coverage_bins)
         except ValueError as err:
             raise UserError(f"--coverage_bins: {err}") from None
+        try:
+            opt.protocols = parse_author_protocols(opt.protocols)
+        except ValueError as err:
+            raise UserError(f"--protocols: {err}") from None
 
     def options_dir(self, opt: argparse.Namespace) -> Path:
         return Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}"

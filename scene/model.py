@@ -20,6 +20,7 @@ import torch
 import data
 import models
 from models.networks import UNET_DEPTHS
+from models.networks.normalization import per_sample_statistics
 from models.weights import safe_load
 from options.test_options import TestOptions
 from util.device import resolve_device
@@ -129,8 +130,11 @@ def load_model(
     # numbers as they run (dropout in train mode).
     model = models.create_model(opt, weights_follow=True)
     model.setup()
-    if opt.eval:
-        model.eval()
+    model.apply_test_mode(mode)
+    if mode == "train":
+        # Windows come in batches: batch norm in training mode normalises each window with its own
+        # statistics, as a batch of one (the authors' test batch), not with its batch-mates'.
+        per_sample_statistics(model.nets.values())
     torch.backends.cudnn.benchmark = True  # one window size: let cuDNN pick its fastest kernels
     return model
 

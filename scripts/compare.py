@@ -4,6 +4,7 @@
     python -m scripts.compare --setting smoke           # a minute: proves the pipeline
     python -m scripts.compare --dataroot DATA --name real --setting paper --gpu_ids 0
     python -m scripts.compare --dataroot DATA --name table --setting zhang2023 --gpu_ids 0
+    python -m scripts.compare --setting smoke --protocols glf_cr,dsen2cr,allclear,uncrtaints
 
 Settings (see docs/comparison.md): ``smoke``, ``light`` (equal budgets: each model keeps its own
 optimiser and schedule shape, compressed), ``paper`` (each model at its authors' settings) and
@@ -13,6 +14,7 @@ optimiser and schedule shape, compressed), ``paper`` (each model at its authors'
 sen12mscr``, is the SEN12MS-CR root). Writes ``results/compare/<name>/``: ``plan.json`` (every
 row's command lines, data settings, test mode, schedule and budget), ``table.csv``,
 ``table.md``, ``figure.png`` and ``index.html``; checkpoints go to ``checkpoints/compare_<name>/``.
+``--protocols`` adds other papers' evaluation protocols to the tables, beside ours.
 Running it again reuses finished models and resumes an interrupted one.
 """
 
@@ -29,7 +31,8 @@ from pathlib import Path
 
 import data
 from comparison import SETTINGS, make_plan, run_comparison
-from comparison.plan import parse_models
+from comparison.plan import parse_models, parse_variants
+from metrics.authors import AUTHOR_PROTOCOLS, parse_author_protocols
 from options.parser import DefaultsHelpFormatter, OneLineParser, add_gpu_ids_option, positive_int
 from options.train_options import TrainOptions
 from scripts.demo import ROOT, ensure_data
@@ -68,6 +71,18 @@ def build_parser() -> OneLineParser:
         help="training images seen per model, an equal budget for all (default: the setting's; "
         "paper and zhang2023: each model's own)",
     )
+    p.add_argument(
+        "--zhang_variant",
+        default=None,
+        help="zhang2023: which of Zhang et al.'s implementations of a model runs, as MODEL=NAME "
+        "(pix2pix=pix2pix_model3: their plain pix2pix; default pix2pix_model, what their registry runs)",
+    )
+    p.add_argument(
+        "--protocols",
+        default="",
+        help="other papers' evaluation protocols to report beside ours, a comma list of "
+        f"{', '.join(AUTHOR_PROTOCOLS)} (see docs/metrics.md)",
+    )
     p.add_argument("--rows", type=positive_int, default=4, help="example rows in figure.png")
     add_gpu_ids_option(p)
     p.add_argument("--seed", type=int, default=0, help="seed of every model's run and of the demo data")
@@ -99,6 +114,11 @@ def count_training_samples(dataroot: Path, dataset_mode: str) -> int:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     parse_models(args.models)  # a bad name stops here, before any data is made
+    variants = parse_variants(args.zhang_variant, args.setting)
+    try:
+        protocols = parse_author_protocols(args.protocols)
+    except ValueError as err:
+        raise UserError(f"--protocols: {err}") from None
     if args.dataroot == DEMO_DATA and ensure_data(DEMO_DATA, args.seed):
         return 2
     plan = make_plan(
@@ -112,6 +132,8 @@ def run(argv: list[str] | None = None) -> int:
         checkpoints_dir=args.checkpoints_dir,
         results_dir=args.results_dir,
         command=shlex.join(["python", "-m", "scripts.compare", *(sys.argv[1:] if argv is None else argv)]),
+        variants=variants,
+        protocols=protocols,
     )
     run_comparison(plan, gpu_ids=args.gpu_ids, seed=args.seed, rows=args.rows)
     return 0

@@ -17,6 +17,10 @@ Replaces the official ``metrics.py`` (which paired files by sorted ``listdir`` a
     # 13-band outputs of any method (GeoTIFF or .npy) against SEN12MS-CR's cloud-free patches
     python -m scripts.evaluate --pred other_method/ --gt SEN12MSCR_test_s2/ --format multiband
 
+    # beside ours, other papers' protocols: GLF-CR's, DSen2-CR's (needs --input), AllClear's
+    python -m scripts.evaluate --pred $IM --pred_suffix _fake_B --gt $IM --gt_suffix _real_B \
+        --input $IM --input_suffix _real_A --protocol glf_cr,dsen2cr,allclear
+
 Images: PNG / JPEG / TIFF / BMP, 8-bit (any Pillow mode, converted to RGB like the official code) or
 16-bit (grey PNG/TIFF, colour TIFF).  Paper protocol: 8-bit RGB (16-bit -> round(x / 257)).  Field
 protocol: the RGB image scaled to [0, 1] (x / 255, or x / 65535).
@@ -34,6 +38,10 @@ With ``--var`` (a folder of predicted variances, one ``.npy`` or GeoTIFF per out
 ``<stem>_uncertainty.npy`` with ``--var_suffix _uncertainty``) each output also gets its mean
 predicted variance and errors, and the summary UnCRtainTS' calibration scores (UCE, AUCE), as
 ``test.py`` computes them (see ``metrics/uncertainty.py``).
+``--protocol`` also takes other papers' protocols (``metrics.authors``, one card each in
+docs/metrics.md), reported beside ours: ``glf_cr`` (centre 128 crop), ``dsen2cr`` (top-left 128
+window, their cloud split), ``allclear`` (pixels clear in the target) and ``uncrtaints`` (the field
+protocol under its authors' name).
 
 Every problem (missing or empty folder, folders that do not pair up, unreadable file, size or band-count
 mismatch, unknown data type) is one ``error: ...`` line on stderr and exit code 2; nothing is written
@@ -50,7 +58,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from metrics import FORMATS, PROTOCOLS, MetricsTable, evaluate_folders
+from metrics import FORMATS, MetricsTable, evaluate_folders
+from metrics.authors import AUTHOR_PROTOCOLS
 from metrics.cloud_masks import DETECTORS
 from metrics.coverage import format_metrics, parse_bins
 from util.errors import UserError, run_cli
@@ -81,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input_suffix", default="", help="stem suffix to strip from inputs, e.g. _real_A")
     p.add_argument(
         "--protocol",
-        choices=PROTOCOLS,
         default="auto",
-        help="auto: paper and field for RGB images, field (+ field_rgb for 13 bands) for multiband rasters",
+        help="auto: paper and field for RGB images, field (+ field_rgb for 13 bands) for multiband rasters; "
+        "paper, field, both; and/or other papers' protocols, a comma list, reported beside ours: "
+        f"{', '.join(AUTHOR_PROTOCOLS)} (dsen2cr needs --input; see docs/metrics.md)",
     )
     p.add_argument(
         "--format",

@@ -17,7 +17,9 @@ from models.glf_cr_model import GLFCRModel
 from models.sf_gan_model import SfGanModel
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
+from scene.model import load_model, load_options, model_forward
 from tests.helpers import make_triplets, read_rgb, test_argv, train_argv, train_steps
+from tests.scene_fixtures import make_experiment
 from tests.sen12mscr_fixtures import make_tree
 
 TINY_GLF = ["--model", "glf_cr", *GLFCRModel.tiny_flags]
@@ -64,8 +66,12 @@ def test_models_set_their_data_defaults_and_user_flags_win(tmp_path):
     )
     dsen = parse(TrainOptions(), [*base, "--model", "dsen2cr"])
     assert (dsen.sar_scaling, dsen.crop_size, dsen.no_flip, dsen.rot90) == ("dsen2cr", 128, False, True)
+    # Their loaders fill NaN with the image's mean before scaling.
+    assert glf.nan_fill == dsen.nan_fill == "mean"
+    assert parse(TestOptions(), [*base, "--model", "dsen2cr"]).nan_fill == "mean"
     assert parse(TestOptions(), [*base, "--model", "glf_cr"]).sar_scaling == "dsen2cr"
     assert parse(TrainOptions(), [*base, "--model", "pix2pix"]).sar_scaling == "standard"
+    assert parse(TrainOptions(), [*base, "--model", "pix2pix"]).nan_fill == "zero"
     mine = parse(
         TrainOptions(),
         [*base, "--model", "glf_cr", "--sar_scaling", "standard", "--crop_size", "64", "--flip"],
@@ -119,3 +125,96 @@ def test_sf_gan_stages_each_get_their_schedule_and_the_frozen_one_is_in_eval_mod
     assert lrs[2]["G"] == lrs[2]["D"] == 2e-4 and lrs[3]["G"] < 2e-4
     model.optimize_parameters()
     assert model.last_stage == "fusion" and not model.nets["S"].training and model.nets["G"].training
+
+
+def test_sf_gan_generator_sees_at_test_the_simulation_it_was_trained_on(tmp_path):
+    make_triplets(tmp_path, "train", n=2)
+    # One epoch of simulation, then the fusion stage; no jitter, so that G's input is S's output.
+    argv = train_argv(tmp_path, tmp_path / "ck", "sf", "--model", "sf_gan", "--n_epochs", "2")
+    argv += ["--sim_epochs", "1", "--sim_brightness", "0", "--sim_contrast", "0", "--batch_size", "2"]
+    model = train_steps(argv, steps=1)
+    model.update_learning_rate()  # the simulation stage is over: S is frozen from now on
+    seen = []
+    model.nets["G"].register_forward_hook(lambda module, args, out: seen.append(args[0].detach().clone()))
+    g = torch.Generator().manual_seed(3)
+    data = {k: torch.rand(2, c, 32, 32, generator=g) * 2 - 1 for k, c in (("A", 3), ("B", 3), ("C", 3))}
+    model.set_input(data)
+    model.optimize_parameters()
+    assert model.last_stage == "fusion"
+    trained_on = seen.pop()
+    # At test (pix2pix's train mode for G) S runs as it ran in the fusion stage: in eval mode.
+    model.apply_test_mode(SfGanModel.test_mode)
+    assert model.nets["G"].training and not model.nets["S"].training
+    model.predict(data["A"], data["C"])
+    torch.testing.assert_close(seen.pop(), trained_on, rtol=0, atol=1e-6)
+
+
+def test_predict_puts_sf_gans_simulation_in_eval_mode(tmp_path):
+    make_experiment(tmp_path, "sf", "--model", "sf_gan", "--dropout")
+    model = load_model(load_options(tmp_path, "sf"), tmp_path, "latest", "-1")
+    assert model.nets["G"].training and not model.nets["S"].training
+
+
+def test_whole_scene_windows_get_their_own_statistics_in_train_mode(tmp_path):
+    """pix2pix is tested in training mode (batch norm, dropout): in a batch of windows each window is
+    normalised on its own, as in a batch of one, whatever its batch-mates are."""
+    make_experiment(tmp_path, "p2p", "--model", "pix2pix", "--dropout")
+    make_experiment(tmp_path, "still", "--model", "pix2pix", "--no_dropout")
+    g = torch.Generator().manual_seed(0)
+    a, c = torch.rand(3, 3, 32, 32, generator=g), torch.rand(3, 2, 32, 32, generator=g)
+
+    def run(name: str, windows: list[int]) -> torch.Tensor:
+        model = load_model(load_options(tmp_path, name), tmp_path, "latest", "-1")
+        assert model.nets["G"].training  # the authors' test mode: dropout on
+        torch.manual_seed(5)  # the same dropout draws
+        return model_forward(model)(a[windows], c[windows])
+
+    with_1, with_2 = run("p2p", [0, 1]), run("p2p", [0, 2])
+    torch.testing.assert_close(with_1[0], with_2[0], rtol=0, atol=1e-6)
+    assert not torch.allclose(with_1[1], with_2[1], atol=1e-3)
+    # Without dropout: exactly what a batch of one gives.
+    torch.testing.assert_close(run("still", [0, 1])[0], run("still", [0])[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("model", "zeroed"),
+    [("pix2pix", True), ("sf_gan", True), ("sar_opt_cgan", False), ("pix2pix_attn", False)],
+)
+def test_init_zeroes_biases_as_each_models_authors_do(tmp_path, model, zeroed):
+    """pix2pix's init_weights zeroes every conv bias; Zhang et al.'s code base leaves PyTorch's."""
+    make_triplets(tmp_path, "train", n=1)
+    built = train_steps(train_argv(tmp_path, tmp_path / "ck", "m", "--model", model), steps=0)
+    biases = [
+        m.bias
+        for net in built.nets.values()
+        for m in net.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.bias is not None
+    ]
+    assert biases and all(bool((b == 0).all()) == zeroed for b in biases)
+
+
+def test_pix2pix_trains_on_resized_crops_on_sen12mscr_too(tmp_path):
+    make_tree(tmp_path)
+    base = ["--dataroot", str(tmp_path), "--dataset_mode", "sen12mscr", "--gpu_ids", "-1"]
+    opt = parse(TrainOptions(), [*base, "--model", "pix2pix"])
+    assert (opt.preprocess, opt.load_size, opt.crop_size) == ("resize_and_crop", 286, 256)
+    assert PairedTransform(opt).scaled_size((256, 256)) == (286, 286)
+    # The comparison's plan records what the run does.
+    from comparison import make_plan
+
+    plan = make_plan(
+        name="x",
+        dataroot=tmp_path,
+        setting="paper",
+        models_text="pix2pix",
+        train_size=3,
+        dataset_mode="sen12mscr",
+    )
+    row = plan.to_json("-1", 0)["rows"][0]
+    assert (row["train_data"]["preprocess"], row["train_data"]["load_size"]) == ("resize_and_crop", 286)
+    assert (
+        parse(TrainOptions(), [*base, "--name", "x", *row["train_argv"][2:]]).preprocess == "resize_and_crop"
+    )
+    # Tested on the whole patch, as pix2pix tests (load size = crop size).
+    test = parse(TestOptions(), [*base, "--model", "pix2pix", "--phase", "test"])
+    assert (test.preprocess, test.load_size) == ("crop", test.crop_size)

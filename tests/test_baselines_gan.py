@@ -15,7 +15,7 @@ import torch
 
 import test as test_script
 import train
-from models import create_model
+from models import create_model, networks
 from options.base_options import saved_options
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
@@ -159,6 +159,23 @@ def test_one_step_moves_every_parameter(tmp_path, name, bands):
     assert changed(model, before) == dict.fromkeys(TRAINED[name], True)
 
 
+def test_pix2pix_ssim_term_of_zhang_et_als_pix2pix_model(tmp_path):
+    """Their registry's models/pix2pix_model.py adds 1 x (1 - SSIM(fake_B, real_B)) to G's loss."""
+    plain = build(tmp_path, "pix2pix", "--seed", "2")
+    with_ssim = build(tmp_path, "pix2pix", "--seed", "2", "--lambda_ssim", "1")
+    assert "G_SSIM" not in plain.loss_names and "G_SSIM" in with_ssim.loss_names
+    data = batch(3)
+    for model in (plain, with_ssim):
+        model.set_input(data)
+        model.optimize_parameters()
+    fake, real = with_ssim.outputs["fake_B"].detach(), with_ssim.real_B
+    expected = 1 - networks.ssim(fake, real)
+    torch.testing.assert_close(with_ssim.losses["G_SSIM"], expected)
+    # The same draws, another objective: G moved elsewhere, D (stepped first) did not.
+    assert torch.equal(next(plain.nets["D"].parameters()), next(with_ssim.nets["D"].parameters()))
+    assert not torch.equal(next(plain.nets["G"].parameters()), next(with_ssim.nets["G"].parameters()))
+
+
 @pytest.mark.parametrize("bands", [3, 13])
 def test_sf_gan_trains_the_simulation_then_the_fusion_network(tmp_path, bands):
     model = build(tmp_path, "sf_gan", "--n_epochs_decay", "1", "--lambda_sim_gan", "1", bands=bands)
@@ -271,6 +288,7 @@ def test_pix2pix_defaults_are_the_papers(tmp_path):
     opt = build(tmp_path, "pix2pix").opt
     assert (opt.norm, opt.gan_mode, opt.lambda_L1, opt.no_dropout) == ("batch", "vanilla", 100.0, False)
     assert (opt.lr, opt.beta1, opt.pool_size, opt.init_type, opt.netD) == (2e-4, 0.5, 0, "normal", "basic")
+    assert (opt.init_bias, opt.lambda_ssim) == ("zero", 0.0)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ def done(tmp_path_factory: pytest.TempPathFactory):
     make_triplets(root / "data" / "train", "train", n=3, size=32)
     make_triplets(root / "data" / "test", "test", n=3, size=32, seed=1)
     argv = ["--dataroot", str(root / "data"), "--setting", "smoke", "--models", MODELS, "--rows", "2"]
+    argv += ["--protocols", "glf_cr,dsen2cr"]
     argv += ["--checkpoints_dir", str(root / "ck"), "--results_dir", str(root / "res")]
     assert run_main(compare.main, argv) == 0
     return root, argv
@@ -192,3 +193,119 @@ def test_cloud_aware_columns_order_and_plots(done):
             coverage[r["stem"]] = float(r["cloud_coverage"])
     order = _stems_by_cloudiness(plan)
     assert [coverage[s] for s in order] == sorted(coverage.values(), reverse=True)
+
+
+def destinations(argv: list[str], model: str, is_train: bool) -> list[str]:
+    """The destination of every option on a command line, in order (aliases and --no_x/--x alike)."""
+    from comparison.settings import flag_groups
+    from options.test_options import TestOptions
+    from options.train_options import TrainOptions
+
+    head = ["--model", model, "--dataset_mode", "triplet"]
+    actions = (TrainOptions() if is_train else TestOptions()).build_parser(head)._option_string_actions
+    return [actions[group[0]].dest for group in flag_groups(argv)]
+
+
+@pytest.mark.parametrize("setting", ["smoke", "light", "paper", "zhang2023"])
+def test_command_lines_hold_each_flag_once_and_only_what_the_model_reads(setting):
+    from models import find_model_using_name
+
+    plan = make_plan(name="x", dataroot="d", setting=setting, models_text="all", train_size=160)
+    for exp in plan.experiments:
+        ignored = set(find_model_using_name(exp.model).ignored_options)
+        for argv, is_train in ((plan.train_argv(exp, "-1", 0), True), (plan.test_argv(exp, "-1", 0), False)):
+            dests = destinations(argv, exp.model, is_train)
+            assert len(dests) == len(set(dests)), (setting, exp.model, argv)
+            assert not ignored & set(dests), (setting, exp.model, argv)
+    if setting == "light":
+        glf = next(e for e in plan.experiments if e.model == "glf_cr")
+        assert "--netG" not in glf.train_flags and "--ngf" not in glf.test_flags
+
+
+def test_zhang2023_pix2pix_runs_their_registrys_file_unless_told(capfd):
+    plan = make_plan(name="x", dataroot="d", setting="zhang2023", models_text="pix2pix", train_size=10)
+    p2p = plan.experiments[0]
+    assert p2p.variant == "pix2pix_model" and flag(p2p.train_flags, "--lambda_ssim") == "1"
+    assert "our choice" in p2p.label and plan.to_json("-1", 0)["rows"][0]["zhang_variant"] == "pix2pix_model"
+    plain = make_plan(
+        name="x",
+        dataroot="d",
+        setting="zhang2023",
+        models_text="pix2pix",
+        train_size=10,
+        variants={"pix2pix": "pix2pix_model3"},
+    ).experiments[0]
+    assert flag(plain.train_flags, "--lambda_ssim") == "0" and plain.train_flags.count("--lambda_ssim") == 1
+    # Outside zhang2023 there is no variant and no SSIM term.
+    light = make_plan(name="x", dataroot="d", setting="light", models_text="pix2pix", train_size=10)
+    assert light.experiments[0].variant is None and "--lambda_ssim" not in light.experiments[0].train_flags
+    for argv, fragment in (
+        (["--setting", "zhang2023", "--zhang_variant", "pix2pix=nope"], "choose one of pix2pix_model"),
+        (
+            ["--setting", "light", "--zhang_variant", "pix2pix=pix2pix_model3"],
+            "only with --setting zhang2023",
+        ),
+        (["--setting", "zhang2023", "--zhang_variant", "glf_cr=x"], "has no variants"),
+    ):
+        expect_error(capfd, compare.main, ["--dataroot", "nowhere", *argv], fragment)
+
+
+def test_a_row_of_plan_json_reruns_by_hand_to_the_same_result(done, tmp_path):
+    import torch
+
+    import test as test_script
+    import train as train_script
+
+    root, _ = done
+    out = root / "res" / "compare" / "smoke"
+    row = next(r for r in json.loads((out / "plan.json").read_text())["rows"] if r["model"] == "template")
+
+    def moved(argv: list[str]) -> list[str]:
+        swap = {"--checkpoints_dir": str(tmp_path / "ck"), "--results_dir": str(tmp_path / "res")}
+        return [swap.get(argv[i - 1], a) if i else a for i, a in enumerate(argv)]
+
+    assert run_main(train_script.main, moved(row["train_argv"])) == 0
+    assert run_main(test_script.main, moved(row["test_argv"])) == 0
+    for path in (root / "ck" / "compare_smoke" / "template").glob("latest_net_*.pth"):
+        theirs = torch.load(tmp_path / "ck" / "template" / path.name, weights_only=True)
+        mine = torch.load(path, weights_only=True)
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine), path.name
+    summary = "template/test_latest/metrics_summary.json"
+    assert (
+        json.loads((tmp_path / "res" / summary).read_text())["results"]
+        == json.loads((out / "runs" / summary).read_text())["results"]
+    )
+
+
+def test_other_papers_protocols_beside_ours(done, capfd):
+    root, argv = done
+    out = root / "res" / "compare" / "smoke"
+    rows = read_table(out)
+    for row in rows:  # every model and the cloudy input
+        assert float(row["glf_cr PSNR (dB)"]) > 0 and 0 < float(row["dsen2cr SSIM"]) <= 1, row["model"]
+    assert "allclear PSNR (dB)" not in rows[0]
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["protocols"] == ["glf_cr", "dsen2cr"]
+    assert all(flag(r["test_argv"], "--protocols") == "glf_cr,dsen2cr" for r in plan["rows"])
+    # More protocols: the models are tested again, not trained again.
+    capfd.readouterr()
+    at = argv.index("--protocols") + 1
+    more = [*argv[:at], "glf_cr,dsen2cr,allclear,uncrtaints", *argv[at + 1 :]]
+    assert run_main(compare.main, more) == 0
+    said = capfd.readouterr().out
+    assert (
+        said.count("trained already") == 2
+        and said.count("testing again for protocol(s) allclear, uncrtaints") == 2
+    )
+    rows = read_table(out)
+    for row in rows:
+        their, spectral = (
+            float(row["allclear SAM (deg, their code)"]),
+            float(row["allclear SAM (deg, spectral)"]),
+        )
+        assert their > 0 and spectral > 0 and their != spectral
+        assert row["uncrtaints PSNR (dB)"] == row["field PSNR (dB)"]
+    md = (out / "table.md").read_text()
+    assert "Other papers' protocols" in md and "normalises along image rows" in md
+    bad = [*argv[:at], "glf_cr,nope", *argv[at + 1 :]]
+    expect_error(capfd, compare.main, bad, "--protocols: unknown protocol(s) nope")

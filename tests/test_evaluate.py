@@ -236,7 +236,7 @@ def test_evaluate_no_common_stem_hint_and_small_images(tmp_path, capsys):
     ("argv", "fragment"),
     [
         (["--pred", "x"], "the following arguments are required: --gt"),
-        (["--pred", "x", "--gt", "y", "--protocol", "pixel"], "invalid choice: 'pixel'"),
+        (["--pred", "x", "--gt", "y", "--protocol", "pixel"], "unknown protocol pixel"),
         (["--pred", "x", "--gt", "y", "--bogus"], "unrecognized arguments: --bogus"),
     ],
 )

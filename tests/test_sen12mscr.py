@@ -348,3 +348,17 @@ def test_train_and_test_13_bands_end_to_end(tree, tmp_path):
     with open(out / "metrics_per_image.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 4 and {"field_rgb_psnr", "field_sam", "paper_psnr"} <= set(rows[0])
+
+
+def test_nan_fill_mean_uses_the_files_mean_before_scaling(tmp_path):
+    """GLF-CR's and DSen2-CR's loaders: ``image[np.isnan(image)] = np.nanmean(image)``, then the clip."""
+    root = make_tree(tmp_path, {("ROIs1970_fall", "139"): ("1",)})
+    db = np.full((2, SIZE, SIZE), -10.0, np.float32)
+    db[1] = -30.0
+    db[0, 2, 0] = np.nan
+    write_tif(tif_path(root, "s1", "ROIs1970_fall", "139", "1"), db, transform_of("139", "1"))
+    mean = float(np.nanmean(db))  # about -20 dB: both bands
+    item = dataset(root, "--nan_fill", "mean")[0]
+    assert item["nonfinite"] == 1
+    np.testing.assert_allclose(item["C"][0, 2, 0].item(), 2 * (mean + 25) / 25 - 1, atol=1e-6)
+    assert dataset(root)[0]["C"][0, 2, 0] == -1.0  # the default: 0 after scaling

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .init import INIT_CHOICES, init_weights
+from .init import INIT_BIAS_CHOICES, INIT_CHOICES, init_weights
 from .losses import GAN_MODES, GANLoss, SSIMLoss, ssim
 from .normalization import NORM_CHOICES, get_norm_layer
 from .patchgan import NLayerDiscriminator, PixelDiscriminator
@@ -21,6 +21,7 @@ NETD_CHOICES = ("basic", "n_layers", "pixel")
 
 __all__ = [
     "GAN_MODES",
+    "INIT_BIAS_CHOICES",
     "INIT_CHOICES",
     "LR_POLICIES",
     "NETD_CHOICES",
@@ -71,6 +72,7 @@ def define_G(
     attention: bool = False,
     init_type: str = "xavier",
     init_gain: float = 1.0,
+    init_bias: str = "default",
 ) -> nn.Module:
     """Build and initialise a U-Net generator (or, with ``attention=True``, the attention net).
 
@@ -78,7 +80,7 @@ def define_G(
     """
     kwargs = dict(num_downs=_unet_depth(netG), ngf=ngf, norm=norm, use_dropout=use_dropout, use_bias=use_bias)
     net = AttentionUnet(input_nc, **kwargs) if attention else UnetGenerator(input_nc, output_nc, **kwargs)
-    return init_weights(net, init_type, init_gain)
+    return init_weights(net, init_type, init_gain, init_bias)
 
 
 def define_D(
@@ -91,6 +93,7 @@ def define_D(
     use_bias: bool = True,
     init_type: str = "xavier",
     init_gain: float = 1.0,
+    init_bias: str = "default",
 ) -> nn.Module:
     """Build and initialise a discriminator: ``basic`` (70x70 PatchGAN), ``n_layers``, ``pixel``.
 
@@ -104,4 +107,4 @@ def define_D(
         net = PixelDiscriminator(input_nc, ndf=ndf, norm=norm)
     else:
         raise ValueError(f"unknown netD {netD!r}; choose one of {', '.join(NETD_CHOICES)}")
-    return init_weights(net, init_type, init_gain)
+    return init_weights(net, init_type, init_gain, init_bias)

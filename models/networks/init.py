@@ -10,16 +10,25 @@ import torch
 from torch import nn
 
 INIT_CHOICES = ("xavier", "normal", "kaiming", "orthogonal")
+# What happens to conv and linear biases (``--init_bias``): "default" keeps PyTorch's default
+# initialisation (Zhang et al.'s code base, the official networks); "zero" zeroes them, as the
+# pix2pix authors' ``init_weights`` does for every init type.
+INIT_BIAS_CHOICES = ("default", "zero")
 
 
-def init_weights(net: nn.Module, init_type: str = "xavier", init_gain: float = 1.0) -> nn.Module:
-    """Initialise every conv / transposed-conv weight of ``net`` in place and return ``net``.
+def init_weights(
+    net: nn.Module, init_type: str = "xavier", init_gain: float = 1.0, init_bias: str = "default"
+) -> nn.Module:
+    """Initialise every conv / transposed-conv / linear weight of ``net`` in place and return ``net``.
 
     The official code uses Xavier-normal with gain 1 and leaves biases at PyTorch's default
-    initialisation; batch-norm weights get N(1, 0.02) and zero bias.
+    initialisation (``init_bias="default"``); the pix2pix authors' code zeroes them
+    (``init_bias="zero"``). Batch-norm weights get N(1, 0.02) and zero bias.
     """
     if init_type not in INIT_CHOICES:
         raise ValueError(f"unknown init_type {init_type!r}; choose one of {', '.join(INIT_CHOICES)}")
+    if init_bias not in INIT_BIAS_CHOICES:
+        raise ValueError(f"unknown init_bias {init_bias!r}; choose one of {', '.join(INIT_BIAS_CHOICES)}")
     if _skipping:
         return net
 
@@ -33,6 +42,8 @@ def init_weights(net: nn.Module, init_type: str = "xavier", init_gain: float = 1
                 nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
             else:
                 nn.init.orthogonal_(m.weight, gain=init_gain)
+            if init_bias == "zero" and m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 NORM_CHOICES = ("instance", "batch", "none")
@@ -31,3 +33,28 @@ def get_norm_layer(norm: str) -> Callable[[int], nn.Module]:
     if norm == "none":
         return lambda num_features: Identity()
     raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORM_CHOICES)}")
+
+
+class PerSampleBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm that, in training mode, normalises each sample with its own statistics: what a
+    batch of one gives (mean and biased variance over H and W, then the affine map), whatever
+    else shares the batch; the running statistics are neither used nor updated. In eval mode it
+    is plain batch norm (the running statistics). Same parameters and state_dict keys."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+
+def per_sample_statistics(nets: Iterable[nn.Module]) -> int:
+    """Make every ``nn.BatchNorm2d`` of ``nets`` a :class:`PerSampleBatchNorm2d` in place (for
+    inference in training mode: a sample's output then does not depend on its batch-mates).
+    Returns how many were changed."""
+    count = 0
+    for net in nets:
+        for m in net.modules():
+            if type(m) is nn.BatchNorm2d:
+                m.__class__ = PerSampleBatchNorm2d
+                count += 1
+    return count
