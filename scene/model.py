@@ -3,9 +3,15 @@
 The model's configuration (bands, widths, U-Net depth, SAR scaling) is read from the experiment's
 ``train_opt.json``, so no training flag is repeated. A folder that holds only weight files (the
 official release: ``latest_net_{G,G2,A,D}.pth``) gets the paper's configuration, with the band
-counts, width and depth of its U-Nets read from the weights. The model is used through its contract
+counts, width and depth of its U-Nets read from the weights. A published weight file (GLF-CR's
+``CR_net.pth``, a DSen2-CR HDF5 file; :mod:`models.weight_sets`) gets its model, architecture
+and input domain from its content and the registry. The model is used through its contract
 (:class:`models.base_model.BaseModel`): ``predict(cloudy, sar)`` returns a dict holding
 ``roles.output``, and ``size_multiple(opt)`` gives the multiple window sides must be of.
+
+Each model has an :class:`~models.weight_sets.InputDomain` (:func:`input_domain`): a model of
+8-bit PNG triplets (the official weights among them) is given a real scene through the PNG
+conversion's own mapping (:func:`png8_forward`).
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ import torch
 import data
 import models
 from models.networks import UNET_DEPTHS
+from models.weight_sets import InputDomain, WeightSet, domain_from_options, option_values
+from models.weight_sets.domain import PNG_DATASETS
 from models.weights import safe_load
 from options.test_options import TestOptions
 from util.device import resolve_device
 from util.errors import UserError
 
 OFFICIAL_MODEL = "pix2pix_attn"  # the paper's model, the one official weight files hold
-PNG_DATASETS = ("triplet", "simcloud")  # trained on 8-bit PNGs, not on Sentinel GeoTIFFs
 
 
 def load_options(
@@ -79,6 +86,7 @@ def weights_only_options(folder: Path, model: str, epoch: str) -> argparse.Names
     so that official files and smaller ones alike load."""
     opt = argparse.Namespace(**model_defaults(model, None, folder))
     opt.name = folder.name
+    opt.weights_only = True  # the official release's layout: no record of how its data were made
     if model == OFFICIAL_MODEL:
         shapes = {net: unet_shape(safe_load(folder / f"{epoch}_net_{net}.pth")) for net in ("G", "G2", "A")}
         (g_in, ngf, depth, out_nc), (sar_nc, *_), (in_nc, *_) = shapes["G"], shapes["G2"], shapes["A"]
@@ -99,9 +107,63 @@ def unet_shape(state: dict) -> tuple[int, int, int, int]:
     return int(state[first].shape[1]), int(state[first].shape[0]), depth, int(state[last].shape[0])
 
 
-def png_warning(opt: argparse.Namespace, name: str) -> str | None:
-    """A warning when experiment ``name`` was trained on 8-bit PNGs rather than Sentinel GeoTIFFs."""
+def weights_options(ws: WeightSet) -> argparse.Namespace:
+    """Test options for running the weight file ``ws``: its model's defaults, its architecture,
+    its data settings, ``weights`` (the file, which ``BaseModel.setup`` loads)."""
+    values = option_values(ws)
+    opt = argparse.Namespace(**model_defaults(ws.model, values.get("dataset_mode"), ws.path))
+    for key, value in {**values, **ws.settings}.items():
+        setattr(opt, key, value)
+    return opt
+
+
+def input_domain(opt: argparse.Namespace, ws: WeightSet | None = None) -> InputDomain:
+    """What the model expects: the weight file's recorded domain, else its training options'."""
+    if ws is not None and ws.domain is not None:
+        return ws.domain
+    return domain_from_options(opt, official=bool(getattr(opt, "weights_only", False)))
+
+
+def png8_forward(forward: Callable, domain: InputDomain, bands: int) -> Callable:
+    """``forward`` of a model trained on 8-bit PNG triplets, given a real scene as
+    ``scripts/convert_sen12mscr.py`` would have written it (its default fixed stretch).
+
+    In: cloudy reflectance (B, 3, w, w) in [0, 1] (B4, B3, B2) and SAR (B, 2, w, w) in [0, 1]
+    (VV, VH clipped and scaled). The optical bands become ``round(r / stretch x 255) / 255`` in
+    float64, the SAR ``round(x x 255) / 255`` of VV, VH and their mean in float32, exactly the
+    PNG's values; the first ``bands`` channels of the output (PNG units in [0, 1]) are mapped back
+    to reflectance (x stretch), the maps after them are kept."""
+    stretch = float(domain.png_stretch)
+
+    def run(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        optical = (a.double() / stretch * 255).round_().clamp_(0, 255).div_(255).float()
+        vv, vh = c[:, 0], c[:, 1]
+        sar = torch.stack([vv, vh, (vv + vh) / 2], 1).mul(255).round_().clamp_(0, 255).div_(255)
+        out = forward(optical, sar)
+        return torch.cat([out[:, :bands] * stretch, out[:, bands:]], 1)
+
+    return run
+
+
+def mapping_line(domain: InputDomain, name: str) -> str | None:
+    """The one line saying how a scene is mapped for a model of 8-bit PNGs (None for other models)."""
+    if domain.scaling != "png8":
+        return None
+    lo, hi = domain.sar_clip[0]
+    return (
+        f"note: {name} takes 8-bit PNG triplets: the scene goes through the PNG conversion's mapping "
+        f"(scripts/convert_sen12mscr.py: {', '.join(domain.bands)} reflectance [0, {domain.png_stretch:g}] -> "
+        f"0..255; SAR VV, VH, mean of [{lo:g}, {hi:g}] dB -> 0..255) and the output back to reflectance "
+        f"[0, {domain.png_stretch:g}]; {domain.mapping_note}"
+    )
+
+
+def png_warning(opt: argparse.Namespace, name: str, domain: InputDomain | None = None) -> str | None:
+    """A warning when experiment ``name`` was trained on 8-bit PNGs rather than Sentinel GeoTIFFs
+    and no PNG mapping fits it (a 3-band RGB + 3-channel SAR model gets one: :func:`png8_forward`)."""
     if getattr(opt, "dataset_mode", None) not in PNG_DATASETS:
+        return None
+    if domain is not None and domain.scaling == "png8":
         return None
     return (
         f"experiment {name} was trained on 8-bit PNGs ({opt.dataset_mode}); its inputs were "

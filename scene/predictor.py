@@ -4,6 +4,7 @@
     predictor = ScenePredictor("checkpoints", "s12_13band", gpu_ids="0")
     result = predictor.predict("S2.tif", "S1.tif", "clear.tif", out_dtype="uint16", maps=True)
     print(result.megapixels_per_second, result.maps)  # maps: clear_att_A.tif beside clear.tif
+    glf = ScenePredictor(weights="CR_net.pth")  # a published weight file (docs/weights.md)
 
 Every setting is checked before any work starts, and every mistake raises a one-line
 :class:`util.errors.UserError` (named after ``predict.py``'s options); the output is written
@@ -24,8 +25,19 @@ from pathlib import Path
 import rasterio
 
 import models
+from models.weight_sets import open_weight_set
 from scene.io import Scene, open_scene
-from scene.model import load_model, load_options, model_forward, png_warning, window_multiple
+from scene.model import (
+    input_domain,
+    load_model,
+    load_options,
+    mapping_line,
+    model_forward,
+    png8_forward,
+    png_warning,
+    weights_options,
+    window_multiple,
+)
 from scene.output import OutputFormat, atomic_geotiff
 from scene.pipeline import Forward, predict_scene
 from scene.windows import WindowGrid
@@ -93,39 +105,82 @@ def stderr_log(message: str) -> None:
 
 
 class ScenePredictor:
-    """A trained experiment, ready to remove clouds from whole Sentinel-2 scenes window by window.
+    """A trained experiment or a weight file, ready to remove clouds from whole Sentinel-2 scenes
+    window by window.
 
     The options are read at once (``<checkpoints_dir>/<name>/train_opt.json``); the model is built
     and its weights (``epoch``: 'latest' or a number) loaded on first use, on the device of
     ``gpu_ids`` ('auto': the first GPU if any; '-1': the CPU). A folder of weight files without
     ``train_opt.json`` is read with the paper's configuration of ``model`` (see
     :func:`scene.model.load_options`); ``model`` also refuses an experiment of another model.
+    ``weights``: a published weight file or a published set's name instead of an experiment
+    (:mod:`models.weight_sets`; ``download``: fetch a published set not downloaded yet).
+    :attr:`domain` is what the model expects at its input; scenes are scaled by it.
     """
 
     def __init__(
         self,
-        checkpoints_dir: str | os.PathLike,
-        name: str,
+        checkpoints_dir: str | os.PathLike | None = None,
+        name: str | None = None,
         epoch: str | int = "latest",
         *,
         gpu_ids: str = "auto",
         model: str | None = None,
+        weights: str | os.PathLike | None = None,
+        download: bool = False,
     ) -> None:
+        self.weight_set = None
+        if weights is not None:
+            self.weight_set = open_weight_set(weights, model=model, download=download)
+            self.opt = weights_options(self.weight_set)
+            checkpoints_dir, name = self.weight_set.path.parent, self.weight_set.name
+        elif name is None:
+            raise UserError("give an experiment (--name) or a weight file (--weights)")
+        else:
+            self.opt = load_options(checkpoints_dir or "./checkpoints", name, model, epoch)
         self.checkpoints_dir, self.name, self.epoch, self.gpu_ids = (
-            Path(checkpoints_dir),
+            Path(checkpoints_dir or "./checkpoints"),
             name,
             epoch,
             gpu_ids,
         )
-        self.opt = load_options(checkpoints_dir, name, model, epoch)
+        self.domain = input_domain(self.opt, self.weight_set)
         self._model: models.BaseModel | None = None
         self._forward: Forward | None = None
+        self._said: set[str] = set()  # notes logged once per predictor, not once per scene
 
     # ------------------------------------------------------------------ the model
     @property
     def warning(self) -> str | None:
-        """Why this experiment's predictions may be off (trained on 8-bit PNGs), or None."""
-        return png_warning(self.opt, self.name)
+        """Why this experiment's predictions may be off (trained on 8-bit PNGs that no mapping fits), or None."""
+        return png_warning(self.opt, self.name, self.domain)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Lines saying how scenes are given to the model (the PNG mapping), for the log."""
+        line = mapping_line(self.domain, self.described)
+        return (line,) if line else ()
+
+    @property
+    def described(self) -> str:
+        """The model in messages: the weight file and what it is, or the experiment."""
+        if self.weight_set is not None:
+            return f"{self.weight_set.path.name} ({self.weight_set.description})"
+        if getattr(self.opt, "weights_only", False):
+            return f"the weight files in {self.checkpoints_dir / self.name}"
+        return f"experiment {self.name}"
+
+    @property
+    def optical_bands(self) -> int:
+        """Bands read from the cloudy image (3 for a PNG model: B4, B3, B2)."""
+        return len(self.domain.bands) if self.domain.scaling == "png8" else int(self.opt.input_nc)
+
+    @property
+    def sar_bands(self) -> int:
+        """Bands read from the SAR image (0: the model takes none; 2 for a PNG model: VV, VH)."""
+        if not self.domain.uses_sar:
+            return 0
+        return len(self.domain.sar_bands) if self.domain.scaling == "png8" else int(self.opt.sar_nc)
 
     @property
     def bands(self) -> int:
@@ -147,10 +202,15 @@ class ScenePredictor:
     @property
     def forward(self) -> Forward:
         """The model's forward function: ``(cloudy, sar)`` (B, C, w, w) in [0, 1] on :attr:`model`'s
-        device -> cloud-free reflectance (B, bands, w, w) in [0, 1]; the bare network of a scene run."""
+        device -> cloud-free reflectance (B, bands, w, w) in [0, 1]; the bare network of a scene run
+        (for a model of 8-bit PNGs, with the PNG mapping around it: :func:`scene.model.png8_forward`)."""
         if self._forward is None:
-            self._forward = model_forward(self.model)
+            self._forward = self.mapped(model_forward(self.model))
         return self._forward
+
+    def mapped(self, forward: Forward) -> Forward:
+        """``forward`` with the input domain's mapping around it (none but for 8-bit PNG models)."""
+        return png8_forward(forward, self.domain, self.bands) if self.domain.scaling == "png8" else forward
 
     @property
     def map_names(self) -> tuple[str, ...]:
@@ -159,7 +219,7 @@ class ScenePredictor:
 
     def forward_with(self, maps: tuple[str, ...]) -> Forward:
         """:attr:`forward` followed by one channel per map of ``maps``."""
-        return model_forward(self.model, maps) if maps else self.forward
+        return self.mapped(model_forward(self.model, maps)) if maps else self.forward
 
     def chosen_maps(self, maps: bool) -> tuple[str, ...]:
         if not maps:
@@ -190,28 +250,46 @@ class ScenePredictor:
     def open(
         self,
         cloudy: str | os.PathLike,
-        sar: str | os.PathLike,
+        sar: str | os.PathLike | None,
         *,
         s2_bands: str | None = None,
         cloudy_nodata: str | float | None = None,
         sar_nodata: str | float | None = None,
     ) -> Scene:
-        """Open and check a scene for this model (``s2_bands`` default: the training's)."""
+        """Open and check a scene for this model (``s2_bands`` default: the training's; ``sar``
+        None for a model without SAR input)."""
+        self.check_sar_given(sar)
+        default_bands = getattr(self.opt, "s2_bands", None)
+        if self.domain.scaling == "png8":
+            default_bands = ",".join(self.domain.bands)
         return open_scene(
             cloudy,
             sar,
-            input_nc=self.opt.input_nc,
-            sar_nc=self.opt.sar_nc,
-            s2_bands=s2_bands or getattr(self.opt, "s2_bands", None),
+            input_nc=self.optical_bands,
+            sar_nc=self.sar_bands,
+            s2_bands=s2_bands or default_bands,
             cloudy_nodata=cloudy_nodata,
             sar_nodata=sar_nodata,
-            sar_scaling=str(getattr(self.opt, "sar_scaling", None) or "standard"),
+            sar_scaling=self.domain.sar_scaling,
+            what=self.described,
         )
+
+    def check_sar_given(self, sar: object | None) -> None:
+        """Refuse a SAR image for a model without SAR input, and a missing one for a model with it."""
+        if sar is not None and not self.sar_bands:
+            raise UserError(
+                f"{self.described} takes no SAR image, but one was given ({sar}): leave it out (--sar, "
+                "sar=None), or use weights with SAR"
+            )
+        if sar is None and self.sar_bands:
+            raise UserError(
+                f"{self.described} takes a SAR image (Sentinel-1 VV, VH in dB): give it (--sar, sar=)"
+            )
 
     def predict(
         self,
         cloudy: str | os.PathLike,
-        sar: str | os.PathLike,
+        sar: str | os.PathLike | None,
         out: str | os.PathLike,
         *,
         window: int = 256,
@@ -246,7 +324,8 @@ class ScenePredictor:
         in [0, 1]; ``cog``: cloud-optimised GeoTIFFs. ``log`` receives notes (e.g. the SAR resampled
         onto the optical grid).
         """
-        out = check_output_path(out, ("cloudy", cloudy), ("sar", sar), create=True)
+        inputs = (("cloudy", cloudy),) + ((("sar", sar),) if sar is not None else ())
+        out = check_output_path(out, *inputs, create=True)
         fmt = OutputFormat.parse(out_dtype, nodata, compress, cog)
         names = self.chosen_maps(maps)
         if names and forward is not None:
@@ -257,8 +336,13 @@ class ScenePredictor:
                 cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata
             )
             with scene:  # input errors come before the model is built
-                if scene.note and log is not None:
-                    log(scene.note)
+                if log is not None:
+                    for line in [n for n in self.notes if n not in self._said]:
+                        log(line)
+                        self._said.add(line)
+                    for line in (scene.note, *scene.warnings):
+                        if line:
+                            log(line)
                 run = forward or self.forward_with(names)
                 return self.write(
                     scene,
@@ -296,6 +380,8 @@ class ScenePredictor:
         device = self.model.device
         start = time.perf_counter()
         tags = {"experiment": self.name, "epoch": str(self.epoch), "model": self.opt.model}
+        if self.weight_set is not None:
+            tags = {"weights": str(self.weight_set.path), "model": self.opt.model}
         map_fmt = OutputFormat("float32", fmt.fill, fmt.compress, fmt.cog)
         cog = fmt.cog_options() if fmt.cog else None
         with contextlib.ExitStack() as stack:

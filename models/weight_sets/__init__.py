@@ -23,6 +23,7 @@ from ..weights import load_weights, unwrap
 from .base import WeightFormat, WeightSet
 from .domain import InputDomain, domain_from_options
 from .formats import FORMATS, read_state_dicts, read_weight_set
+from .options import check_weight_options, option_values
 from .registry import PUBLISHED, PublishedWeights, cache_dir, domain_of, resolve
 
 __all__ = [
@@ -33,14 +34,18 @@ __all__ = [
     "WeightFormat",
     "WeightSet",
     "cache_dir",
+    "check_weight_options",
     "domain_from_options",
     "load_weight_file",
     "open_weight_set",
+    "option_values",
     "read_weight_set",
 ]
 
 
-def open_weight_set(spec: str | os.PathLike, *, model: str | None = None, download: bool = False) -> WeightSet:
+def open_weight_set(
+    spec: str | os.PathLike, *, model: str | None = None, download: bool = False
+) -> WeightSet:
     """The weight file ``spec`` (a path, or the name of a published set), recognised and checked,
     with its input domain. ``model``: refuse a file of another model; ``download``: fetch a
     published set that is not in :func:`cache_dir` yet."""

@@ -63,7 +63,9 @@ def _unknown(path: Path, container: str, content: Any) -> UserError:
     """What a file of no known format seems to be, and what to do."""
     kinds = "; ".join(f.summary for f in FORMATS)
     if container == "hdf5":
-        return UserError(f"{path} is an HDF5 file but not a Keras model or weights file; the formats read here: {kinds}")
+        return UserError(
+            f"{path} is an HDF5 file but not a Keras model or weights file; the formats read here: {kinds}"
+        )
     keys = [k.removeprefix("module.") for k in content] if isinstance(content, dict) else []
     if keys and all(isinstance(v, torch.Tensor) for v in content.values()):
         return UserError(
@@ -72,7 +74,9 @@ def _unknown(path: Path, container: str, content: Any) -> UserError:
             "every network and the options"
         )
     found = f"keys {', '.join(map(str, keys[:4]))}" if keys else type(content).__name__
-    return UserError(f"{path} is a PyTorch file of a kind this code does not read ({found}); the formats: {kinds}")
+    return UserError(
+        f"{path} is a PyTorch file of a kind this code does not read ({found}); the formats: {kinds}"
+    )
 
 
 def _identify(path: Path, container: str, content: Any) -> WeightFormat:

@@ -68,7 +68,9 @@ def keras_tensors(f: Any, path: Path) -> list[tuple[str, np.ndarray]]:
             try:
                 out.append((f"{layer}/{name}", np.asarray(group[name])))
             except (KeyError, OSError) as err:
-                raise UserError(f"{path}: cannot read {layer}/{name} ({err}); the file is truncated or damaged") from None
+                raise UserError(
+                    f"{path}: cannot read {layer}/{name} ({err}); the file is truncated or damaged"
+                ) from None
     return out
 
 
@@ -91,14 +93,18 @@ def _convolutions(tensors: list[tuple[str, np.ndarray]], path: Path) -> list[tup
 def _architecture(convs: list, path: Path) -> dict[str, Any]:
     not_dsen2cr = f"{path} is a Keras file but not DSen2-CR's network"
     if len(convs) < 3 or len(convs) % 2:
-        raise UserError(f"{not_dsen2cr}: {len(convs)} convolution(s), not a head, 2 B residual ones and a tail")
+        raise UserError(
+            f"{not_dsen2cr}: {len(convs)} convolution(s), not a head, 2 B residual ones and a tail"
+        )
     head, tail = convs[0][0], convs[-1][0]
     features, optical, in_nc = head.shape[3], tail.shape[3], head.shape[2]
     expected = [(3, 3, in_nc, features)] + [(3, 3, features, features)] * (len(convs) - 2)
     expected.append((3, 3, features, optical))
     for n, ((kernel, _), want) in enumerate(zip(convs, expected)):
         if kernel.shape != want:
-            raise UserError(f"{not_dsen2cr}: convolution {n + 1} has a kernel {kernel.shape}, expected {want}")
+            raise UserError(
+                f"{not_dsen2cr}: convolution {n + 1} has a kernel {kernel.shape}, expected {want}"
+            )
     if in_nc < optical:
         raise UserError(f"{not_dsen2cr}: its head takes {in_nc} bands but its tail gives {optical}")
     sar_nc = in_nc - optical
