@@ -43,6 +43,7 @@ import torch
 from data.sentinel import S2_BANDS, S2_MAX, parse_bands
 from models.weight_sets import InputDomain
 from scene.arrays import ArrayRaster, ArrayWriter, BlankRaster
+from scene.domain import check_sar_given
 from scene.output import OutputFormat
 from scene.pipeline import predict_scene
 from scene.predictor import ScenePredictor
@@ -115,7 +116,7 @@ class CloudRemover:
         picked = parse_bands(str(self.opt.s2_bands)) if getattr(self.opt, "s2_bands", None) else None
         if self.domain.scaling == "png8":
             picked = self.domain.band_indexes
-        self._picked = picked if picked and len(picked) == self.scene.optical_bands else None
+        self._picked = picked if picked and len(picked) == self.scene.band_counts()[0] else None
 
     @property
     def model_name(self) -> str:
@@ -136,7 +137,7 @@ class CloudRemover:
         """Names of the cloudy bands the model takes, in order (Sentinel-2 names where known)."""
         if self._picked is not None:
             return tuple(S2_BANDS[i] for i in self._picked)
-        n = self.scene.optical_bands
+        n = self.scene.band_counts()[0]
         if n == len(S2_BANDS):
             return S2_BANDS
         return tuple(f"band_{i + 1}" for i in range(n))
@@ -172,7 +173,7 @@ class CloudRemover:
         """Remove the clouds of ``cloudy`` with ``sar`` (conventions: this module's docstring);
         ``window``/``overlap``/``batch_size`` as predict.py's options; ``maps``: also return the maps."""
         as_tensor = isinstance(cloudy, torch.Tensor)
-        self.scene.check_sar_given(None if sar is None else "sar")
+        check_sar_given(self.domain, self.scene.described, None if sar is None else "sar")
         a = band_first(cloudy, "cloudy")
         c = band_first(sar, "sar") if sar is not None else None
         if c is not None and a.shape[1:] != c.shape[1:]:
@@ -180,11 +181,11 @@ class CloudRemover:
                 f"the cloudy image is {a.shape[1]}x{a.shape[2]} px but the SAR image {c.shape[1]}x{c.shape[2]}; "
                 "give both on the same pixels"
             )
-        indexes = self._band_indexes(a.shape[0])
-        if c is not None and c.shape[0] != self.scene.sar_bands:
-            raise UserError(
-                f"sar has {c.shape[0]} band(s) but the model takes {self.scene.sar_bands} (VV, VH in dB)"
-            )
+        mapping = self.scene.mapping_for(None if c is None else c.shape[0])
+        optical_nc, sar_nc = self.scene.band_counts(mapping)
+        indexes = self._band_indexes(a.shape[0], optical_nc)
+        if c is not None and c.shape[0] != sar_nc:
+            raise UserError(f"sar has {c.shape[0]} band(s) but the model takes {sar_nc} (VV, VH in dB)")
         a, a_nodata = cloudy_dn(a, cloudy_units, cloudy_nodata)
         c = sar_db(c, sar_nodata) if c is not None else None
         self.scene.check_settings(window=window, overlap=overlap, batch_size=batch_size)
@@ -208,7 +209,7 @@ class CloudRemover:
         sar_scaling = self.domain.sar_scaling
         predict_scene(
             reader,
-            self.scene.forward_with(names),
+            self.scene.forward_with(names, mapping),
             self.scene.bands,
             image,
             device,
@@ -221,15 +222,14 @@ class CloudRemover:
         wrap = torch.from_numpy if as_tensor else (lambda x: x)
         return Prediction(wrap(image.data), {n: wrap(w.data[0]) for n, w in zip(names, writers)})
 
-    def _band_indexes(self, count: int) -> list[int]:
-        """1-based bands of a ``count``-band cloudy array to feed the model."""
-        if count == self.scene.optical_bands:
+    def _band_indexes(self, count: int, takes: int) -> list[int]:
+        """1-based bands of a ``count``-band cloudy array to feed the model, which ``takes`` bands."""
+        if count == takes:
             return list(range(1, count + 1))
         if count == len(S2_BANDS) and self._picked is not None:
             return [i + 1 for i in self._picked]
         raise UserError(
-            f"cloudy has {count} band(s) but {self.scene.described} takes {self.scene.optical_bands} "
-            f"({', '.join(self.bands)})"
+            f"cloudy has {count} band(s) but {self.scene.described} takes {takes} ({', '.join(self.bands)})"
         )
 
 

@@ -99,6 +99,7 @@ class Scene:
     band_names: tuple[str, ...] = ()
     sar_warp: dict | None = None  # WarpedVRT settings when the SAR is on another grid
     warnings: list[str] = field(default_factory=list)  # inputs that may not fit the scaling
+    mapping: str = "unit"  # how the model is given the scene (scene.domain: 'unit' or 'png8')
 
     @property
     def note(self) -> str | None:

@@ -9,9 +9,8 @@ and input domain from its content and the registry. The model is used through it
 (:class:`models.base_model.BaseModel`): ``predict(cloudy, sar)`` returns a dict holding
 ``roles.output``, and ``size_multiple(opt)`` gives the multiple window sides must be of.
 
-Each model has an :class:`~models.weight_sets.InputDomain` (:func:`input_domain`): a model of
-8-bit PNG triplets (the official weights among them) is given a real scene through the PNG
-conversion's own mapping (:func:`png8_forward`).
+Each model has an :class:`~models.weight_sets.InputDomain` (:func:`input_domain`); how a scene is
+given to it by that domain is :mod:`scene.domain`'s.
 """
 
 from __future__ import annotations
@@ -122,40 +121,6 @@ def input_domain(opt: argparse.Namespace, ws: WeightSet | None = None) -> InputD
     if ws is not None and ws.domain is not None:
         return ws.domain
     return domain_from_options(opt, official=bool(getattr(opt, "weights_only", False)))
-
-
-def png8_forward(forward: Callable, domain: InputDomain, bands: int) -> Callable:
-    """``forward`` of a model trained on 8-bit PNG triplets, given a real scene as
-    ``scripts/convert_sen12mscr.py`` would have written it (its default fixed stretch).
-
-    In: cloudy reflectance (B, 3, w, w) in [0, 1] (B4, B3, B2) and SAR (B, 2, w, w) in [0, 1]
-    (VV, VH clipped and scaled). The optical bands become ``round(r / stretch x 255) / 255`` in
-    float64, the SAR ``round(x x 255) / 255`` of VV, VH and their mean in float32, exactly the
-    PNG's values; the first ``bands`` channels of the output (PNG units in [0, 1]) are mapped back
-    to reflectance (x stretch), the maps after them are kept."""
-    stretch = float(domain.png_stretch)
-
-    def run(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        optical = (a.double() / stretch * 255).round_().clamp_(0, 255).div_(255).float()
-        vv, vh = c[:, 0], c[:, 1]
-        sar = torch.stack([vv, vh, (vv + vh) / 2], 1).mul(255).round_().clamp_(0, 255).div_(255)
-        out = forward(optical, sar)
-        return torch.cat([out[:, :bands] * stretch, out[:, bands:]], 1)
-
-    return run
-
-
-def mapping_line(domain: InputDomain, name: str) -> str | None:
-    """The one line saying how a scene is mapped for a model of 8-bit PNGs (None for other models)."""
-    if domain.scaling != "png8":
-        return None
-    lo, hi = domain.sar_clip[0]
-    return (
-        f"note: {name} takes 8-bit PNG triplets: the scene goes through the PNG conversion's mapping "
-        f"(scripts/convert_sen12mscr.py: {', '.join(domain.bands)} reflectance [0, {domain.png_stretch:g}] -> "
-        f"0..255; SAR VV, VH, mean of [{lo:g}, {hi:g}] dB -> 0..255) and the output back to reflectance "
-        f"[0, {domain.png_stretch:g}]; {domain.mapping_note}"
-    )
 
 
 def png_warning(opt: argparse.Namespace, name: str, domain: InputDomain | None = None) -> str | None:

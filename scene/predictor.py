@@ -26,20 +26,20 @@ import rasterio
 
 import models
 from models.weight_sets import open_weight_set
+from scene import domain as by_domain
 from scene.io import Scene, open_scene
 from scene.model import (
     input_domain,
     load_model,
     load_options,
-    mapping_line,
     model_forward,
-    png8_forward,
     png_warning,
     weights_options,
     window_multiple,
 )
 from scene.output import OutputFormat, atomic_geotiff
 from scene.pipeline import Forward, predict_scene
+from scene.reader import open_raster
 from scene.windows import WindowGrid
 from util.errors import UserError
 
@@ -157,8 +157,9 @@ class ScenePredictor:
 
     @property
     def notes(self) -> tuple[str, ...]:
-        """Lines saying how scenes are given to the model (the PNG mapping), for the log."""
-        line = mapping_line(self.domain, self.described)
+        """How a Sentinel scene (VV, VH) is given to the model where it is not plain Sentinel
+        scaling (the PNG mapping of a model of 8-bit PNGs)."""
+        line = by_domain.mapping_line(self.domain, self.described)
         return (line,) if line else ()
 
     @property
@@ -170,17 +171,13 @@ class ScenePredictor:
             return f"the weight files in {self.checkpoints_dir / self.name}"
         return f"experiment {self.name}"
 
-    @property
-    def optical_bands(self) -> int:
-        """Bands read from the cloudy image (3 for a PNG model: B4, B3, B2)."""
-        return len(self.domain.bands) if self.domain.scaling == "png8" else int(self.opt.input_nc)
+    def mapping_for(self, sar_count: int | None) -> str:
+        """How a scene whose SAR image has ``sar_count`` bands is given to the model ('unit', 'png8')."""
+        return by_domain.mapping_for(self.domain, self.opt, sar_count)
 
-    @property
-    def sar_bands(self) -> int:
-        """Bands read from the SAR image (0: the model takes none; 2 for a PNG model: VV, VH)."""
-        if not self.domain.uses_sar:
-            return 0
-        return len(self.domain.sar_bands) if self.domain.scaling == "png8" else int(self.opt.sar_nc)
+    def band_counts(self, mapping: str = by_domain.UNIT) -> tuple[int, int]:
+        """Bands read from the cloudy and the SAR image under ``mapping`` (SAR 0: none)."""
+        return by_domain.band_counts(self.domain, self.opt, mapping)
 
     @property
     def bands(self) -> int:
@@ -202,24 +199,21 @@ class ScenePredictor:
     @property
     def forward(self) -> Forward:
         """The model's forward function: ``(cloudy, sar)`` (B, C, w, w) in [0, 1] on :attr:`model`'s
-        device -> cloud-free reflectance (B, bands, w, w) in [0, 1]; the bare network of a scene run
-        (for a model of 8-bit PNGs, with the PNG mapping around it: :func:`scene.model.png8_forward`)."""
+        device -> cloud-free reflectance (B, bands, w, w) in [0, 1]; the bare network of a scene run."""
         if self._forward is None:
-            self._forward = self.mapped(model_forward(self.model))
+            self._forward = model_forward(self.model)
         return self._forward
-
-    def mapped(self, forward: Forward) -> Forward:
-        """``forward`` with the input domain's mapping around it (none but for 8-bit PNG models)."""
-        return png8_forward(forward, self.domain, self.bands) if self.domain.scaling == "png8" else forward
 
     @property
     def map_names(self) -> tuple[str, ...]:
         """The model's maps in [0, 1] that a run can write beside the output (attention, cloud mask)."""
         return models.find_model_using_name(self.opt.model).roles.attention
 
-    def forward_with(self, maps: tuple[str, ...]) -> Forward:
-        """:attr:`forward` followed by one channel per map of ``maps``."""
-        return self.mapped(model_forward(self.model, maps)) if maps else self.forward
+    def forward_with(self, maps: tuple[str, ...], mapping: str = by_domain.UNIT) -> Forward:
+        """:attr:`forward` followed by one channel per map of ``maps``; ``mapping`` 'png8': with the
+        PNG conversion's mapping around it (:func:`scene.domain.png8_forward`)."""
+        run = model_forward(self.model, maps) if maps else self.forward
+        return by_domain.png8_forward(run, self.domain, self.bands) if mapping == by_domain.PNG8 else run
 
     def chosen_maps(self, maps: bool) -> tuple[str, ...]:
         if not maps:
@@ -258,33 +252,26 @@ class ScenePredictor:
     ) -> Scene:
         """Open and check a scene for this model (``s2_bands`` default: the training's; ``sar``
         None for a model without SAR input)."""
-        self.check_sar_given(sar)
-        default_bands = getattr(self.opt, "s2_bands", None)
-        if self.domain.scaling == "png8":
-            default_bands = ",".join(self.domain.bands)
-        return open_scene(
+        by_domain.check_sar_given(self.domain, self.described, sar)
+        sar_count = None
+        if sar is not None and self.domain.scaling == by_domain.PNG8:
+            with open_raster(sar, "SAR") as ds:
+                sar_count = ds.count
+        mapping = self.mapping_for(sar_count)
+        optical_nc, sar_nc = self.band_counts(mapping)
+        scene = open_scene(
             cloudy,
             sar,
-            input_nc=self.optical_bands,
-            sar_nc=self.sar_bands,
-            s2_bands=s2_bands or default_bands,
+            input_nc=optical_nc,
+            sar_nc=sar_nc,
+            s2_bands=s2_bands or by_domain.default_bands(self.domain, self.opt, mapping),
             cloudy_nodata=cloudy_nodata,
             sar_nodata=sar_nodata,
             sar_scaling=self.domain.sar_scaling,
             what=self.described,
         )
-
-    def check_sar_given(self, sar: object | None) -> None:
-        """Refuse a SAR image for a model without SAR input, and a missing one for a model with it."""
-        if sar is not None and not self.sar_bands:
-            raise UserError(
-                f"{self.described} takes no SAR image, but one was given ({sar}): leave it out (--sar, "
-                "sar=None), or use weights with SAR"
-            )
-        if sar is None and self.sar_bands:
-            raise UserError(
-                f"{self.described} takes a SAR image (Sentinel-1 VV, VH in dB): give it (--sar, sar=)"
-            )
+        scene.mapping = mapping
+        return scene
 
     def predict(
         self,
@@ -337,13 +324,14 @@ class ScenePredictor:
             )
             with scene:  # input errors come before the model is built
                 if log is not None:
-                    for line in [n for n in self.notes if n not in self._said]:
-                        log(line)
-                        self._said.add(line)
+                    for line in by_domain.scene_lines(self.domain, self.described, scene.mapping):
+                        if line not in self._said:  # once per predictor, not once per scene
+                            log(line)
+                            self._said.add(line)
                     for line in (scene.note, *scene.warnings):
                         if line:
                             log(line)
-                run = forward or self.forward_with(names)
+                run = forward or self.forward_with(names, scene.mapping)
                 return self.write(
                     scene,
                     out,
