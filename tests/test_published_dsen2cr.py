@@ -75,7 +75,7 @@ def keras2_copy(src: Path, dst: Path, chunks: bool = False) -> Path:
     with h5py.File(src) as f, h5py.File(dst, "w") as g:
         whole = "model_weights" in f
         root_in, root_out = (f["model_weights"], g.create_group("model_weights")) if whole else (f, g)
-        if whole:
+        if "optimizer_weights" in f:
             f.copy("optimizer_weights", g)
         layers = [x.decode() if isinstance(x, bytes) else str(x) for x in root_in.attrs["layer_names"]]
         for layer in layers:
