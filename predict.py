@@ -63,8 +63,9 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--weights",
         default=None,
-        help="instead of --name: a published weight file (GLF-CR's CR_net.pth, a DSen2-CR .hdf5) or the "
-        "name of a published set (docs/weights.md); its kind is recognised from its content",
+        help="instead of --name: a published weight file (GLF-CR's CR_net.pth, a DSen2-CR .hdf5), the "
+        "name of a published set (docs/weights.md; its kind is recognised from its content), or a folder "
+        "(an experiment, or weight files alone such as the official latest_net_{G,G2,A,D}.pth)",
     )
     p.add_argument(
         "--download",

@@ -114,7 +114,8 @@ class ScenePredictor:
     ``train_opt.json`` is read with the paper's configuration of ``model`` (see
     :func:`scene.model.load_options`); ``model`` also refuses an experiment of another model.
     ``weights``: a published weight file or a published set's name instead of an experiment
-    (:mod:`models.weight_sets`; ``download``: fetch a published set not downloaded yet).
+    (:mod:`models.weight_sets`; ``download``: fetch a published set not downloaded yet); a folder
+    given as ``weights`` is an experiment (or a folder of weight files alone).
     :attr:`domain` is what the model expects at its input; scenes are scaled by it.
     """
 
@@ -130,6 +131,9 @@ class ScenePredictor:
         download: bool = False,
     ) -> None:
         self.weight_set = None
+        if weights is not None and Path(weights).expanduser().is_dir():  # a folder: an experiment
+            folder = Path(weights).expanduser().resolve()
+            checkpoints_dir, name, weights = folder.parent, folder.name, None
         if weights is not None:
             self.weight_set = open_weight_set(weights, model=model, download=download)
             self.opt = weights_options(self.weight_set)

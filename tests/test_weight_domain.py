@@ -16,6 +16,7 @@ from PIL import Image
 
 import predict
 import test as test_script
+from cloud_removal import CloudRemover
 from data.sentinel import S1_CLIP, S2_BANDS
 from models.networks.dsen2cr import parameter_count
 from models.networks.glf_cr import GLFCRNet
@@ -131,6 +132,18 @@ def test_the_mapping_is_said_once_and_other_png_experiments_say_whose_mapping_it
         and "may differ from how the training PNGs were made" in err
     )
     assert read(tmp_path / "out" / "b.tif").shape == (3, 40, 40)
+
+
+def test_weights_folder_and_the_api_give_the_same_mapped_scene(official, tmp_path):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    argv = ["--cloudy", str(s2), "--sar", str(s1), "--out", str(tmp_path / "a.tif"), "--gpu_ids", "-1"]
+    argv += ["--weights", str(official / "official"), "--window", "32", "--overlap", "8"]
+    assert run_main(predict.main, argv) == 0
+    remover = CloudRemover(official / "official", device="cpu")
+    assert remover.bands == ("B4", "B3", "B2") and "never published" in remover.notes[0]
+    result = remover(read(s2), read(s1), cloudy_nodata=0, window=32, overlap=8)
+    assert result.image.shape == (3, 40, 40)
+    np.testing.assert_array_equal(result.image, read(tmp_path / "a.tif"))
 
 
 # ---------------------------------------------------------------------------- domains
