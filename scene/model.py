@@ -25,7 +25,7 @@ import torch
 import data
 import models
 from models.networks import UNET_DEPTHS
-from models.weight_sets import InputDomain, WeightSet, domain_from_options, option_values
+from models.weight_sets import InputDomain, WeightSet, domain_from_options, open_weight_set, option_values
 from models.weight_sets.domain import PNG_DATASETS
 from models.weights import safe_load
 from options.test_options import TestOptions
@@ -104,6 +104,39 @@ def unet_shape(state: dict) -> tuple[int, int, int, int]:
     first, last = keys[0], keys[-1]
     depth = max(k.count("model.") for k in keys) - 1
     return int(state[first].shape[1]), int(state[first].shape[0]), depth, int(state[last].shape[0])
+
+
+def model_source(
+    checkpoints_dir: str | Path | None,
+    name: str | None,
+    epoch: str | int = "latest",
+    *,
+    model: str | None = None,
+    weights: str | Path | None = None,
+    download: bool = False,
+) -> tuple[argparse.Namespace, WeightSet | None, Path, str]:
+    """What is to run: the options, the weight file (None for an experiment), the checkpoints folder
+    and the name. ``weights``: a weight file or a published set (:func:`models.weight_sets.open_weight_set`),
+    or a folder, which is an experiment; else the experiment ``name`` in ``checkpoints_dir``."""
+    if weights is not None and Path(weights).expanduser().is_dir():
+        folder = Path(weights).expanduser().resolve()
+        checkpoints_dir, name, weights = folder.parent, folder.name, None
+    if weights is not None:
+        ws = open_weight_set(weights, model=model, download=download)
+        return weights_options(ws), ws, ws.path.parent, ws.name
+    if name is None:
+        raise UserError("give an experiment (--name) or a weight file (--weights)")
+    folder = Path(checkpoints_dir or "./checkpoints")
+    return load_options(folder, name, model, epoch), None, folder, name
+
+
+def described(opt: argparse.Namespace, ws: WeightSet | None, folder: Path) -> str:
+    """The model in messages: the weight file and what it is, or the experiment."""
+    if ws is not None:
+        return f"{ws.path.name} ({ws.description})"
+    if getattr(opt, "weights_only", False):
+        return f"the weight files in {folder}"
+    return f"experiment {folder.name}"
 
 
 def weights_options(ws: WeightSet) -> argparse.Namespace:

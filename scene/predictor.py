@@ -25,16 +25,15 @@ from pathlib import Path
 import rasterio
 
 import models
-from models.weight_sets import open_weight_set
 from scene import domain as by_domain
 from scene.io import Scene, open_scene
 from scene.model import (
+    described,
     input_domain,
     load_model,
-    load_options,
     model_forward,
+    model_source,
     png_warning,
-    weights_options,
     window_multiple,
 )
 from scene.output import OutputFormat, atomic_geotiff
@@ -130,25 +129,12 @@ class ScenePredictor:
         weights: str | os.PathLike | None = None,
         download: bool = False,
     ) -> None:
-        self.weight_set = None
-        if weights is not None and Path(weights).expanduser().is_dir():  # a folder: an experiment
-            folder = Path(weights).expanduser().resolve()
-            checkpoints_dir, name, weights = folder.parent, folder.name, None
-        if weights is not None:
-            self.weight_set = open_weight_set(weights, model=model, download=download)
-            self.opt = weights_options(self.weight_set)
-            checkpoints_dir, name = self.weight_set.path.parent, self.weight_set.name
-        elif name is None:
-            raise UserError("give an experiment (--name) or a weight file (--weights)")
-        else:
-            self.opt = load_options(checkpoints_dir or "./checkpoints", name, model, epoch)
-        self.checkpoints_dir, self.name, self.epoch, self.gpu_ids = (
-            Path(checkpoints_dir or "./checkpoints"),
-            name,
-            epoch,
-            gpu_ids,
+        self.opt, self.weight_set, self.checkpoints_dir, self.name = model_source(
+            checkpoints_dir, name, epoch, model=model, weights=weights, download=download
         )
+        self.epoch, self.gpu_ids = epoch, gpu_ids
         self.domain = input_domain(self.opt, self.weight_set)
+        self.described = described(self.opt, self.weight_set, self.checkpoints_dir / self.name)
         self._model: models.BaseModel | None = None
         self._forward: Forward | None = None
         self._said: set[str] = set()  # notes logged once per predictor, not once per scene
@@ -165,15 +151,6 @@ class ScenePredictor:
         scaling (the PNG mapping of a model of 8-bit PNGs)."""
         line = by_domain.mapping_line(self.domain, self.described)
         return (line,) if line else ()
-
-    @property
-    def described(self) -> str:
-        """The model in messages: the weight file and what it is, or the experiment."""
-        if self.weight_set is not None:
-            return f"{self.weight_set.path.name} ({self.weight_set.description})"
-        if getattr(self.opt, "weights_only", False):
-            return f"the weight files in {self.checkpoints_dir / self.name}"
-        return f"experiment {self.name}"
 
     def mapping_for(self, sar_count: int | None) -> str:
         """How a scene whose SAR image has ``sar_count`` bands is given to the model ('unit', 'png8')."""
