@@ -258,6 +258,8 @@ def _check_scene(
                 ": 12 bands is a Level-2A product (no B10), but it was trained on Level-1C's 13 bands; "
                 "give the Level-1C product of the scene"
             )
+        elif input_nc == len(S2_BANDS):
+            hint = ": give all 13 bands of a Sentinel-2 Level-1C image, B1 to B12 in order"
         raise UserError(f"{cloudy_path} has {n} band(s) but {what} takes {input_nc}{hint}")
     if len(picked) != input_nc:
         raise UserError(f"--s2_bands {s2_bands} selects {len(picked)} band(s) but {what} takes {input_nc}")

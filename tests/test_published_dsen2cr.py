@@ -187,6 +187,7 @@ def test_inputs_that_differ_from_the_weights_are_refused_in_one_line_and_nothing
         "3 band(s)",
         "sar_model.hdf5",
         "takes 13",
+        "give all 13 bands",
     )
     l2a, _ = write_scene(tmp_path, 16, 16, s2_bands=12)
     expect_error(capfd, predict.main, predict_argv(with_sar, l2a, rgb_sar, out), "Level-2A", "Level-1C")

@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import predict
@@ -144,6 +145,17 @@ def test_weights_folder_and_the_api_give_the_same_mapped_scene(official, tmp_pat
     result = remover(read(s2), read(s1), cloudy_nodata=0, window=32, overlap=8)
     assert result.image.shape == (3, 40, 40)
     np.testing.assert_array_equal(result.image, read(tmp_path / "a.tif"))
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_png_mapping_on_a_gpu_gives_the_cpu_s_numbers(official, tmp_path):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    results = [
+        CloudRemover(official / "official", device=device)(read(s2), read(s1), window=32, overlap=8).image
+        for device in ("cpu", "cuda")
+    ]
+    np.testing.assert_allclose(results[1], results[0], atol=1e-5)
 
 
 # ---------------------------------------------------------------------------- domains
