@@ -77,7 +77,7 @@ def mapping_line(domain: InputDomain, described: str) -> str | None:
         return None
     lo, hi = domain.sar_clip[0]
     return (
-        f"note: {described} takes 8-bit PNG triplets: the scene goes through the PNG conversion's mapping "
+        f"note: {described} is a model of 8-bit PNG triplets: the scene goes through the PNG conversion's mapping "
         f"(scripts/convert_sen12mscr.py: {', '.join(domain.bands)} reflectance [0, {domain.png_stretch:g}] -> "
         f"0..255; SAR VV, VH, mean of [{lo:g}, {hi:g}] dB -> 0..255) and the output back to reflectance "
         f"[0, {domain.png_stretch:g}]; {domain.mapping_note}"
@@ -90,7 +90,7 @@ def scene_lines(domain: InputDomain, described: str, mapping: str) -> list[str]:
         return [mapping_line(domain, described)]
     if domain.scaling == PNG8:
         return [
-            f"note: {described} takes 8-bit PNG triplets and the SAR image has its 3 channels, so the "
+            f"note: {described} is a model of 8-bit PNG triplets and the SAR image has its 3 channels, so the "
             "scene is read as stored (optical DN / 10000, SAR [-25, 0] dB -> [0, 1]) as the demo's scene "
             "expects; a Sentinel-1 VV, VH image gets the PNG conversion's mapping instead"
         ]

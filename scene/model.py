@@ -135,7 +135,7 @@ def described(opt: argparse.Namespace, ws: WeightSet | None, folder: Path) -> st
     if ws is not None:
         return f"{ws.path.name} ({ws.description})"
     if getattr(opt, "weights_only", False):
-        return f"the weight files in {folder}"
+        return f"the weight folder {folder}"
     return f"experiment {folder.name}"
 
 
