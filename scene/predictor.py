@@ -25,6 +25,7 @@ from pathlib import Path
 import rasterio
 
 import models
+from models.roles import Roles
 from scene import domain as by_domain
 from scene.io import Scene, open_scene
 from scene.model import (
@@ -97,6 +98,16 @@ def map_path(out: str | os.PathLike, name: str) -> Path:
     """Where the map ``name`` (e.g. att_A) of output ``out`` goes: ``<stem>_<name><suffix>`` beside it."""
     out = Path(out)
     return out.with_name(f"{out.stem}_{name}{out.suffix or '.tif'}")
+
+
+def map_content(name: str, roles: Roles, model: str) -> str:
+    """The ``content`` tag of map ``name``'s GeoTIFF: what its values are."""
+    if name in roles.uncertainty:
+        return (
+            f"{name}: predicted variance of {model}, averaged over the output bands, in reflectance^2 "
+            "(the standard deviation is its square root)"
+        )
+    return f"{name}: map in [0, 1] of {model}"
 
 
 def stderr_log(message: str) -> None:
@@ -186,9 +197,15 @@ class ScenePredictor:
         return self._forward
 
     @property
+    def roles(self) -> Roles:
+        """The roles of the saved model (read from its options; the model is not built)."""
+        return models.find_model_using_name(self.opt.model).roles_for(self.opt)
+
+    @property
     def map_names(self) -> tuple[str, ...]:
-        """The model's maps in [0, 1] that a run can write beside the output (attention, cloud mask)."""
-        return models.find_model_using_name(self.opt.model).roles.attention
+        """The model's maps that a run can write beside the output: attention maps and cloud masks
+        in [0, 1], then predicted variances (``roles.uncertainty``)."""
+        return self.roles.maps
 
     def forward_with(self, maps: tuple[str, ...], mapping: str = by_domain.UNIT) -> Forward:
         """:attr:`forward` followed by one channel per map of ``maps``; ``mapping`` 'png8': with the
@@ -200,7 +217,9 @@ class ScenePredictor:
         if not maps:
             return ()
         if not self.map_names:
-            raise UserError(f"model {self.opt.model} has no attention map or cloud mask; drop --maps")
+            raise UserError(
+                f"model {self.opt.model} has no attention map, cloud mask or uncertainty; drop --maps"
+            )
         return self.map_names
 
     # ------------------------------------------------------------------ scenes
@@ -288,8 +307,8 @@ class ScenePredictor:
         threads (default: up to 6 beside a GPU, 0 on the CPU); ``write_thread``: write in a thread
         of its own (default: when there are reading threads). ``forward``: a function run instead
         of :attr:`forward` (same contract; e.g. to time the pipeline around a stand-in network).
-        ``maps``: also write the model's attention maps / cloud masks (:func:`map_path`) as float32
-        in [0, 1]; ``cog``: cloud-optimised GeoTIFFs. ``log`` receives notes (e.g. the SAR resampled
+        ``maps``: also write the model's attention maps / cloud masks (in [0, 1]) and predicted
+        variances (reflectance^2, averaged over the bands) as float32 (:func:`map_path`); ``cog``: cloud-optimised GeoTIFFs. ``log`` receives notes (e.g. the SAR resampled
         onto the optical grid).
         """
         inputs = (("cloudy", cloudy),) + ((("sar", sar),) if sar is not None else ())
@@ -363,7 +382,7 @@ class ScenePredictor:
                 profile = map_fmt.profile(scene.cloudy, 1, grid.stride)
                 writer = stack.enter_context(atomic_geotiff(map_path(out, name), profile, cog))
                 writer.set_band_description(1, name)
-                writer.update_tags(content=f"{name}: map in [0, 1] of {self.opt.model}", **tags)
+                writer.update_tags(content=map_content(name, self.roles, self.opt.model), **tags)
                 writers.append(writer)
             reader = scene.batch_reader(grid, batch_size, pin=device.type == "cuda")
             try:
