@@ -37,7 +37,8 @@ def _entry(model: str, what: str) -> Callable[..., CloudRemover]:
             sets = f" (published: {', '.join(published)})" if published else ""
             raise UserError(
                 f"give checkpoint=<folder of a trained {model} model> or weights=<weight file or "
-                f"published set{sets}>, one of the two; see docs/weights.md"
+                f"published set{sets}>, one of the two (no weights are downloaded unless download=True); "
+                "see docs/weights.md"
             )
         return CloudRemover(checkpoint or weights, model=model, epoch=epoch, device=device, download=download)
 

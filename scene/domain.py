@@ -50,7 +50,7 @@ def check_sar_given(domain: InputDomain, described: str, sar: object | None) -> 
         raise UserError(f"{described} takes a SAR image (Sentinel-1 VV, VH in dB): give it (--sar, sar=)")
 
 
-def png8_forward(forward, domain: InputDomain, bands: int):
+def png8_forward(forward, domain: InputDomain, bands: int, variances: tuple[bool, ...] = ()):
     """``forward`` of a model trained on 8-bit PNG triplets, given a real scene as
     ``scripts/convert_sen12mscr.py`` would have written it (its default fixed stretch).
 
@@ -58,15 +58,18 @@ def png8_forward(forward, domain: InputDomain, bands: int):
     (VV, VH clipped and scaled). The optical bands become ``round(r / stretch x 255) / 255`` in
     float64, the SAR ``round(x x 255) / 255`` of VV, VH and their mean in float32, exactly the
     PNG's values; the first ``bands`` channels of the output (PNG units in [0, 1]) are mapped back
-    to reflectance (x stretch), the maps after them are kept."""
+    to reflectance (x stretch), the maps after them are kept, but for those ``variances`` marks
+    (predicted variances, PNG units squared: x stretch^2)."""
     stretch = float(domain.png_stretch)
+    scales = [stretch**2 if v else 1.0 for v in variances]
 
     def run(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         optical = (a.double() / stretch * 255).round_().clamp_(0, 255).div_(255).float()
         vv, vh = c[:, 0], c[:, 1]
         sar = torch.stack([vv, vh, (vv + vh) / 2], 1).mul(255).round_().clamp_(0, 255).div_(255)
         out = forward(optical, sar)
-        return torch.cat([out[:, :bands] * stretch, out[:, bands:]], 1)
+        maps = [out[:, bands + i : bands + i + 1] * scale for i, scale in enumerate(scales)]
+        return torch.cat([out[:, :bands] * stretch, *maps, out[:, bands + len(scales) :]], 1)
 
     return run
 

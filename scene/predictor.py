@@ -211,7 +211,10 @@ class ScenePredictor:
         """:attr:`forward` followed by one channel per map of ``maps``; ``mapping`` 'png8': with the
         PNG conversion's mapping around it (:func:`scene.domain.png8_forward`)."""
         run = model_forward(self.model, maps) if maps else self.forward
-        return by_domain.png8_forward(run, self.domain, self.bands) if mapping == by_domain.PNG8 else run
+        if mapping != by_domain.PNG8:
+            return run
+        variances = tuple(name in self.roles.uncertainty for name in maps)
+        return by_domain.png8_forward(run, self.domain, self.bands, variances)
 
     def chosen_maps(self, maps: bool) -> tuple[str, ...]:
         if not maps:

@@ -22,6 +22,7 @@ from data.sentinel import S1_CLIP, S2_BANDS
 from models.networks.dsen2cr import parameter_count
 from models.networks.glf_cr import GLFCRNet
 from models.weight_sets import FORMATS, PUBLISHED, domain_from_options, open_weight_set, registry
+from scene.domain import png8_forward
 from scripts import convert_sen12mscr as convert
 from tests.fixtures.make_dsen2cr_keras_reference import FOLDER
 from tests.helpers import expect_error, run_main
@@ -156,6 +157,25 @@ def test_the_png_mapping_on_a_gpu_gives_the_cpu_s_numbers(official, tmp_path):
         for device in ("cpu", "cuda")
     ]
     np.testing.assert_allclose(results[1], results[0], atol=1e-5)
+
+
+def test_the_png_mapping_maps_outputs_back_and_variances_by_the_stretch_squared():
+    domain = domain_from_options(options(dataset_mode="triplet", input_nc=3, sar_nc=3))
+    seen = {}
+
+    def fake(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        seen["a"], seen["c"] = a, c
+        return torch.full((1, 5, 2, 2), 0.5)  # 3 bands, an attention map, a variance
+
+    a = torch.tensor([0.0, 0.15, 0.3, 0.6]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    c = torch.rand(1, 2, 2, 2)
+    out = png8_forward(fake, domain, 3, (False, True))(a, c)
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor([0.15, 0.15, 0.15, 0.5, 0.5 * 0.09]))
+    assert torch.allclose(
+        seen["a"][0, 0].flatten(), torch.tensor([0, 128, 255, 255]) / 255
+    )  # 0.15/0.3*255 = 127.5 -> 128
+    vv, vh = c[0, 0], c[0, 1]
+    assert torch.equal(seen["c"][0, 2], ((vv + vh) / 2 * 255).round() / 255)
 
 
 # ---------------------------------------------------------------------------- domains
