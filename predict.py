@@ -3,13 +3,16 @@
     python predict.py --cloudy S2.tif --sar S1.tif --name realcloud_21 --out S2_clear.tif --maps
     python predict.py --cloudy S2_dir/ --sar S1_dir/ --name realcloud_21 --out clear_dir/
     python predict.py --pairs pairs.txt --name realcloud_21 --out clear_dir/ --cog
+    python predict.py --cloudy S2.tif --sar S1.tif --weights CR_net.pth --out S2_clear.tif
 
 Inputs: the cloudy Sentinel-2 image (digital numbers, uint16, reflectance x 10000) and the
 Sentinel-1 image (backscatter in dB, float), any size up to a full 10980 x 10980 tile; a SAR image
 on another grid or CRS is resampled onto the optical grid on the fly. The model's configuration
 (bands, widths, U-Net depth, preprocessing) is read from the experiment's ``train_opt.json``, so
 no training flag is repeated here; a folder of weight files alone (the official release) is read
-with the paper's configuration. Many scenes (two folders with the same file names, or a list of
+with the paper's configuration, and a published weight file (``--weights``: GLF-CR's CR_net.pth,
+DSen2-CR's HDF5 files, see docs/weights.md) with its own; each is given the scene as it was
+trained (its input domain: bands, SAR clip, scaling; 8-bit PNG models through the PNG mapping). Many scenes (two folders with the same file names, or a list of
 pairs) run in one go, and scenes whose output exists are skipped, so a stopped run restarts.
 Output: a GeoTIFF on the input grid, all output bands, as float32 reflectance in [0, 1] or
 (``--out_dtype uint16``) Sentinel-2 digital numbers (reflectance x 10000); nodata where both
@@ -39,7 +42,9 @@ def build_parser() -> OneLineParser:
     p = OneLineParser(prog="predict.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--cloudy", help="cloudy Sentinel-2 GeoTIFF (uint16 digital numbers), or a folder of them")
     p.add_argument(
-        "--sar", help="Sentinel-1 GeoTIFF (float dB: VV, VH), or a folder with the same file names"
+        "--sar",
+        help="Sentinel-1 GeoTIFF (float dB: VV, VH), or a folder with the same file names (none for a "
+        "model without SAR input)",
     )
     p.add_argument(
         "--pairs", help="text file of scenes instead of --cloudy/--sar: one 'cloudy.tif sar.tif' per line"
@@ -51,15 +56,28 @@ def build_parser() -> OneLineParser:
     )
     p.add_argument(
         "--name",
-        required=True,
+        default=None,
         help="experiment: <checkpoints_dir>/<name>/ with train_opt.json, or holding weight files alone "
         "(e.g. the official latest_net_G.pth ...: the paper's configuration)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="instead of --name: a published weight file (GLF-CR's CR_net.pth, a DSen2-CR .hdf5), the "
+        "name of a published set (docs/weights.md; its kind is recognised from its content), or a folder "
+        "(an experiment, or weight files alone such as the official latest_net_{G,G2,A,D}.pth)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="with --weights NAME: download the published set into the cache if it is not there",
     )
     p.add_argument(
         "--model",
         default=None,
         choices=MODEL_NAMES,
-        help="the model of a folder of weight files alone (default: pix2pix_attn)",
+        help="the model of a folder of weight files alone (default: pix2pix_attn); with --weights, refuse "
+        "a file of another model",
     )
     p.add_argument(
         "--checkpoints_dir", default="./checkpoints", help="where experiments are saved (%(default)s)"
@@ -146,8 +164,10 @@ def build_parser() -> OneLineParser:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     many = args.pairs is not None or (args.cloudy is not None and Path(args.cloudy).is_dir())
-    if args.pairs is None and (args.cloudy is None or args.sar is None):
+    if args.pairs is None and args.cloudy is None:
         raise UserError("give --cloudy and --sar (files or folders), or --pairs LIST")
+    if (args.name is None) == (args.weights is None):
+        raise UserError("give an experiment (--name) or a weight file (--weights), one of the two")
     if many and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out} must be an existing folder when there are many scenes")
     if many:
@@ -158,10 +178,16 @@ def run(argv: list[str] | None = None) -> int:
         )
         check_pairs(pairs)
     else:
-        check_output_path(args.out, ("cloudy", args.cloudy), ("sar", args.sar))
+        check_output_path(args.out, ("cloudy", args.cloudy), *([("sar", args.sar)] if args.sar else []))
     keep_heap_flat()
     predictor = ScenePredictor(
-        args.checkpoints_dir, args.name, args.epoch, gpu_ids=args.gpu_ids, model=args.model
+        args.checkpoints_dir,
+        args.name,
+        args.epoch,
+        gpu_ids=args.gpu_ids,
+        model=args.model,
+        weights=args.weights,
+        download=args.download,
     )
     if predictor.warning:
         print(f"warning: {predictor.warning}", file=sys.stderr)

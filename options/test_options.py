@@ -10,6 +10,7 @@ from metrics.authors import AUTHOR_PROTOCOLS, parse_author_protocols
 from metrics.cloud_masks import DETECTORS
 from metrics.coverage import parse_bins
 from models.base_model import TEST_MODES
+from models.weight_sets import WeightSet, check_weight_options, open_weight_set, option_values
 from util.errors import UserError
 
 from .base_options import BaseOptions
@@ -80,13 +81,40 @@ class TestOptions(BaseOptions):
             default=0,
             help="accepted for the official command line; testing shows nothing on visdom",
         )
+        g.add_argument(
+            "--weights",
+            default=None,
+            help="a published weight file (e.g. GLF-CR's CR_net.pth, a DSen2-CR .hdf5) or a published set's "
+            "name (docs/weights.md) instead of --name's checkpoints: the model, its architecture and its "
+            "data settings come from the file",
+        )
+        g.add_argument(
+            "--download",
+            action="store_true",
+            help="with --weights NAME: download the published set into the cache if it is not there",
+        )
         # Tests see whole images in order, once each, with no augmentation.
         # --load_size defaults to --crop_size (whole images, no rescaling): see finalize().
         parser.set_defaults(load_size=None, serial_batches=True, no_flip=True)
         return parser
 
+    def config_defaults(self, argv: list[str] | None) -> dict:
+        """With ``--weights``: the weight file's model, architecture and data settings, as defaults."""
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--weights", default=None)
+        pre.add_argument("--model", default=None)
+        pre.add_argument("--download", action="store_true")
+        known, _ = pre.parse_known_args(argv)
+        self.weight_set: WeightSet | None = None
+        if not known.weights:
+            return {}
+        self.weight_set = open_weight_set(known.weights, model=known.model, download=known.download)
+        return option_values(self.weight_set)
+
     def finalize(self, opt: argparse.Namespace) -> None:
         super().finalize(opt)
+        if getattr(self, "weight_set", None) is not None:
+            check_weight_options(self.weight_set, opt)
         opt.test_mode = resolve_test_mode(opt.model, opt.test_mode)
         opt.eval = opt.test_mode == "eval"
         if opt.load_size is None:

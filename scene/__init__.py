@@ -2,7 +2,8 @@
 
 The public API:
 
-* :class:`ScenePredictor` — an experiment (``checkpoints/<name>/``) ready to predict scenes;
+* :class:`ScenePredictor` — an experiment (``checkpoints/<name>/``) or a published weight file
+  (``weights=``) ready to predict scenes;
   :meth:`ScenePredictor.predict` writes one and returns a :class:`SceneResult`.
 * :func:`predict_scene_file` — the same for one scene in one call.
 * :data:`OUT_DTYPES` — the output types ('float32' reflectance, 'uint16' reflectance x 10000).
@@ -10,7 +11,8 @@ The public API:
 The modules beneath, bottom up: :mod:`scene.windows` (the window grid and the blending),
 :mod:`scene.reader` (windows read in batches), :mod:`scene.io` (the inputs and their checks), :mod:`scene.scaling` (Sentinel scaling on the
 device), :mod:`scene.output` (output types, GeoTIFF profile, atomic output),
-:mod:`scene.pipeline` (the streaming pipeline and its threads), :mod:`scene.model` (the trained
+:mod:`scene.pipeline` (the streaming pipeline and its threads), :mod:`scene.domain` (how a scene is
+given to a model by its input domain: Sentinel scaling, the PNG mapping, no SAR), :mod:`scene.model` (the trained
 model and its forward function) and :mod:`scene.predictor` (the API above). ``predict.py`` is its
 command line.
 """

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
+from rasterio.windows import Window
 
 from data.sentinel import S2_BANDS, parse_bands
+from scene.arrays import BlankRaster
 from scene.reader import BatchReader, open_raster, pinned
 from scene.windows import WindowGrid
 from util.errors import UserError
 
 S2_DTYPES = ("uint16", "int16", "uint32", "int32")  # digital numbers, reflectance x 10000
 S1_DTYPES = ("float32", "float64")  # backscatter in dB
+SAMPLE = 512  # side of the central window whose values are checked against the scaling
 
 
 def describe_grid(ds: rasterio.io.DatasetReader) -> str:
@@ -94,6 +98,8 @@ class Scene:
     sar_scaling: str = "standard"
     band_names: tuple[str, ...] = ()
     sar_warp: dict | None = None  # WarpedVRT settings when the SAR is on another grid
+    warnings: list[str] = field(default_factory=list)  # inputs that may not fit the scaling
+    mapping: str = "unit"  # how the model is given the scene (scene.domain: 'unit' or 'png8')
 
     @property
     def note(self) -> str | None:
@@ -107,7 +113,10 @@ class Scene:
 
     def open_inputs(self) -> tuple[list, list]:
         """New handles of the two inputs (the SAR warped if need be), and the handles to close."""
-        cloudy, sar = open_raster(self.cloudy.name, "cloudy"), open_raster(self.sar.name, "SAR")
+        cloudy = open_raster(self.cloudy.name, "cloudy")
+        if isinstance(self.sar, BlankRaster):  # a model without SAR input: nothing to open
+            return [cloudy, self.sar], [cloudy]
+        sar = open_raster(self.sar.name, "SAR")
         if self.sar_warp is None:
             return [cloudy, sar], [cloudy, sar]
         vrt = WarpedVRT(sar, **self.sar_warp)
@@ -145,9 +154,37 @@ class Scene:
         self.close()
 
 
+def central_values(ds: rasterio.io.DatasetReader, indexes: list[int], nodata: float | None) -> np.ndarray:
+    """The valid values (finite, not ``nodata``) of the central window (at most SAMPLE^2) of ``ds``."""
+    h, w = min(SAMPLE, ds.height), min(SAMPLE, ds.width)
+    raw = ds.read(indexes, window=Window((ds.width - w) // 2, (ds.height - h) // 2, w, h))
+    ok = np.isfinite(raw) if raw.dtype.kind == "f" else np.ones(raw.shape, bool)
+    if nodata is not None and not math.isnan(nodata):
+        ok &= raw != nodata
+    return raw[ok]
+
+
+def check_values(scene: Scene, what: str) -> None:
+    """Refuse linear SAR (no value below 0 dB); warn about an optical image of 8-bit values (a
+    picture, not digital numbers): each would give the "white output" of a mis-scaled input."""
+    if not isinstance(scene.sar, BlankRaster):
+        sar = central_values(scene.sar, scene.s1_indexes, scene.s1_nodata)
+        if sar.size and float(sar.min()) >= 0:
+            raise UserError(
+                f"{scene.sar.name} holds no value below 0, so it is linear backscatter, but {what} takes dB: "
+                "convert it (10 * log10) first"
+            )
+    optical = central_values(scene.cloudy, scene.s2_indexes, scene.s2_nodata)
+    if optical.size and float(optical.max()) <= 255:
+        scene.warnings.append(
+            f"warning: {scene.cloudy.name} holds values up to {float(optical.max()):g} only: an 8-bit "
+            f"picture, not Sentinel-2 digital numbers (reflectance x 10000) as {what} takes; its output will be dark"
+        )
+
+
 def open_scene(
     cloudy: str | os.PathLike,
-    sar: str | os.PathLike,
+    sar: str | os.PathLike | None,
     *,
     input_nc: int,
     sar_nc: int,
@@ -155,16 +192,20 @@ def open_scene(
     cloudy_nodata: str | float | None = None,
     sar_nodata: str | float | None = None,
     sar_scaling: str = "standard",
+    what: str = "the model",
 ) -> Scene:
     """Open and check a cloudy Sentinel-2 (DN) and a Sentinel-1 (dB) raster for a model of
-    ``input_nc`` optical and ``sar_nc`` SAR bands.
+    ``input_nc`` optical and ``sar_nc`` SAR bands (``sar`` None and ``sar_nc`` 0: a model without
+    SAR input, which reads a :class:`~scene.arrays.BlankRaster` in its place).
 
     ``s2_bands`` picks the bands of a 13-band scene ('all', 'rgb', names or numbers); the nodata
-    values default to the files' own ('none': no nodata value).
+    values default to the files' own ('none': no nodata value). ``what``: the model in messages.
     """
     cloudy_ds = open_raster(cloudy, "cloudy")
     try:
-        sar_ds = open_raster(sar, "SAR")
+        sar_ds = (
+            open_raster(sar, "SAR") if sar is not None else BlankRaster(cloudy_ds.height, cloudy_ds.width)
+        )
         try:
             return _check_scene(
                 cloudy_ds,
@@ -177,6 +218,7 @@ def open_scene(
                 cloudy_nodata,
                 sar_nodata,
                 sar_scaling,
+                what,
             )
         except BaseException:
             sar_ds.close()
@@ -197,10 +239,13 @@ def _check_scene(
     cloudy_nodata: str | float | None,
     sar_nodata: str | float | None,
     sar_scaling: str,
+    what: str,
 ) -> Scene:
+    blank = isinstance(sar, BlankRaster)
     check_dtype(cloudy, S2_DTYPES, "Sentinel-2 digital numbers (reflectance x 10000)")
-    check_dtype(sar, S1_DTYPES, "Sentinel-1 backscatter in dB")
-    warp = None if same_grid(cloudy, sar) else warp_onto(cloudy, sar)
+    if not blank:
+        check_dtype(sar, S1_DTYPES, "Sentinel-1 backscatter in dB")
+    warp = None if blank or same_grid(cloudy, sar) else warp_onto(cloudy, sar)
     n = cloudy.count
     if s2_bands and n == len(S2_BANDS):
         picked = parse_bands(str(s2_bands))
@@ -208,24 +253,33 @@ def _check_scene(
         picked = tuple(range(n))
     else:
         hint = " (give --s2_bands to choose them from a 13-band scene)" if n == len(S2_BANDS) else ""
-        raise UserError(f"{cloudy_path} has {n} band(s) but the model takes {input_nc}{hint}")
+        if n == len(S2_BANDS) - 1 and input_nc == len(S2_BANDS):
+            hint = (
+                ": 12 bands is a Level-2A product (no B10), but it was trained on Level-1C's 13 bands; "
+                "give the Level-1C product of the scene"
+            )
+        elif input_nc == len(S2_BANDS):
+            hint = ": give all 13 bands of a Sentinel-2 Level-1C image, B1 to B12 in order"
+        raise UserError(f"{cloudy_path} has {n} band(s) but {what} takes {input_nc}{hint}")
     if len(picked) != input_nc:
-        raise UserError(f"--s2_bands {s2_bands} selects {len(picked)} band(s) but the model takes {input_nc}")
-    if sar.count != sar_nc:
-        raise UserError(f"{sar_path} has {sar.count} band(s) but the model takes {sar_nc} SAR band(s)")
+        raise UserError(f"--s2_bands {s2_bands} selects {len(picked)} band(s) but {what} takes {input_nc}")
+    if not blank and sar.count != sar_nc:
+        raise UserError(f"{sar_path} has {sar.count} band(s) but {what} takes {sar_nc} SAR band(s)")
     names = (
         tuple(S2_BANDS[i] for i in picked)
         if n == len(S2_BANDS)
         else tuple(d or f"band_{i + 1}" for i, d in enumerate(cloudy.descriptions))
     )
-    return Scene(
+    scene = Scene(
         cloudy,
         sar,
         [i + 1 for i in picked],
         list(range(1, sar.count + 1)),
         parse_nodata(cloudy_nodata) if cloudy_nodata is not None else cloudy.nodata,
-        parse_nodata(sar_nodata) if sar_nodata is not None else sar.nodata,
+        sar.nodata if blank else parse_nodata(sar_nodata) if sar_nodata is not None else sar.nodata,
         str(sar_scaling or "standard"),
         names,
         warp,
     )
+    check_values(scene, what)
+    return scene

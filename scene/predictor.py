@@ -4,6 +4,7 @@
     predictor = ScenePredictor("checkpoints", "s12_13band", gpu_ids="0")
     result = predictor.predict("S2.tif", "S1.tif", "clear.tif", out_dtype="uint16", maps=True)
     print(result.megapixels_per_second, result.maps)  # maps: clear_att_A.tif beside clear.tif
+    glf = ScenePredictor(weights="CR_net.pth")  # a published weight file (docs/weights.md)
 
 Every setting is checked before any work starts, and every mistake raises a one-line
 :class:`util.errors.UserError` (named after ``predict.py``'s options); the output is written
@@ -25,10 +26,20 @@ import rasterio
 
 import models
 from models.roles import Roles
+from scene import domain as by_domain
 from scene.io import Scene, open_scene
-from scene.model import load_model, load_options, model_forward, png_warning, window_multiple
+from scene.model import (
+    described,
+    input_domain,
+    load_model,
+    model_forward,
+    model_source,
+    png_warning,
+    window_multiple,
+)
 from scene.output import OutputFormat, atomic_geotiff
 from scene.pipeline import Forward, predict_scene
+from scene.reader import open_raster
 from scene.windows import WindowGrid
 from util.errors import UserError
 
@@ -104,39 +115,61 @@ def stderr_log(message: str) -> None:
 
 
 class ScenePredictor:
-    """A trained experiment, ready to remove clouds from whole Sentinel-2 scenes window by window.
+    """A trained experiment or a weight file, ready to remove clouds from whole Sentinel-2 scenes
+    window by window.
 
     The options are read at once (``<checkpoints_dir>/<name>/train_opt.json``); the model is built
     and its weights (``epoch``: 'latest' or a number) loaded on first use, on the device of
     ``gpu_ids`` ('auto': the first GPU if any; '-1': the CPU). A folder of weight files without
     ``train_opt.json`` is read with the paper's configuration of ``model`` (see
     :func:`scene.model.load_options`); ``model`` also refuses an experiment of another model.
+    ``weights``: a published weight file or a published set's name instead of an experiment
+    (:mod:`models.weight_sets`; ``download``: fetch a published set not downloaded yet); a folder
+    given as ``weights`` is an experiment (or a folder of weight files alone).
+    :attr:`domain` is what the model expects at its input; scenes are scaled by it.
     """
 
     def __init__(
         self,
-        checkpoints_dir: str | os.PathLike,
-        name: str,
+        checkpoints_dir: str | os.PathLike | None = None,
+        name: str | None = None,
         epoch: str | int = "latest",
         *,
         gpu_ids: str = "auto",
         model: str | None = None,
+        weights: str | os.PathLike | None = None,
+        download: bool = False,
     ) -> None:
-        self.checkpoints_dir, self.name, self.epoch, self.gpu_ids = (
-            Path(checkpoints_dir),
-            name,
-            epoch,
-            gpu_ids,
+        self.opt, self.weight_set, self.checkpoints_dir, self.name = model_source(
+            checkpoints_dir, name, epoch, model=model, weights=weights, download=download
         )
-        self.opt = load_options(checkpoints_dir, name, model, epoch)
+        self.epoch, self.gpu_ids = epoch, gpu_ids
+        self.domain = input_domain(self.opt, self.weight_set)
+        self.described = described(self.opt, self.weight_set, self.checkpoints_dir / self.name)
         self._model: models.BaseModel | None = None
         self._forward: Forward | None = None
+        self._said: set[str] = set()  # notes logged once per predictor, not once per scene
 
     # ------------------------------------------------------------------ the model
     @property
     def warning(self) -> str | None:
-        """Why this experiment's predictions may be off (trained on 8-bit PNGs), or None."""
-        return png_warning(self.opt, self.name)
+        """Why this experiment's predictions may be off (trained on 8-bit PNGs that no mapping fits), or None."""
+        return png_warning(self.opt, self.name, self.domain)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """How a Sentinel scene (VV, VH) is given to the model where it is not plain Sentinel
+        scaling (the PNG mapping of a model of 8-bit PNGs)."""
+        line = by_domain.mapping_line(self.domain, self.described)
+        return (line,) if line else ()
+
+    def mapping_for(self, sar_count: int | None) -> str:
+        """How a scene whose SAR image has ``sar_count`` bands is given to the model ('unit', 'png8')."""
+        return by_domain.mapping_for(self.domain, self.opt, sar_count)
+
+    def band_counts(self, mapping: str = by_domain.UNIT) -> tuple[int, int]:
+        """Bands read from the cloudy and the SAR image under ``mapping`` (SAR 0: none)."""
+        return by_domain.band_counts(self.domain, self.opt, mapping)
 
     @property
     def bands(self) -> int:
@@ -174,9 +207,14 @@ class ScenePredictor:
         in [0, 1], then predicted variances (``roles.uncertainty``)."""
         return self.roles.maps
 
-    def forward_with(self, maps: tuple[str, ...]) -> Forward:
-        """:attr:`forward` followed by one channel per map of ``maps``."""
-        return model_forward(self.model, maps) if maps else self.forward
+    def forward_with(self, maps: tuple[str, ...], mapping: str = by_domain.UNIT) -> Forward:
+        """:attr:`forward` followed by one channel per map of ``maps``; ``mapping`` 'png8': with the
+        PNG conversion's mapping around it (:func:`scene.domain.png8_forward`)."""
+        run = model_forward(self.model, maps) if maps else self.forward
+        if mapping != by_domain.PNG8:
+            return run
+        variances = tuple(name in self.roles.uncertainty for name in maps)
+        return by_domain.png8_forward(run, self.domain, self.bands, variances)
 
     def chosen_maps(self, maps: bool) -> tuple[str, ...]:
         if not maps:
@@ -209,28 +247,39 @@ class ScenePredictor:
     def open(
         self,
         cloudy: str | os.PathLike,
-        sar: str | os.PathLike,
+        sar: str | os.PathLike | None,
         *,
         s2_bands: str | None = None,
         cloudy_nodata: str | float | None = None,
         sar_nodata: str | float | None = None,
     ) -> Scene:
-        """Open and check a scene for this model (``s2_bands`` default: the training's)."""
-        return open_scene(
+        """Open and check a scene for this model (``s2_bands`` default: the training's; ``sar``
+        None for a model without SAR input)."""
+        by_domain.check_sar_given(self.domain, self.described, sar)
+        sar_count = None
+        if sar is not None and self.domain.scaling == by_domain.PNG8:
+            with open_raster(sar, "SAR") as ds:
+                sar_count = ds.count
+        mapping = self.mapping_for(sar_count)
+        optical_nc, sar_nc = self.band_counts(mapping)
+        scene = open_scene(
             cloudy,
             sar,
-            input_nc=self.opt.input_nc,
-            sar_nc=self.opt.sar_nc,
-            s2_bands=s2_bands or getattr(self.opt, "s2_bands", None),
+            input_nc=optical_nc,
+            sar_nc=sar_nc,
+            s2_bands=s2_bands or by_domain.default_bands(self.domain, self.opt, mapping),
             cloudy_nodata=cloudy_nodata,
             sar_nodata=sar_nodata,
-            sar_scaling=str(getattr(self.opt, "sar_scaling", None) or "standard"),
+            sar_scaling=self.domain.sar_scaling,
+            what=self.described,
         )
+        scene.mapping = mapping
+        return scene
 
     def predict(
         self,
         cloudy: str | os.PathLike,
-        sar: str | os.PathLike,
+        sar: str | os.PathLike | None,
         out: str | os.PathLike,
         *,
         window: int = 256,
@@ -265,7 +314,8 @@ class ScenePredictor:
         variances (reflectance^2, averaged over the bands) as float32 (:func:`map_path`); ``cog``: cloud-optimised GeoTIFFs. ``log`` receives notes (e.g. the SAR resampled
         onto the optical grid).
         """
-        out = check_output_path(out, ("cloudy", cloudy), ("sar", sar), create=True)
+        inputs = (("cloudy", cloudy),) + ((("sar", sar),) if sar is not None else ())
+        out = check_output_path(out, *inputs, create=True)
         fmt = OutputFormat.parse(out_dtype, nodata, compress, cog)
         names = self.chosen_maps(maps)
         if names and forward is not None:
@@ -276,9 +326,15 @@ class ScenePredictor:
                 cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata
             )
             with scene:  # input errors come before the model is built
-                if scene.note and log is not None:
-                    log(scene.note)
-                run = forward or self.forward_with(names)
+                if log is not None:
+                    for line in by_domain.scene_lines(self.domain, self.described, scene.mapping):
+                        if line not in self._said:  # once per predictor, not once per scene
+                            log(line)
+                            self._said.add(line)
+                    for line in (scene.note, *scene.warnings):
+                        if line:
+                            log(line)
+                run = forward or self.forward_with(names, scene.mapping)
                 return self.write(
                     scene,
                     out,
@@ -315,6 +371,8 @@ class ScenePredictor:
         device = self.model.device
         start = time.perf_counter()
         tags = {"experiment": self.name, "epoch": str(self.epoch), "model": self.opt.model}
+        if self.weight_set is not None:
+            tags = {"weights": str(self.weight_set.path), "model": self.opt.model}
         map_fmt = OutputFormat("float32", fmt.fill, fmt.compress, fmt.cog)
         cog = fmt.cog_options() if fmt.cog else None
         with contextlib.ExitStack() as stack:
