@@ -14,6 +14,7 @@ from pathlib import Path
 import models
 from util.errors import UserError
 
+from .reuse import check_name
 from .settings import (
     OUR_ADDITIONS,
     OURS,
@@ -186,6 +187,7 @@ def make_plan(
     command: str = "",
 ) -> Plan:
     """The experiments of comparison ``name``: ``train_size`` is the number of training samples."""
+    check_name(name)
     if setting not in SETTINGS:
         raise UserError(f"--setting {setting!r}: choose one of {', '.join(SETTINGS)}")
     if train_size < 1:
