@@ -60,12 +60,10 @@ def gdal_env() -> rasterio.Env:
     return rasterio.Env(**({} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}))
 
 
-def check_output_path(
-    out: str | os.PathLike, *inputs: tuple[str, str | os.PathLike], create: bool = False
-) -> Path:
+def check_output_path(out: str | os.PathLike, *inputs: tuple[str, str | os.PathLike]) -> Path:
     """Refuse an output that is a folder, under a file, not named as a GeoTIFF (.tif, .tiff), or one
-    of the ``(role, path)`` inputs; ``create``: make its missing folders (as ``results/<name>/`` is
-    made for test.py)."""
+    of the ``(role, path)`` inputs. Its missing folders are made later (:func:`make_parent`), once
+    every check has passed."""
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'clear.tif'}")
@@ -77,8 +75,6 @@ def check_output_path(
     ancestor = next(p for p in out.absolute().parents if p.exists())
     if not ancestor.is_dir():
         raise UserError(f"--out {out}: {ancestor} is a file, not a folder; choose another --out")
-    if create:
-        make_parent(out)
     for role, path in inputs:
         src = Path(path)
         if out.exists() and src.exists() and out.samefile(src):
@@ -87,7 +83,7 @@ def check_output_path(
 
 
 def make_parent(out: Path) -> None:
-    """Make the missing folders of output ``out``."""
+    """Make the missing folders of output ``out`` (as ``results/<name>/`` is made for test.py)."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
