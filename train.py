@@ -93,9 +93,9 @@ def train(argv: list[str] | None = None) -> int:
         with distributed.together("starting"):
             # --batch_size is per process: each rank loads its shard of the same global sample order.
             loader = create_dataloader(opt, rank=place.rank, world_size=place.world_size)
-            check_first_sample(loader.dataset)  # bad data stops the run before checkpoints/<name>/ exists
             model = create_model(opt)
             model.setup()
+            check_first_sample(loader.dataset)  # bad data stops the run before checkpoints/<name>/ exists
         distributed.check_same(
             f"the number of training samples in {opt.dataroot}",
             len(loader.dataset),
