@@ -32,7 +32,7 @@ from models import MODEL_NAMES
 from options.parser import OneLineParser, positive_int
 from scene import COMPRESSIONS, OUT_DTYPES, ScenePredictor, keep_heap_flat
 from scene.batch import check_pairs, check_partial, folder_pairs, listed_pairs, predict_scenes
-from scene.predictor import check_output_path, check_overwrite
+from scene.paths import check_output_path, check_overwrite
 from util.errors import UserError, run_cli
 
 

@@ -23,14 +23,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from scene.predictor import (
-    GEOTIFF_SUFFIXES,
-    ScenePredictor,
-    SceneResult,
-    check_output_path,
-    output_files,
-    stderr_log,
-)
+from scene.paths import GEOTIFF_SUFFIXES, check_output_path, output_files
+from scene.predictor import ScenePredictor, SceneResult, stderr_log
 from util.errors import UserError
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2")
