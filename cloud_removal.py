@@ -20,8 +20,10 @@ Conventions (checked; a mismatch raises a one-line :class:`util.errors.UserError
   missing the output is NaN.
 
 The result: :attr:`Prediction.image` (C, H, W) cloud-free reflectance in [0, 1] (float32, the type
-of the input: numpy or a CPU tensor), and :attr:`Prediction.maps` the model's maps in [0, 1]
-(pix2pix_attn: its attention map ``att_A``; DSen2-CR: ``cloud_mask``), each (H, W). The image is
+of the input: numpy or a CPU tensor), :attr:`Prediction.maps` the model's maps in [0, 1]
+(pix2pix_attn: its attention map ``att_A``; DSen2-CR: ``cloud_mask``), each (H, W), and
+:attr:`Prediction.uncertainty` the per-pixel predicted variance of a model that gives one
+(UnCRtainTS; None for the others): (H, W), reflectance^2, averaged over the bands. The image is
 covered by overlapping windows that are cross-faded, exactly as ``predict.py`` does for a GeoTIFF
 (:mod:`scene.windows`), so both give the same numbers.
 """
@@ -52,10 +54,12 @@ MISSING_DN = -65536.5  # stands for NaN in cloudy floats: no digital number or r
 
 @dataclass
 class Prediction:
-    """The cloud-free image (C, H, W) in [0, 1] and the model's maps, each (H, W) in [0, 1]."""
+    """The cloud-free image (C, H, W) in [0, 1], the model's maps, each (H, W) in [0, 1], and its
+    predicted variance (H, W) in reflectance^2 (None for a model without one)."""
 
     image: np.ndarray | torch.Tensor
     maps: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)
+    uncertainty: np.ndarray | torch.Tensor | None = None
 
     @property
     def attention(self) -> np.ndarray | torch.Tensor | None:
@@ -127,7 +131,8 @@ class CloudRemover:
 
     @property
     def map_names(self) -> tuple[str, ...]:
-        """The maps a prediction returns (e.g. ('att_A',)); empty for models without one."""
+        """The maps a prediction returns (e.g. ('att_A',); a predicted variance, e.g. ('uncertainty',),
+        comes as :attr:`Prediction.uncertainty`); empty for models without one."""
         return self.scene.map_names
 
     @property
@@ -154,7 +159,8 @@ class CloudRemover:
         progress: bool = False,
     ) -> Prediction:
         """Remove the clouds of ``cloudy`` with ``sar`` (conventions: this module's docstring);
-        ``window``/``overlap``/``batch_size`` as predict.py's options; ``maps``: also return the maps."""
+        ``window``/``overlap``/``batch_size`` as predict.py's options; ``maps``: also return the maps
+        and the predicted variance."""
         as_tensor = isinstance(cloudy, torch.Tensor)
         a, c = band_first(cloudy, "cloudy"), band_first(sar, "sar")
         if a.shape[1:] != c.shape[1:]:
@@ -201,7 +207,13 @@ class CloudRemover:
             maps=writers,
         )
         wrap = torch.from_numpy if as_tensor else (lambda x: x)
-        return Prediction(wrap(image.data), {n: wrap(w.data[0]) for n, w in zip(names, writers)})
+        made = {n: wrap(w.data[0]) for n, w in zip(names, writers)}
+        variances = self.scene.roles.uncertainty
+        return Prediction(
+            wrap(image.data),
+            {n: m for n, m in made.items() if n not in variances},
+            next((made[n] for n in variances if n in made), None),
+        )
 
     def _band_indexes(self, count: int) -> list[int]:
         """1-based bands of a ``count``-band cloudy array to feed the model."""

@@ -41,3 +41,6 @@ sar_opt_cgan = _entry("sar_opt_cgan", "SAR-opt-cGAN (Grohnfeldt et al. 2018)")
 sf_gan = _entry("sf_gan", "Simulation-Fusion GAN (Gao et al. 2020)")
 glf_cr = _entry("glf_cr", "GLF-CR (Xu et al. 2022)")
 dsen2cr = _entry("dsen2cr", "DSen2-CR (Meraner et al. 2020)")
+uncrtaints = _entry(
+    "uncrtaints", "UnCRtainTS (Ebel et al. 2023), mono-temporal, with its per-pixel uncertainty"
+)

@@ -14,9 +14,11 @@ pairs) run in one go into one folder (made if missing), and scenes whose output 
 skipped, so a stopped run restarts. An existing output is never replaced without ``--overwrite``.
 Output: a GeoTIFF on the input grid, all output bands, as float32 reflectance in [0, 1] or
 (``--out_dtype uint16``) Sentinel-2 digital numbers (reflectance x 10000); nodata where both
-inputs are nodata; ``--maps`` adds the attention map (or DSen2-CR's cloud/shadow mask) as
-``<out stem>_<map>.tif``; ``--cog`` writes cloud-optimised GeoTIFFs. Overlapping windows are cross-faded (see ``scene/windows.py``); memory stays
-flat as the scene grows; with ``--overwrite`` an existing output is only replaced by a complete file.
+inputs are nodata; ``--maps`` adds the attention map (or DSen2-CR's cloud/shadow mask, or
+UnCRtainTS' predicted variance, reflectance^2 averaged over the bands) as ``<out stem>_<map>.tif``;
+``--cog`` writes cloud-optimised GeoTIFFs. Overlapping windows are cross-faded (see
+``scene/windows.py``); memory stays flat as the scene grows; with ``--overwrite`` an existing output
+is only replaced by a complete file.
 
 This file is the command line only: the library is the ``scene`` package
 (``scene.ScenePredictor``, ``scene.predict_scene_file``, ``scene.batch``).
@@ -134,7 +136,8 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--maps",
         action="store_true",
-        help="also write the model's attention map (DSen2-CR: its cloud/shadow mask) as <out stem>_<map>.tif",
+        help="also write the model's attention map (DSen2-CR: its cloud/shadow mask; UnCRtainTS: its "
+        "per-pixel uncertainty, the predicted variance) as <out stem>_<map>.tif",
     )
     p.add_argument(
         "--overwrite",

@@ -7,7 +7,10 @@ Writes ``results/<name>/<phase>_<epoch>/``: ``images/<stem>_<visual>.png`` (the 
 in the page order it declares), ``index.html``, and ``metrics_per_image.csv`` and
 ``metrics_summary.json`` (output and cloudy input vs ground truth; with each image's cloud coverage
 and the metrics over its cloudy and its clear pixels, see ``--cloud_detector``), and
-``metrics_by_coverage.csv`` (means per coverage bin). Without a ground-truth folder
+``metrics_by_coverage.csv`` (means per coverage bin). A model that predicts its uncertainty
+(UnCRtainTS) also gets ``images/<stem>_uncertainty.npy`` (the predicted variance, float32
+(1, H, W), [0, 1] data units squared: ``scripts.evaluate --var`` reads it), each image's mean
+variance and errors (protocol ``uncertainty``) and the calibration scores UCE and AUCE. Without a ground-truth folder
 (``<phase>B``: real cloudy scenes) the outputs and the page are written and nothing is measured.
 """
 
@@ -18,6 +21,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from data import create_dataloader
@@ -25,9 +29,12 @@ from display.results_page import role_labels, write_results_page
 from metrics import MetricsTable, field_metrics, paper_metrics
 from metrics.cloud_masks import CloudMasker, MissingDependency
 from metrics.coverage import format_metrics, measure_split
+from metrics.uncertainty import PROTOCOL as UNCERTAINTY
+from metrics.uncertainty import uncertainty_metrics
 from models import create_model
 from options.test_options import TestOptions
 from util.errors import UserError, run_cli
+from util.fileio import atomic_path
 from util.util import batch_item, save_image, to_unit, visuals_to_images
 
 NO_REFERENCE = "no cloud-free images (<phase>B) in --dataroot: outputs written, nothing measured"
@@ -42,7 +49,8 @@ def measure(
     ``rgb_bands`` (positions of B4, B3, B2 in multispectral data) adds the field protocol on them
     alone ('field_rgb'); the paper protocol is measured on the 8-bit previews in ``images``.
     ``masker`` (a `CloudMasker`) adds the cloudy input's cloud coverage and both protocols over
-    its cloudy and its clear pixels ('paper_cloudy', 'field_clear', ...).
+    its cloudy and its clear pixels ('paper_cloudy', 'field_clear', ...). A predicted variance
+    (``roles.uncertainty``) adds the output's 'uncertainty' statistics (`metrics.uncertainty`).
     """
     truth_u8, truth_unit = images[roles.reference], to_unit(visuals[roles.reference])
     mask = None
@@ -59,6 +67,10 @@ def measure(
         if mask is not None:
             measure_split(table, stem, name, "paper", paper_metrics, images[name], truth_u8, mask)
             measure_split(table, stem, name, "field", field_metrics, pred_unit, truth_unit, mask)
+    for name in getattr(roles, "uncertainty", ())[:1]:
+        variance = visuals[name][0].detach().float().cpu().numpy()
+        stats = uncertainty_metrics(to_unit(visuals[roles.output]), truth_unit, variance)
+        table.add(stem, roles.output, UNCERTAINTY, stats)
 
 
 def cloud_masker(opt, dataset) -> CloudMasker:
@@ -83,6 +95,9 @@ def write_sample(
     names = roles.ordered(images)
     for name in names:
         save_image(images[name], image_dir / f"{stem}_{name}.png", opt.aspect_ratio)
+    for name in getattr(roles, "uncertainty", ()):  # the variance itself, for scripts.evaluate --var
+        with atomic_path(image_dir / f"{stem}_{name}.npy") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, sample[name][0].detach().float().cpu().numpy())
     if table is not None:
         measure(table, stem, sample, images, roles, dataset.rgb_bands, masker)
     dataset.write_output(image_dir, stem, roles.output, sample[roles.output], batch, i)

@@ -1,5 +1,8 @@
 """The paper's figure: rows of test examples; columns SAR | attention | cloudy | each model | ground truth.
 
+A model that predicts its uncertainty (UnCRtainTS) gets a second column beside its output: the
+predicted standard deviation as a heat map (``<stem>_uncertainty.png``).
+
 Rows are chosen from the test set by measured cloud coverage (the fraction of the cloudy input the
 cloud mask flags; without cloud masks, by the cloudy input's paper-protocol PSNR), evenly spread from
 the most to the least clouded image, so the figure shows easy and hard cases alike. ``figure.png`` is
@@ -16,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+import models
 from util.fileio import atomic_path, write_text
 
 from .plan import OURS, Plan, label
@@ -57,6 +61,8 @@ def columns(plan: Plan) -> list[tuple[str, str, Path]]:
     cols.append(("cloudy", "real_A", source.test_dir / "images"))
     for exp in plan.experiments:
         cols.append((label(exp.model), "fake_B", exp.test_dir / "images"))
+        for name in models.find_model_using_name(exp.model).roles.uncertainty:
+            cols.append((f"{label(exp.model).split(' (')[0]} uncertainty", name, exp.test_dir / "images"))
     cols.append(("ground truth", "real_B", source.test_dir / "images"))
     return cols
 

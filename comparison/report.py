@@ -30,6 +30,8 @@ METRIC_COLUMNS = (
     ("field_cloudy", "ssim", "field SSIM, cloudy px", "{:.3f}"),
     ("field_clear", "ssim", "field SSIM, clear px", "{:.3f}"),
 )
+# UnCRtainTS' calibration scores, for the models that predict their uncertainty (empty for the others).
+CALIBRATION_COLUMNS = (("uce", "UCE (calibration)", "{:.4f}"),)
 OTHER_COLUMNS = ("parameters, inference (M)", "parameters, all (M)", "train s/iteration", "test images/s")
 
 
@@ -53,6 +55,15 @@ def model_parameters(exp: Experiment, dataset_mode: str) -> dict:
 
 def _summary(exp: Experiment) -> dict:
     return json.loads((exp.test_dir / "metrics_summary.json").read_text())["results"]
+
+
+def _calibration_cells(exp: Experiment, output: str) -> list[str]:
+    scores = json.loads((exp.test_dir / "metrics_summary.json").read_text()).get("calibration", {})
+    cells = []
+    for key, _, fmt in CALIBRATION_COLUMNS:
+        value = scores.get(output, {}).get(key)
+        cells.append("" if value is None or not math.isfinite(value) else fmt.format(value))
+    return cells
 
 
 def coverage_line(plan: Plan) -> str:
@@ -87,6 +98,7 @@ def table_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
         record = records[exp.model]
         output = models.find_model_using_name(exp.model).roles.output
         cells = [_cell(results, output, p, m, f) for p, m, _, f in METRIC_COLUMNS]
+        cells += _calibration_cells(exp, output)
         params = record.get("parameters", {})
         train_it = record.get("train_seconds", 0.0) / max(1, record.get("train_iterations", 1))
         test_ips = (record.get("test_images") or 0) / max(1e-9, record.get("test_seconds", 0.0))
@@ -102,13 +114,18 @@ def table_rows(plan: Plan, records: dict[str, dict]) -> list[list[str]]:
                 "cloudy input (no model)",
                 *[_cell(results, "real_A", p, m, f) for p, m, _, f in METRIC_COLUMNS],
             ]
-            cloudy += ["", "", "", ""]
+            cloudy += [""] * (len(CALIBRATION_COLUMNS) + len(OTHER_COLUMNS))
     return rows + ([cloudy] if cloudy else [])
 
 
 def write_tables(plan: Plan, records: dict[str, dict], machine: str) -> None:
     """``table.csv`` (machine-readable) and ``table.md`` (with the budget, protocol and machine)."""
-    header = ["model", *(c for _, _, c, _ in METRIC_COLUMNS), *OTHER_COLUMNS]
+    header = [
+        "model",
+        *(c for _, _, c, _ in METRIC_COLUMNS),
+        *(c for _, c, _ in CALIBRATION_COLUMNS),
+        *OTHER_COLUMNS,
+    ]
     rows = table_rows(plan, records)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -121,7 +138,8 @@ def write_tables(plan: Plan, records: dict[str, dict], machine: str) -> None:
         f"Data: `{plan.dataroot}` ({plan.dataset_mode}); {plan.budget_text()}; metrics are means over the "
         "test images.",
         "Paper protocol: 8-bit RGB, PSNR (range 255), scikit-image SSIM defaults, RMSE on 0-255. "
-        "Field protocol (UnCRtainTS): reflectance in [0, 1], all bands.",
+        "Field protocol (UnCRtainTS): reflectance in [0, 1], all bands. UCE: UnCRtainTS' uncertainty "
+        "calibration error of the models that predict a variance (0: calibrated; see docs/metrics.md).",
         f"Machine: {machine}. Train s/iteration: wall time of training (data, checkpoints included) per "
         "iteration; test images/s: whole test.py run.",
         coverage_line(plan),

@@ -30,16 +30,17 @@ from options.test_options import TestOptions, resolve_test_mode
 from options.train_options import TrainOptions
 
 # Columns of the paper's figure, left to right; ours last before the ground truth.
-PAPER_ORDER = ("pix2pix", "sar_opt_cgan", "sf_gan", "glf_cr", "dsen2cr", "pix2pix_attn")
-# Zhang et al. compare four baselines; DSen2-CR is our addition.
+PAPER_ORDER = ("pix2pix", "sar_opt_cgan", "sf_gan", "glf_cr", "dsen2cr", "uncrtaints", "pix2pix_attn")
+# Zhang et al. compare four baselines; DSen2-CR and UnCRtainTS are our additions.
 ZHANG_TABLE = ("pix2pix", "sar_opt_cgan", "sf_gan", "glf_cr", "pix2pix_attn")
-OUR_ADDITIONS = ("dsen2cr",)
+OUR_ADDITIONS = ("dsen2cr", "uncrtaints")
 LABELS = {
     "pix2pix": "pix2pix",
     "sar_opt_cgan": "SAR-opt-cGAN",
     "sf_gan": "SF-GAN",
     "glf_cr": "GLF-CR",
     "dsen2cr": "DSen2-CR (our addition)",
+    "uncrtaints": "UnCRtainTS (our addition)",
     "pix2pix_attn": "ours (attention GAN)",
 }
 OURS = "pix2pix_attn"

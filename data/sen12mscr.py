@@ -8,7 +8,7 @@ Layout (Ebel et al., TGRS 2020; 256 x 256 patches)::
 
 Split by scene: the official test scenes, the validation scenes that UnCRtainTS
 holds out, everything else train. Scene numbers are compared as exact strings (``s1_1`` is not
-``s1_106``). Shared by ``--dataset_mode sen12mscr`` and ``scripts/convert_sen12mscr.py``.
+``s1_106``). Other split schemes (UnCRtainTS' own): :mod:`data.sen12mscr_splits`. Shared by ``--dataset_mode sen12mscr`` and ``scripts/convert_sen12mscr.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 from util.errors import UserError
 from util.geotiff import GeoInfo, read_geotiff, same_crs, same_transform
 
+from .sen12mscr_splits import SPLIT_SCHEMES, in_uncrtaints_split
 from .sentinel import S1_BANDS, S2_BANDS, s1_to_unit, s2_to_unit
 
 SEASONS = ("ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter")
@@ -56,6 +57,15 @@ def split_of(season: str, scene: str) -> str:
     if scene in VAL_SCENES.get(season, ()):
         return "val"
     return "train"
+
+
+def in_split(season: str, scene: str, split: str, scheme: str = "official") -> bool:
+    """Whether a scene belongs to ``split`` under the split ``scheme`` (see :mod:`data.sen12mscr_splits`)."""
+    if scheme == "official":
+        return split_of(season, scene) == split
+    if scheme not in SPLIT_SCHEMES:
+        raise UserError(f"--split_scheme {scheme!r}: choose one of {', '.join(SPLIT_SCHEMES)}")
+    return in_uncrtaints_split(season, scene, split, as_loader=scheme == "uncrtaints_loader")
 
 
 def parse_seasons(spec: str) -> tuple[str, ...] | None:
@@ -128,11 +138,12 @@ def list_triplets(
     *,
     skip_incomplete: bool = False,
     option: str = "--dataroot",
+    scheme: str = "official",
 ) -> list[Triplet]:
     """The complete triplets of ``split`` under ``root``, sorted by season, scene and patch number.
 
     ``seasons``: those to read (each must be present); None: every season present. ``option``
-    names the root in error messages.
+    names the root in error messages; ``scheme``: the split scheme (:func:`in_split`).
 
     A patch that lacks one of its three files raises a ``UserError`` listing a few, unless
     ``skip_incomplete``, which leaves them out and prints how many.
@@ -157,7 +168,7 @@ def list_triplets(
     for season in seasons:
         scene_dirs = {m: _scenes(root, season, m) for m in MODALITIES}
         scenes = sorted(set().union(*scene_dirs.values()), key=int)
-        for scene in (s for s in scenes if split_of(season, s) == split):
+        for scene in (s for s in scenes if in_split(season, s, split, scheme)):
             patches = {m: _patches(scene_dirs[m].get(scene), season, m, scene) for m in MODALITIES}
             for patch in sorted(set().union(*patches.values()), key=int):
                 paths = {m: expected_path(root, m, season, scene, patch) for m in MODALITIES}
@@ -177,8 +188,9 @@ def list_triplets(
             )
         print(f"--skip_incomplete: left out {len(gaps)} incomplete {split} patch(es) ({examples})")
     if not found:
+        scheme_note = "" if scheme == "official" else f" under --split_scheme {scheme}"
         raise UserError(
-            f"{option} {root} holds no complete {split} triplets for seasons {', '.join(seasons)}"
+            f"{option} {root} holds no complete {split} triplets for seasons {', '.join(seasons)}{scheme_note}"
         )
     return found
 

@@ -1,7 +1,9 @@
 """Native SEN12MS-CR GeoTIFFs (``--dataset_mode sen12mscr``): cloudy S2, cloud-free S2 and S1 triplets.
 
 ``--dataroot`` is the root of the original tree (see :mod:`data.sen12mscr`); ``--phase``
-``train|val|test`` picks the official scene split. Preprocessing is the field standard
+``train|val|test`` picks the scenes of the official split, or of UnCRtainTS' with
+``--split_scheme uncrtaints`` (``uncrtaints_loader``: as its loader selects them; see
+:mod:`data.sen12mscr_splits`). Preprocessing is the field standard
 (:mod:`data.sentinel`): S2 DN clipped to [0, 10000] / 10000, S1 dB clipped per ``--sar_scaling``
 and mapped to [0, 1]; then [0, 1] -> [-1, 1].
 
@@ -37,6 +39,7 @@ from util.util import to_unit
 
 from .base_dataset import BaseDataset
 from .sen12mscr import list_triplets, parse_seasons, read_triplet
+from .sen12mscr_splits import SPLIT_SCHEMES
 from .sentinel import S1_BANDS, S1_CLIP, S2_BANDS, S2_RGB, parse_bands, s1_preview, s2_preview
 
 
@@ -97,6 +100,15 @@ class SEN12MSCRDataset(BaseDataset):
             help="'all' or a comma list of spring, summer, fall, winter (e.g. spring,winter)",
         )
         g.add_argument(
+            "--split_scheme",
+            default="official",
+            choices=SPLIT_SCHEMES,
+            help="scenes of each --phase: 'official' (the official test scenes, UnCRtainTS' validation "
+            "scenes, the rest train), 'uncrtaints' (UnCRtainTS' SEN12MS-CR-TS-based lists, scenes taken "
+            "exactly), 'uncrtaints_loader' (those lists as its loader applies them: a listed number also "
+            "selects the scenes it is a prefix of, so train overlaps val and test)",
+        )
+        g.add_argument(
             "--skip_incomplete",
             action="store_true",
             help="leave out patches that lack a partner file (printing how many) instead of stopping",
@@ -117,7 +129,11 @@ class SEN12MSCRDataset(BaseDataset):
         else:
             self.preview_bands = (0, 0, 0)
         triplets = list_triplets(
-            opt.dataroot, opt.phase, parse_seasons(opt.seasons), skip_incomplete=opt.skip_incomplete
+            opt.dataroot,
+            opt.phase,
+            parse_seasons(opt.seasons),
+            skip_incomplete=opt.skip_incomplete,
+            scheme=getattr(opt, "split_scheme", "official"),
         )
         self.triplets = triplets[: int(min(opt.max_dataset_size, len(triplets)))]
 

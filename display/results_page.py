@@ -53,6 +53,7 @@ def role_labels(roles: object) -> dict[str, str]:
     """Captions from a model's declared roles (``models.base_model.Roles``): visual name -> role."""
     labels = {name: "SAR" for name in getattr(roles, "sar", ())}
     labels.update({name: "attention" for name in getattr(roles, "attention", ())})
+    labels.update({name: "uncertainty (std)" for name in getattr(roles, "uncertainty", ())})
     if getattr(roles, "attention", ()):
         labels["att_overlay"] = "attention overlay"
     for attr, label in (("cloudy", "cloudy"), ("output", "output"), ("reference", "ground truth")):

@@ -9,13 +9,15 @@ Detectors (``--cloud_detector``), each giving an ``(H, W)`` bool mask, True on c
                   ``s2cloudless`` (its LightGBM model ships with it: works offline).
 ``cloud_shadow``  The rule-based cloud and cloud-shadow detector (UnCRtainTS' ``cloud_cloudshadow_mask``,
                   cloud threshold 0.2), the one DSen2-CR trains with (`models.networks.cloud_mask`).
-                  Needs B2, B3, B4 and, for the full detector, B1, B8, B10, B11.
-``rgb``           The same detector's RGB-only rule, for 3-band natural-colour data: the visible-band
-                  cloud tests, and a shadow test on mean visible brightness (see
-                  `models.networks.cloud_mask`). 8-bit images are taken as previews whose white is
-                  reflectance 0.3 (``S2_PREVIEW_MAX``), the Sentinel-2 natural-colour stretch.
+                  Needs the bands of its full rule: B1, B2, B3, B4, B8, B10, B11.
+``rgb``           The same detector's RGB-only rule: the visible-band cloud tests and a shadow test on
+                  mean visible brightness (see `models.networks.cloud_mask`), on B2, B3, B4 alone
+                  whatever other bands the data has (13-band data included). 8-bit images are taken as
+                  previews whose white is reflectance 0.3 (``S2_PREVIEW_MAX``), the Sentinel-2
+                  natural-colour stretch.
 ``auto``          ``s2cloudless`` for 13-band data when the package is installed, else ``cloud_shadow``
-                  for data with named Sentinel-2 bands, ``rgb`` for 3-band data.
+                  for data with the full rule's bands, ``rgb`` for other data with B2, B3, B4 (3-band
+                  natural colour included).
 
 As the field's loader does, a blank patch (all values zero) counts as all cloud. Coverage is the
 mask's mean: the fraction of the cloudy input flagged cloud or shadow.
@@ -40,6 +42,7 @@ __all__ = [
 
 DETECTORS = ("auto", "s2cloudless", "cloud_shadow", "rgb", "none")
 RGB_NAMES = ("B4", "B3", "B2")  # the bands of a natural-colour image, in its channel order
+RULE_NAMES = ("B1", "B2", "B3", "B4", "B8", "B10", "B11")  # the full cloud/shadow rule's bands
 # UnCRtainTS' data loader: S2PixelCloudDetector(threshold=0.4, all_bands=True, average_over=4, dilation_size=2)
 S2CLOUDLESS_PARAMS = {"threshold": 0.4, "all_bands": True, "average_over": 4, "dilation_size": 2}
 INSTALL_HINT = "the s2cloudless cloud detector needs the package s2cloudless: pip install s2cloudless"
@@ -73,12 +76,14 @@ def resolve_detector(name: str, band_names: tuple[str, ...] | None) -> str:
         return name
     full = band_names is not None and tuple(band_names) == S2_BANDS
     rgb = band_names is not None and tuple(band_names) == RGB_NAMES
+    visible = band_names is not None and set(RGB_NAMES) <= set(band_names)
+    rule = band_names is not None and set(RULE_NAMES) <= set(band_names)
     if name == "auto":
         if full and have_s2cloudless():
             return "s2cloudless"
-        if rgb:
-            return "rgb"
-        return "cloud_shadow" if band_names is not None and set(RGB_NAMES) <= set(band_names) else "none"
+        if rule and not rgb:
+            return "cloud_shadow"
+        return "rgb" if visible else "none"
     if name == "s2cloudless":
         if not full:
             raise ValueError(
@@ -87,9 +92,15 @@ def resolve_detector(name: str, band_names: tuple[str, ...] | None) -> str:
         if not have_s2cloudless():
             raise MissingDependency(INSTALL_HINT)
         return name
-    if band_names is None or not set(RGB_NAMES) <= set(band_names):
+    if not visible:
         raise ValueError(
             f"the {name} detector needs the bands B2, B3 and B4; the data has {_bands(band_names)}"
+        )
+    if name == "cloud_shadow" and not rule:
+        # Without B1, B8, B10, B11 only the visible bands' rule could run: that is the rgb detector.
+        raise ValueError(
+            f"the cloud_shadow detector needs the bands {', '.join(RULE_NAMES)}; the data has "
+            f"{_bands(band_names)}: use --cloud_detector rgb (the visible bands' rule)"
         )
     return name
 
@@ -142,12 +153,20 @@ def cloud_mask(
         band_names = RGB_NAMES if image.shape[0] == 3 else S2_BANDS
     if len(band_names) != image.shape[0]:
         raise ValueError(f"cloud_mask: {image.shape[0]} channels but {len(band_names)} band names")
+    if detector in ("cloud_shadow", "rgb"):
+        resolve_detector(detector, tuple(band_names))  # the bands it needs, or a one-line reason
     if float(np.mean(image)) < BLANK_TOLERANCE and float(np.std(image)) < BLANK_TOLERANCE:
         return np.ones(image.shape[1:], dtype=bool)
     if detector == "s2cloudless":
         return s2cloudless_mask(image)
-    if detector in ("cloud_shadow", "rgb"):
-        return _rule_mask(image, band_names, S2_PREVIEW_MAX if is_preview else 1.0)
+    scale = S2_PREVIEW_MAX if is_preview else 1.0
+    if detector == "rgb":
+        # The visible bands alone, whatever else the data holds: the rule then cannot reach B1,
+        # B8, B10 or B11 and runs its RGB form.
+        visible = [band_names.index(name) for name in RGB_NAMES]
+        return _rule_mask(image[visible], RGB_NAMES, scale)
+    if detector == "cloud_shadow":
+        return _rule_mask(image, band_names, scale)
     raise ValueError(f"cloud_mask: cannot run detector {detector!r}")
 
 

@@ -6,7 +6,10 @@ RGB images are scored under the paper and the field protocol; multiband rasters 
 B2 when a raster has the 13 Sentinel-2 bands, so the outputs of any method are scored exactly as ours.
 With the cloudy inputs (``input_dir``), each image's cloud mask (`metrics.cloud_masks`, the detector
 ``detector``) gives its cloud coverage and every protocol's metrics over its cloudy and its clear
-pixels (`metrics.coverage`), summarised per coverage bin, exactly as ``test.py`` does.
+pixels (`metrics.coverage`), summarised per coverage bin, exactly as ``test.py`` does. With a folder
+of predicted variances (``var_dir``: one ``.npy`` or GeoTIFF per output, see
+`metrics.uncertainty.read_variance`), each output also gets the 'uncertainty' statistics and the
+table UnCRtainTS' calibration scores.
 Every problem (missing or empty folder, folders that do not pair up, unreadable file, size or band-count
 mismatch, an image paired with a raster) raises a one-line `UserError`.
 """
@@ -31,6 +34,8 @@ from metrics.readers import (
     to_uint8,
 )
 from metrics.table import MetricsTable
+from metrics.uncertainty import PROTOCOL as UNCERTAINTY
+from metrics.uncertainty import read_variance, uncertainty_metrics
 from util.errors import UserError
 
 __all__ = ["FORMATS", "PROTOCOLS", "check_pairing", "collect_files", "evaluate_folders"]
@@ -204,13 +209,16 @@ def evaluate_folders(
     fmt: str = "auto",
     detector: str = "auto",
     bins: tuple[float, ...] = DEFAULT_BINS,
+    var_dir: str | os.PathLike | None = None,
+    var_suffix: str = "",
 ) -> MetricsTable:
     """Score every output in ``pred`` (and cloudy input in ``input_dir``) against ``gt``, paired by stem.
 
     ``protocol``: ``auto`` (paper + field for images, field (+ field_rgb) for rasters), ``paper``,
     ``field`` or ``both``. ``fmt``: ``auto`` (per file, see `metrics.readers.file_kind`), ``image``
     or ``multiband``. ``detector``: the cloud detector run on the cloudy inputs (``none``: no cloud
-    masks); ``bins``: coverage-bin edges in percent. Comparisons are labelled by the suffixes (``fake_B``) or ``pred`` / ``input``,
+    masks); ``bins``: coverage-bin edges in percent; ``var_dir`` / ``var_suffix``: the outputs' predicted
+    variances, paired by stem. Comparisons are labelled by the suffixes (``fake_B``) or ``pred`` / ``input``,
     the reference by ``gt_suffix`` or ``gt``. Reads every file once; raises `UserError` on any problem.
     """
     if protocol not in PROTOCOLS:
@@ -229,6 +237,10 @@ def evaluate_folders(
             raise UserError(
                 f"--pred and --input get the same label '{sources[0][0]}': use different suffixes"
             )
+    variances = None
+    if var_dir is not None:
+        variances = collect_files(var_dir, var_suffix, "--var", "multiband")
+        check_pairing(variances, preds, "var", "pred")
     notes = {sources[1][0]: "cloudy input"} if len(sources) > 1 else {}
     table = MetricsTable(reference=gt_suffix.lstrip("_") or "gt", notes=notes)
     table.bins = tuple(bins)
@@ -248,4 +260,21 @@ def evaluate_folders(
                 table.set_coverage(stem, float(mask.mean()), used)
         for name, kind, img, path in loaded:
             _score(table, stem, name, kind, img, ref, protocol, path, mask)
+        if variances is not None:
+            _, kind, img, path = loaded[0]
+            _score_variance(table, stem, sources[0][0], kind, img, ref, variances[stem])
     return table
+
+
+def _score_variance(
+    table: MetricsTable, stem: str, name: str, kind: str, img: np.ndarray, ref: np.ndarray, path: Path
+) -> None:
+    """The output's 'uncertainty' statistics with its predicted variance file ``path``."""
+    pred, truth = (to_unit_chw(img), to_unit_chw(ref)) if kind == "image" else (img, ref)
+    var = read_variance(path)
+    if var.shape[1:] != pred.shape[1:]:
+        raise UserError(
+            f"size mismatch for stem '{stem}': the variance {path} is {var.shape[2]}x{var.shape[1]}, "
+            f"the output {pred.shape[2]}x{pred.shape[1]} (width x height)"
+        )
+    table.add(stem, name, UNCERTAINTY, uncertainty_metrics(pred, truth, var))

@@ -24,6 +24,9 @@ its number of images and the mean of every metric.
     over the finite ones only.  `MetricsTable.summary` returns the same dict with real ``inf``/``nan``.
     With coverages, also ``"coverage": {"detector", "definition", "mean", "bins": [{"label", "range",
     "count", "results"}]}``, ``results`` laid out as the top-level one, over the bin's images.
+    With predicted variances (protocol ``uncertainty``, `metrics.uncertainty`), also
+    ``"calibration": {comparison: {"uce", "auce", "bins", "images", "definition"}}``: UnCRtainTS'
+    calibration scores over all images.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from metrics.coverage import DEFAULT_BINS, bin_index, bin_labels, class_note, split_base
+from metrics.uncertainty import CALIBRATION_DEFINITION, DESCRIPTION, PROTOCOL, calibration
 from util.fileio import write_text
 
 __all__ = ["PROTOCOL_DESCRIPTIONS", "MetricsTable", "describe_protocol"]
@@ -54,6 +58,7 @@ PROTOCOL_DESCRIPTIONS: dict[str, str] = {
     "digital numbers are clipped to [0,10000] and divided by 10000",
     "field_rgb": "field protocol on the natural-colour bands B4, B3, B2 of multispectral reflectance only "
     "(same formulas as 'field'); for comparison with RGB-only results",
+    PROTOCOL: DESCRIPTION,
 }
 DEFAULT_NOTES: dict[str, str] = {"real_A": "cloudy input"}
 NONFINITE_NOTE = (
@@ -240,6 +245,16 @@ class MetricsTable:
             "bins": bins,
         }
 
+    def calibration(self) -> dict[str, dict]:
+        """UnCRtainTS' UCE and AUCE of each comparison with predicted variances (`metrics.uncertainty`)."""
+        out = {}
+        for comparison in self._comparisons:
+            variances = self.values(PROTOCOL, comparison, "mean_var")
+            if variances.size:
+                errors = self.values(PROTOCOL, comparison, "error")
+                out[comparison] = {**calibration(variances, errors), "definition": CALIBRATION_DEFINITION}
+        return out
+
     def summary(self) -> dict:
         """Mean / std / count per protocol, comparison and metric (floats may be inf or nan here)."""
         out = {
@@ -252,6 +267,9 @@ class MetricsTable:
         }
         if self.coverage:
             out["coverage"] = self.coverage_summary()
+        calibrated = self.calibration()
+        if calibrated:
+            out["calibration"] = calibrated
         return out
 
     def csv_columns(self) -> list[str]:
@@ -308,6 +326,7 @@ class MetricsTable:
             "paper": "paper protocol (8-bit RGB)",
             "field": "field protocol (reflectance 0-1)",
             "field_rgb": "field protocol, B4 B3 B2 only",
+            PROTOCOL: "predicted uncertainty (0-1 scale)",
         }
         for p in columns:
             base, cls = split_base(p)
@@ -354,4 +373,10 @@ class MetricsTable:
         lines.insert(2, "-" * max(len(s) for s in lines))
         if notes:
             lines += ["notes:", *notes]
+        if PROTOCOL in columns:
+            for c, scores in self.calibration().items():
+                lines.append(
+                    f"calibration of {self.label(c)} (UnCRtainTS' scores, {scores['images']} images): "
+                    f"UCE {_fmt(scores['uce'])}, AUCE {_fmt(scores['auce'])}"
+                )
         return "\n".join(lines)

@@ -50,6 +50,12 @@ class ModelDeclaration:
         return parser
 
     @classmethod
+    def roles_for(cls, opt: argparse.Namespace) -> Roles:
+        """The roles of this model built from ``opt`` (default: the class's ``roles``); a model whose
+        options change what it reads or produces (no SAR, no uncertainty head) overrides it."""
+        return cls.roles
+
+    @classmethod
     def data_defaults(cls, is_train: bool) -> dict:
         """Defaults of data options (``--crop_size``, ``--no_flip``, ``--sar_scaling``, ...) as the
         model's authors prepared their data; the options parser applies those the chosen dataset

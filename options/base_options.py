@@ -354,7 +354,7 @@ class BaseOptions:
             folder.mkdir(parents=True, exist_ok=True)
             stem = folder / f"{opt.phase}_opt"
             stem.with_suffix(".txt").write_text(self.format_options(opt, parser) + "\n")
-            record = {**saved_options(opt), RUN_KEY: run_record(getattr(opt, "device", None))}
+            record = {**saved_options(opt), RUN_KEY: run_record(getattr(opt, "device", None), self.prog)}
             stem.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         except OSError as err:
             raise UserError(

@@ -118,8 +118,9 @@ class TestOptions(BaseOptions):
             default="auto",
             help="cloud mask of the cloudy input for cloud coverage and the metrics over cloudy and over "
             "clear pixels: s2cloudless (13 bands; pip install s2cloudless), cloud_shadow (rule-based, "
-            "as DSen2-CR), rgb (3-band rule), none; auto: s2cloudless for 13 bands when installed, "
-            "else the rule that fits the bands",
+            "as DSen2-CR; B1, B2, B3, B4, B8, B10, B11), rgb (the rule on the visible bands B2, B3, B4 "
+            "alone, of any data), none; auto: s2cloudless for 13 bands when installed, else the rule "
+            "that fits the bands",
         )
         g.add_argument(
             "--coverage_bins",

@@ -139,10 +139,11 @@ def model_forward(
     model: models.BaseModel, maps: tuple[str, ...] = ()
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``(cloudy, sar)`` in [0, 1] on the model's device -> cloud-free reflectance in [0, 1], followed
-    by one channel per name in ``maps`` (attention maps of ``model.roles.attention``, in [0, 1])."""
+    by one channel per name in ``maps`` (``model.roles.maps``: attention maps in [0, 1], predicted
+    variances in [0, 1] units squared)."""
     output = model.roles.output
     for name in maps:
-        if name not in model.roles.attention:
+        if name not in model.roles.maps:
             raise UserError(f"model {model.opt.model} has no map {name!r} ({map_names(model) or 'none'})")
 
     def forward(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -155,7 +156,7 @@ def model_forward(
 
 
 def map_names(model: models.BaseModel) -> str:
-    return ", ".join(model.roles.attention)
+    return ", ".join(model.roles.maps)
 
 
 def window_multiple(opt: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 import rasterio
 
 import models
+from models.roles import Roles
 from scene.io import Scene, open_scene
 from scene.model import load_model, load_options, model_forward, png_warning, window_multiple
 from scene.output import OutputFormat, atomic_geotiff
@@ -58,6 +59,16 @@ def gdal_env() -> rasterio.Env:
     """GDAL's settings for a run: a fixed block cache, unless the user set GDAL_CACHEMAX (GDAL reads
     it from the environment itself; it may carry a unit, e.g. '128MB')."""
     return rasterio.Env(**({} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}))
+
+
+def map_content(name: str, roles: Roles, model: str) -> str:
+    """The ``content`` tag of map ``name``'s GeoTIFF: what its values are."""
+    if name in roles.uncertainty:
+        return (
+            f"{name}: predicted variance of {model}, averaged over the output bands, in reflectance^2 "
+            "(the standard deviation is its square root)"
+        )
+    return f"{name}: map in [0, 1] of {model}"
 
 
 def stderr_log(message: str) -> None:
@@ -125,9 +136,15 @@ class ScenePredictor:
         return self._forward
 
     @property
+    def roles(self) -> Roles:
+        """The roles of the saved model (read from its options; the model is not built)."""
+        return models.find_model_using_name(self.opt.model).roles_for(self.opt)
+
+    @property
     def map_names(self) -> tuple[str, ...]:
-        """The model's maps in [0, 1] that a run can write beside the output (attention, cloud mask)."""
-        return models.find_model_using_name(self.opt.model).roles.attention
+        """The model's maps that a run can write beside the output: attention maps and cloud masks
+        in [0, 1], then predicted variances (``roles.uncertainty``)."""
+        return self.roles.maps
 
     def forward_with(self, maps: tuple[str, ...]) -> Forward:
         """:attr:`forward` followed by one channel per map of ``maps``."""
@@ -137,7 +154,9 @@ class ScenePredictor:
         if not maps:
             return ()
         if not self.map_names:
-            raise UserError(f"model {self.opt.model} has no attention map or cloud mask; drop --maps")
+            raise UserError(
+                f"model {self.opt.model} has no attention map, cloud mask or uncertainty; drop --maps"
+            )
         return self.map_names
 
     # ------------------------------------------------------------------ scenes
@@ -231,10 +250,10 @@ class ScenePredictor:
         threads (default: up to 6 beside a GPU, 0 on the CPU); ``write_thread``: write in a thread
         of its own (default: when there are reading threads). ``forward``: a function run instead
         of :attr:`forward` (same contract; e.g. to time the pipeline around a stand-in network).
-        ``maps``: also write the model's attention maps / cloud masks (:func:`map_path`) as float32
-        in [0, 1]; ``cog``: cloud-optimised GeoTIFFs. ``overwrite``: replace an existing output or
-        map (without it they are refused). ``log`` receives notes (e.g. the SAR resampled onto the
-        optical grid).
+        ``maps``: also write the model's attention maps / cloud masks (in [0, 1]) and predicted
+        variances (reflectance^2, averaged over the bands) as float32 (:func:`map_path`); ``cog``:
+        cloud-optimised GeoTIFFs. ``overwrite``: replace an existing output or map (without it
+        they are refused). ``log`` receives notes (e.g. the SAR resampled onto the optical grid).
         """
         out = check_output_path(out, ("cloudy", cloudy), ("sar", sar))
         fmt = OutputFormat.parse(out_dtype, nodata, compress, cog)
@@ -300,7 +319,7 @@ class ScenePredictor:
                 profile = map_fmt.profile(scene.cloudy, 1, grid.stride)
                 writer = stack.enter_context(atomic_geotiff(map_path(out, name), profile, cog))
                 writer.set_band_description(1, name)
-                writer.update_tags(content=f"{name}: map in [0, 1] of {self.opt.model}", **tags)
+                writer.update_tags(content=map_content(name, self.roles, self.opt.model), **tags)
                 writers.append(writer)
             reader = scene.batch_reader(grid, batch_size, pin=device.type == "cuda")
             try:

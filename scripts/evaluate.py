@@ -10,6 +10,10 @@ Replaces the official ``metrics.py`` (which paired files by sorted ``listdir`` a
     python -m scripts.evaluate --pred $IM --pred_suffix _fake_B --gt $IM --gt_suffix _real_B \\
         --input $IM --input_suffix _real_A --out results/x/test_latest/eval
 
+    # with a model's predicted variances (UnCRtainTS): mean variance and calibration too
+    python -m scripts.evaluate --pred $IM --pred_suffix _fake_B --gt $IM --gt_suffix _real_B \\
+        --var $IM --var_suffix _uncertainty
+
     # 13-band outputs of any method (GeoTIFF or .npy) against SEN12MS-CR's cloud-free patches
     python -m scripts.evaluate --pred other_method/ --gt SEN12MSCR_test_s2/ --format multiband
 
@@ -25,6 +29,11 @@ ends with it are used.
 With ``--input`` (the cloudy inputs) each image's cloud mask (``--cloud_detector``) adds its cloud
 coverage and the metrics over its cloudy and its clear pixels, with means per coverage bin
 (``--coverage_bins``), exactly as ``test.py`` computes them.
+
+With ``--var`` (a folder of predicted variances, one ``.npy`` or GeoTIFF per output, e.g. test.py's
+``<stem>_uncertainty.npy`` with ``--var_suffix _uncertainty``) each output also gets its mean
+predicted variance and errors, and the summary UnCRtainTS' calibration scores (UCE, AUCE), as
+``test.py`` computes them (see ``metrics/uncertainty.py``).
 
 Every problem (missing or empty folder, folders that do not pair up, unreadable file, size or band-count
 mismatch, unknown data type) is one ``error: ...`` line on stderr and exit code 2; nothing is written
@@ -88,13 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DETECTORS,
         default="auto",
         help="cloud mask of the --input images, for cloud coverage and the metrics over cloudy and clear "
-        "pixels: s2cloudless (13 bands; pip install s2cloudless), cloud_shadow (rule-based, as DSen2-CR), "
-        "rgb (3-band rule), none; auto: s2cloudless for 13 bands when installed, else the rule that fits",
+        "pixels: s2cloudless (13 bands; pip install s2cloudless), cloud_shadow (rule-based, as DSen2-CR; "
+        "B1, B2, B3, B4, B8, B10, B11), rgb (the rule on the visible bands B2, B3, B4 alone, of any data), "
+        "none; auto: s2cloudless for 13 bands when installed, else the rule that fits",
     )
     p.add_argument(
         "--coverage_bins",
         default="0,10,30,50,70,100",
         help="edges (percent) of the cloud-coverage bins the metrics are averaged over",
+    )
+    p.add_argument(
+        "--var",
+        default=None,
+        help="optional folder of the outputs' predicted variances (.npy or GeoTIFF, (bands, H, W) or (H, W), "
+        "the data's [0, 1] units squared), paired by stem: adds mean variance and calibration (UCE, AUCE)",
+    )
+    p.add_argument(
+        "--var_suffix", default="", help="stem suffix to strip from variance files, e.g. _uncertainty"
     )
     p.add_argument(
         "--out",
@@ -156,6 +175,8 @@ def run(argv: list[str] | None = None) -> int:
         fmt=args.format,
         detector=args.cloud_detector,
         bins=bins,
+        var_dir=args.var,
+        var_suffix=args.var_suffix,
     )
     if args.out is not None:
         write_results(table, Path(args.out))

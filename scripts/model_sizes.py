@@ -26,11 +26,12 @@ from util.errors import run_cli
 DATA = {"png": ("3", "3", "3"), "sen12mscr": ("13", "13", "2")}  # input_nc, output_nc, sar_nc
 
 
-def parameter_counts(model: str, data: str = "png") -> dict[str, int]:
-    """Network name -> parameters of ``model`` at its defaults (the paper's settings) for ``data``."""
+def parameter_counts(model: str, data: str = "png", extra: tuple[str, ...] = ()) -> dict[str, int]:
+    """Network name -> parameters of ``model`` at its defaults (the paper's settings) for ``data``,
+    with the training flags ``extra`` (e.g. ``("--dsen2cr_no_sar",)``) on top."""
     a, b, c = DATA[data]
     argv = ["--dataroot", "unused", "--name", "sizes", "--model", model, "--gpu_ids", "-1"]
-    argv += ["--input_nc", a, "--output_nc", b, "--sar_nc", c]
+    argv += ["--input_nc", a, "--output_nc", b, "--sar_nc", c, *extra]
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TrainOptions().parse(argv, save=False)
     opt.device = torch.device("meta")

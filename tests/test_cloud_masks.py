@@ -75,12 +75,39 @@ def test_detector_choice():
     auto_13 = resolve_detector("auto", S2_BANDS)
     assert auto_13 in ("s2cloudless", "cloud_shadow")
     assert resolve_detector("auto", rgb) == "rgb"
-    assert resolve_detector("auto", ("B2", "B3", "B4", "B8")) == "cloud_shadow"
+    # Without B1, B8, B10, B11 only the visible bands' rule can run: that is what auto names.
+    assert resolve_detector("auto", ("B2", "B3", "B4", "B8")) == "rgb"
+    assert (
+        resolve_detector("rgb", S2_BANDS) == "rgb"
+        and resolve_detector("cloud_shadow", S2_BANDS) == "cloud_shadow"
+    )
     assert resolve_detector("auto", None) == "none" and resolve_detector("none", S2_BANDS) == "none"
     with pytest.raises(ValueError, match="needs the 13 Sentinel-2 bands"):
         resolve_detector("s2cloudless", rgb)
     with pytest.raises(ValueError, match="needs the bands B2, B3 and B4"):
         resolve_detector("cloud_shadow", ("B8", "B11"))
+    with pytest.raises(
+        ValueError, match="needs the bands B1, B2, B3, B4, B8, B10, B11.*use --cloud_detector rgb"
+    ):
+        resolve_detector("cloud_shadow", ("B2", "B3", "B4", "B8"))
+    with pytest.raises(ValueError, match="needs the bands B2, B3 and B4"):
+        cloud_mask(np.zeros((2, 8, 8)), "rgb", ("B8", "B11"))
+
+
+def test_rgb_detector_reads_only_the_visible_bands_of_13_band_data(cloudy_dn):
+    """rgb on 13 bands is the rule on B4, B3, B2 alone: the other bands change nothing, and the mask
+    is not the full cloud/shadow rule's (which reads B1, B8, B10, B11 too)."""
+    unit = s2_to_unit(cloudy_dn)
+    visible = unit[[S2_BANDS.index(b) for b in ("B4", "B3", "B2")]]
+    mask = cloud_mask(unit, "rgb", S2_BANDS)
+    assert np.array_equal(mask, cloud_mask(visible, "rgb", ("B4", "B3", "B2")))
+    assert not np.array_equal(mask, cloud_mask(unit, "cloud_shadow", S2_BANDS))
+    others = unit.copy()
+    others[[S2_BANDS.index(b) for b in ("B1", "B8", "B10", "B11")]] = 0.0
+    assert np.array_equal(cloud_mask(others, "rgb", S2_BANDS), mask)
+    # In any band order: a 4-band B2, B3, B4, B8 image.
+    four = unit[[S2_BANDS.index(b) for b in ("B2", "B3", "B4", "B8")]]
+    assert np.array_equal(cloud_mask(four, "rgb", ("B2", "B3", "B4", "B8")), mask)
 
 
 def test_missing_s2cloudless_names_the_install(monkeypatch):

@@ -178,3 +178,26 @@ def test_evaluate_multiband_errors(tmp_path, capsys):
 
 def test_rgb_bands_are_s2_b4_b3_b2():
     assert [S2_BANDS[i] for i in S2_RGB] == ["B4", "B3", "B2"]
+
+
+def test_evaluate_rgb_detector_on_13_band_inputs_uses_the_visible_bands(tmp_path, capsys):
+    """--cloud_detector rgb on 13-band GeoTIFFs: the coverage is the rule's on B4, B3, B2 alone and
+    the summary names rgb; cloud_shadow, the full rule, gives another coverage on the same data."""
+    from metrics.cloud_masks import cloud_mask
+
+    rng = np.random.default_rng(5)
+    cloudy, gt = s2_dn(rng, 48, cloudy=True), s2_dn(rng, 48)
+    for folder, arr in (("input", cloudy), ("gt", gt)):
+        write_tif(tmp_path / folder / "x.tif", arr, transform_of("1", "1"))
+    visible = s2_to_unit(cloudy)[[S2_BANDS.index(b) for b in ("B4", "B3", "B2")]]
+    coverage = {}
+    for detector in ("rgb", "cloud_shadow"):
+        argv = ["--pred", tmp_path / "input", "--gt", tmp_path / "gt", "--input", tmp_path / "input"]
+        rc, out, err = run_main([*argv, "--cloud_detector", detector, "--out", tmp_path / detector], capsys)
+        assert rc == 0, err
+        summary = json.loads((tmp_path / detector / "metrics_summary.json").read_text())
+        assert summary["coverage"]["detector"] == detector
+        row = next(csv.DictReader(open(tmp_path / detector / "metrics_per_image.csv")))
+        coverage[detector] = float(row["cloud_coverage"])
+    assert coverage["rgb"] == pytest.approx(cloud_mask(visible, "rgb", ("B4", "B3", "B2")).mean())
+    assert coverage["rgb"] != pytest.approx(coverage["cloud_shadow"])

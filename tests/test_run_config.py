@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
+import test as test_script
 import train
 from options.config import git_commit
 from options.train_options import TrainOptions
-from tests.helpers import expect_error, make_triplets, run_main, train_argv
+from tests.helpers import expect_error, make_triplets, run_main, snapshot, test_argv, train_argv
 
 
 def saved_json(folder):
@@ -34,6 +36,7 @@ def test_saved_options_mark_only_what_the_user_changed_and_record_the_run(tmp_pa
     assert "batch_size" not in changes
     assert not changes & {"dataset_mode", "phase", "lr", "pool_size"}
     record = saved_json(folder)["_run"]
+    assert record["command"] == "train.py"
     assert record["torch"] == torch.__version__
     assert record["device"] == "cpu"
     commit = git_commit()
@@ -69,6 +72,57 @@ def test_config_reruns_an_experiment_and_the_command_line_overrides_it(tmp_path)
         "lr" in marked(ckpt / "again")
         and "[default: 0.0002]" in (ckpt / "again" / "train_opt.txt").read_text()
     )
+
+
+@pytest.fixture(scope="module")
+def tested(tmp_path_factory):
+    """A tiny experiment, trained and tested: ckpt/tiny/train_opt.json, results/tiny/test_latest/test_opt.json."""
+    root = tmp_path_factory.mktemp("tested")
+    make_triplets(root / "data", "train", n=2)
+    make_triplets(root / "data", "test", n=1, seed=1)
+    assert train.main(train_argv(root / "data", root / "ckpt", "tiny")) == 0
+    assert test_script.main(test_argv(root / "data", root / "ckpt", root / "results", "tiny")) == 0
+    return root
+
+
+def test_test_options_say_which_command_saved_them(tested):
+    saved = json.loads((tested / "results" / "tiny" / "test_latest" / "test_opt.json").read_text())
+    assert saved["_run"]["command"] == "test.py"
+
+
+def test_config_saved_by_another_command_is_refused_before_anything_is_written(tested, tmp_path, capfd):
+    """test.py's options (even those of a test run with --phase train, saved as train_opt.json), a
+    metrics summary and files saved before options named their command: one line naming what the
+    file is and the train_opt.json to give instead; no checkpoints folder appears."""
+    saved = json.loads((tested / "results" / "tiny" / "test_latest" / "test_opt.json").read_text())
+    phase_train = tmp_path / "train_latest" / "train_opt.json"  # what test.py --phase train writes
+    phase_train.parent.mkdir()
+    phase_train.write_text(json.dumps({**saved, "phase": "train"}))
+    unmarked = tmp_path / "old_test_opt.json"  # written before _run named the command
+    unmarked.write_text(json.dumps({**saved, "_run": {"torch": "2.0"}}))
+    ckpt = tmp_path / "ckpt"
+    want = str(tested / "ckpt" / "tiny" / "train_opt.json")
+    for path in (tested / "results" / "tiny" / "test_latest" / "test_opt.json", phase_train, unmarked):
+        argv = ["--config", str(path), "--name", "again", "--checkpoints_dir", str(ckpt)]
+        expect_error(capfd, train.main, argv, f"--config {path}", "test.py saved", f"give {want} instead")
+        assert not ckpt.exists()
+    summary = tested / "results" / "tiny" / "test_latest" / "metrics_summary.json"
+    argv = ["--config", str(summary), "--name", "again", "--checkpoints_dir", str(ckpt)]
+    expect_error(capfd, train.main, argv, "metrics summary", "checkpoints/<name>/train_opt.json")
+    assert not ckpt.exists()
+
+
+def test_config_saved_by_train_is_taken_also_from_before_the_command_mark(tested, tmp_path):
+    """A train_opt.json from before options named their command is still a training configuration."""
+    saved = json.loads((tested / "ckpt" / "tiny" / "train_opt.json").read_text())
+    del saved["_run"]["command"]
+    old = tmp_path / "train_opt.json"
+    old.write_text(json.dumps(saved))
+    before = snapshot(tested / "ckpt" / "tiny")
+    argv = ["--config", str(old), "--name", "again", "--checkpoints_dir", str(tmp_path / "ckpt")]
+    assert train.main(argv) == 0
+    assert saved_json(tmp_path / "ckpt" / "again")["_run"]["command"] == "train.py"
+    assert snapshot(tested / "ckpt" / "tiny") == before
 
 
 def test_config_errors_are_one_line(tmp_path, capfd):

@@ -1,4 +1,4 @@
-"""Tensor <-> image conversions, the attention heat map and overlay, and small file helpers.
+"""Tensor <-> image conversions, the attention and uncertainty heat maps, and small file helpers.
 
 Conventions: network tensors are (B, C, H, W) or (C, H, W) in [-1, 1]; images are (H, W, 3)
 uint8. ``u8 -> tensor -> u8`` is lossless because the way back rounds instead of truncating.
@@ -95,6 +95,21 @@ def attention_heatmap(att: torch.Tensor) -> np.ndarray:
     return HEAT_LUT[np.rint(a * 255).astype(np.uint8)]
 
 
+# Predicted standard deviation (data units, [0, 1] scale) shown as the top of the uncertainty heat map.
+UNCERTAINTY_PREVIEW_STD = 0.1
+
+
+def uncertainty_heatmap(var: torch.Tensor, top: float = UNCERTAINTY_PREVIEW_STD) -> np.ndarray:
+    """Predicted variance (B, 1, H, W) or (1, H, W), data units squared -> colour heat map (H, W, 3)
+    uint8 of its square root, the standard deviation, on a fixed scale [0, ``top``] (the same
+    colours mean the same spread in every image; larger spreads saturate).
+    Dark blue: the model is sure of the pixel; yellow: it is not."""
+    if var.dim() == 4:
+        var = var[0]
+    std = np.sqrt(var[0].detach().float().cpu().numpy().clip(0.0, None)) / top
+    return HEAT_LUT[np.rint(np.nan_to_num(std).clip(0.0, 1.0) * 255).astype(np.uint8)]
+
+
 def attention_overlay(
     att: torch.Tensor, image: torch.Tensor, rgb_bands=None, alpha: float = 0.6, base: np.ndarray | None = None
 ) -> np.ndarray:
@@ -128,8 +143,8 @@ def visuals_to_images(visuals: dict[str, torch.Tensor], roles=None, previewer=No
     """Model visuals (tensors) -> uint8 RGB images of the first sample of the batch.
 
     ``roles`` (a model's :class:`models.base_model.Roles`) says which visuals are attention maps
-    (rendered as heat maps; the first also as ``att_overlay`` over the cloudy input) and which are
-    SAR; without it, names starting with ``att`` are attention maps and ``real_C`` is SAR.
+    (rendered as heat maps; the first also as ``att_overlay`` over the cloudy input), which are
+    predicted variances (:func:`uncertainty_heatmap`) and which are SAR; without it, names starting with ``att`` are attention maps and ``real_C`` is SAR.
     ``previewer(name, tensor, kind)`` (a dataset's ``preview``) renders a visual of kind 'optical'
     or 'sar' as an (H, W, 3) uint8 image, e.g. a natural-colour composite, or returns None for the
     default rendering.
@@ -140,10 +155,14 @@ def visuals_to_images(visuals: dict[str, torch.Tensor], roles=None, previewer=No
         cloudy = "real_A"
     else:
         attention, sar, cloudy = roles.attention, roles.sar, roles.cloudy
+    uncertainty = getattr(roles, "uncertainty", ())
     images = {}
     for name, tensor in visuals.items():
         if name in attention:
             images[name] = attention_heatmap(tensor)
+            continue
+        if name in uncertainty:
+            images[name] = uncertainty_heatmap(tensor)
             continue
         kind = "sar" if name in sar else "optical"
         image = previewer(name, tensor, kind) if previewer is not None else None
