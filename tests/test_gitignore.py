@@ -3,7 +3,6 @@ in README.md and docs/*.md that runs on the demo data is ignored by .gitignore."
 
 from __future__ import annotations
 
-import re
 import shlex
 import shutil
 import subprocess
@@ -11,20 +10,21 @@ from pathlib import Path
 
 import pytest
 
+from tests import docs_commands as dc
+
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_FLAGS = ("--out", "--results_dir", "--checkpoints_dir")
 
 
-def demo_commands() -> list[tuple[str, list[str]]]:
-    """(file, argv) of every documented command line that reads the demo data."""
-    found = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        # Continued lines (ending in a backslash) joined into one.
-        for text in doc.read_text().replace("\\\n", " ").splitlines():
-            text = text.strip()
-            if re.match(r"(\.venv/bin/)?python ", text) and "datasets/demo" in text:
-                found.append((doc.name, shlex.split(text, comments=True)))
-    return found
+def demo_commands() -> list[list[str]]:
+    """The argv of every documented shell command that reads the demo data (found as tests/test_docs.py
+    finds commands)."""
+    return [
+        shlex.split(c.text)
+        for page in dc.PAGES
+        for c in dc.extract(page)[0]
+        if c.kind == "bash" and "datasets/demo" in c.text
+    ]
 
 
 def outputs(argv: list[str]) -> list[str]:
@@ -36,15 +36,15 @@ def outputs(argv: list[str]) -> list[str]:
 
 
 def test_the_demo_commands_are_found():
-    assert any("scripts.evaluate" in " ".join(argv) for _, argv in demo_commands())
-    assert any("predict.py" in argv for _, argv in demo_commands())
+    assert any("scripts.evaluate" in argv for argv in demo_commands())
+    assert any("predict.py" in argv for argv in demo_commands())
 
 
 @pytest.mark.skipif(
     shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs git and a checkout"
 )
 def test_every_output_of_a_demo_command_is_ignored_by_git():
-    paths = sorted({p for _, argv in demo_commands() for p in outputs(argv)})
+    paths = sorted({p for argv in demo_commands() for p in outputs(argv)})
     assert paths
     # A file inside an output folder stands for the folder ('eval_mine/' is ignored only as a folder).
     probes = [p.rstrip("/") + "/metrics_summary.json" if not Path(p).suffix else p for p in paths]
