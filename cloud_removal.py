@@ -43,9 +43,10 @@ import numpy as np
 import torch
 
 from data.sentinel import S2_BANDS, S2_MAX, parse_bands
-from models.weight_sets import InputDomain
+from models.weight_sets import PUBLISHED, InputDomain
 from scene.arrays import ArrayRaster, ArrayWriter, BlankRaster
 from scene.domain import check_sar_given
+from scene.io import sar_bands_wanted
 from scene.output import OutputFormat
 from scene.pipeline import predict_scene
 from scene.predictor import ScenePredictor
@@ -73,15 +74,18 @@ class Prediction:
 
 
 def gpu_ids_of(device: str | int | torch.device) -> str:
-    """A device ('auto', 'cpu', 'cuda', 'cuda:1', 1, torch.device) as ``--gpu_ids`` text."""
+    """A device ('auto', 'cpu', 'cuda', 'cuda:1', 1, torch.device) as ``--gpu_ids`` text; a CUDA
+    device that this machine does not have is refused (the command lines fall back to the CPU)."""
     text = str(device)
     if text in ("auto", "cpu"):
         return "auto" if text == "auto" else "-1"
-    if text == "cuda":
-        return "0"
-    index = text.removeprefix("cuda:")
+    index = "0" if text == "cuda" else text.removeprefix("cuda:")
     if not index.isdigit():
-        raise UserError(f"device {device!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or a GPU index")
+        raise UserError(f"device={device!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or a GPU index")
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if int(index) >= available:
+        where = "no CUDA device is available" if not available else f"only {available} CUDA device(s) exist"
+        raise UserError(f"device={device!r}: {where}; pass device='cpu' (or 'auto': a GPU if there is one)")
     return index
 
 
@@ -106,15 +110,22 @@ class CloudRemover:
         device: str | int | torch.device = "auto",
         download: bool = False,
     ) -> None:
+        if str(epoch) != "latest" and not str(epoch).isdigit():
+            raise UserError(f"epoch={epoch!r}: expected 'latest' or an epoch number")
         folder = Path(checkpoint).expanduser()
         if folder.is_dir():
             folder = folder.resolve()
             self.scene = ScenePredictor(
                 folder.parent, folder.name, epoch, gpu_ids=gpu_ids_of(device), model=model
             )
-        else:  # a weight file, or a published set's name
+        elif folder.is_file() or str(checkpoint) in PUBLISHED:  # a weight file, or a published set's name
             self.scene = ScenePredictor(
                 weights=checkpoint, gpu_ids=gpu_ids_of(device), model=model, download=download
+            )
+        else:
+            raise UserError(
+                f"checkpoint={str(checkpoint)!r}: no such folder or file; give an experiment folder "
+                "(checkpoints/<name>), a folder of weight files, a weight file or a published set's name"
             )
         self.opt = self.scene.opt
         picked = parse_bands(str(self.opt.s2_bands)) if getattr(self.opt, "s2_bands", None) else None
@@ -191,10 +202,12 @@ class CloudRemover:
         optical_nc, sar_nc = self.scene.band_counts(mapping)
         indexes = self._band_indexes(a.shape[0], optical_nc)
         if c is not None and c.shape[0] != sar_nc:
-            raise UserError(f"sar has {c.shape[0]} band(s) but the model takes {sar_nc} (VV, VH in dB)")
+            raise UserError(
+                f"sar has {c.shape[0]} band(s) but the model takes {sar_nc} ({sar_bands_wanted(sar_nc)})"
+            )
         a, a_nodata = cloudy_dn(a, cloudy_units, cloudy_nodata)
         c = sar_db(c, sar_nodata) if c is not None else None
-        self.scene.check_settings(window=window, overlap=overlap, batch_size=batch_size)
+        self.scene.check_settings(window=window, overlap=overlap, batch_size=batch_size, arguments=True)
         names = self.scene.chosen_maps(maps) if maps and self.map_names else ()
         grid = WindowGrid(a.shape[1], a.shape[2], window, overlap)
         device = self.device

@@ -12,13 +12,17 @@ on another grid or CRS is resampled onto the optical grid on the fly. The model'
 no training flag is repeated here; a folder of weight files alone (the official release) is read
 with the paper's configuration, and a published weight file (``--weights``: GLF-CR's CR_net.pth,
 DSen2-CR's HDF5 files, see docs/weights.md) with its own; each is given the scene as it was
-trained (its input domain: bands, SAR clip, scaling; 8-bit PNG models through the PNG mapping). Many scenes (two folders with the same file names, or a list of
-pairs) run in one go, and scenes whose output exists are skipped, so a stopped run restarts.
+trained (its input domain: bands, SAR clip, scaling; 8-bit PNG models through the PNG mapping).
+Many scenes (two folders with the same file names, or a list of pairs) run in one go into one
+folder (made if missing), and scenes whose output exists are skipped, so a stopped run restarts.
+An existing output is never replaced without ``--overwrite``.
 Output: a GeoTIFF on the input grid, all output bands, as float32 reflectance in [0, 1] or
 (``--out_dtype uint16``) Sentinel-2 digital numbers (reflectance x 10000); nodata where both
 inputs are nodata; ``--maps`` adds the attention map (or DSen2-CR's cloud/shadow mask, or
-UnCRtainTS' predicted variance, reflectance^2 averaged over the bands) as ``<out stem>_<map>.tif``; ``--cog`` writes cloud-optimised GeoTIFFs. Overlapping windows are cross-faded (see ``scene/windows.py``); memory stays
-flat as the scene grows; an existing output is only replaced by a complete file.
+UnCRtainTS' predicted variance, reflectance^2 averaged over the bands) as ``<out stem>_<map>.tif``;
+``--cog`` writes cloud-optimised GeoTIFFs. Overlapping windows are cross-faded (see
+``scene/windows.py``); memory stays flat as the scene grows; with ``--overwrite`` an existing output
+is only replaced by a complete file.
 
 This file is the command line only: the library is the ``scene`` package
 (``scene.ScenePredictor``, ``scene.predict_scene_file``, ``scene.batch``).
@@ -33,8 +37,8 @@ from pathlib import Path
 from models import MODEL_NAMES
 from options.parser import OneLineParser, positive_int
 from scene import COMPRESSIONS, OUT_DTYPES, ScenePredictor, keep_heap_flat
-from scene.batch import check_pairs, folder_pairs, listed_pairs, predict_scenes
-from scene.predictor import check_output_path
+from scene.batch import check_pairs, check_partial, folder_pairs, listed_pairs, predict_scenes
+from scene.paths import check_output_path, check_overwrite
 from util.errors import UserError, run_cli
 
 
@@ -52,7 +56,8 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--out",
         required=True,
-        help="output GeoTIFF (float32 reflectance, or uint16 with --out_dtype); a folder for many scenes",
+        help="output GeoTIFF, named .tif or .tiff (float32 reflectance, or uint16 with --out_dtype); a "
+        "folder for many scenes (made if missing)",
     )
     p.add_argument(
         "--name",
@@ -156,7 +161,8 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="many scenes: redo scenes whose output exists (default: skip)",
+        help="replace existing outputs: one scene: --out and its maps (default: refuse them); many "
+        "scenes: redo every scene (default: skip scenes whose files are all there, refuse partial ones)",
     )
     return p
 
@@ -168,8 +174,8 @@ def run(argv: list[str] | None = None) -> int:
         raise UserError("give --cloudy and --sar (files or folders), or --pairs LIST")
     if (args.name is None) == (args.weights is None):
         raise UserError("give an experiment (--name) or a weight file (--weights), one of the two")
-    if many and not Path(args.out).is_dir():
-        raise UserError(f"--out {args.out} must be an existing folder when there are many scenes")
+    if many and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a file; give a folder when there are many scenes")
     if many:
         pairs = (
             listed_pairs(args.pairs, args.out)
@@ -189,12 +195,20 @@ def run(argv: list[str] | None = None) -> int:
         weights=args.weights,
         download=args.download,
     )
+    # Refusals come before the warning, so that an error is one line.
+    names = predictor.chosen_maps(args.maps)
+    if not many:
+        check_overwrite(args.out, names, args.overwrite)
+    elif not args.overwrite:
+        check_partial(pairs, names)
     if predictor.warning:
         print(f"warning: {predictor.warning}", file=sys.stderr)
     if many:
         results = predict_scenes(predictor, pairs, overwrite=args.overwrite, **settings(args))
     else:
-        results = [predictor.predict(args.cloudy, args.sar, args.out, **settings(args))]
+        results = [
+            predictor.predict(args.cloudy, args.sar, args.out, overwrite=args.overwrite, **settings(args))
+        ]
     for result in results:
         kind = " of uint16 digital numbers" if result.dtype == "uint16" else ""
         maps = "".join(f", {path.name}" for path in result.maps)

@@ -10,9 +10,10 @@ The public API:
 
 The modules beneath, bottom up: :mod:`scene.windows` (the window grid and the blending),
 :mod:`scene.reader` (windows read in batches), :mod:`scene.io` (the inputs and their checks), :mod:`scene.scaling` (Sentinel scaling on the
-device), :mod:`scene.output` (output types, GeoTIFF profile, atomic output),
-:mod:`scene.pipeline` (the streaming pipeline and its threads), :mod:`scene.domain` (how a scene is
-given to a model by its input domain: Sentinel scaling, the PNG mapping, no SAR), :mod:`scene.model` (the trained
+device), :mod:`scene.output` (output types, GeoTIFF profile, atomic output), :mod:`scene.paths`
+(where a run writes, checked before it writes), :mod:`scene.pipeline` (the streaming pipeline and its threads),
+:mod:`scene.domain` (how a scene is given to a model by its input domain: Sentinel scaling, the PNG
+mapping, no SAR), :mod:`scene.model` (the trained
 model and its forward function) and :mod:`scene.predictor` (the API above). ``predict.py`` is its
 command line.
 """

@@ -1,8 +1,11 @@
 """Many scenes in one run: cloudy/SAR pairs from two folders or from a list file, one output each.
 
-A season of tiles is one command that can be stopped and restarted: a scene whose output exists
-is skipped (outputs are renamed into place only when complete, maps before the output, so an
-output that exists is whole), and every pair is checked before the first scene starts.
+A season of tiles is one command that can be stopped and restarted: a scene whose output (and the
+maps asked for) exist is skipped (outputs are renamed into place only when complete, maps before
+the output, so an output that exists is whole), and every pair is checked before the first scene
+starts. A scene with some of its files but not all is refused unless ``overwrite`` (which redoes
+every scene): its files are never replaced silently. Outputs are GeoTIFFs named after the cloudy
+image (``<stem>.tif`` for a ``.vrt`` or ``.jp2`` input).
 
     pairs = folder_pairs("S2/", "S1/", "clear/")      # the same file name in both folders
     pairs = listed_pairs("pairs.txt", "clear/")       # lines "cloudy.tif sar.tif"
@@ -20,7 +23,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from scene.predictor import ScenePredictor, SceneResult, check_output_path, map_path, stderr_log
+from scene.paths import GEOTIFF_SUFFIXES, check_output_path, output_files
+from scene.predictor import ScenePredictor, SceneResult, stderr_log
 from util.errors import UserError
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2")
@@ -35,6 +39,11 @@ class Pair:
     out: Path
 
 
+def output_name(cloudy: Path) -> str:
+    """The output's file name for the cloudy image ``cloudy``: its own name if a GeoTIFF's, else ``<stem>.tif``."""
+    return cloudy.name if cloudy.suffix.lower() in GEOTIFF_SUFFIXES else f"{cloudy.stem}.tif"
+
+
 def _examples(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
@@ -43,7 +52,7 @@ def folder_pairs(
     cloudy_dir: str | os.PathLike, sar_dir: str | os.PathLike, out_dir: str | os.PathLike
 ) -> list[Pair]:
     """Every raster of ``cloudy_dir`` with the file of the same name in ``sar_dir``; outputs in
-    ``out_dir`` under the same name."""
+    ``out_dir`` under the same name (see :func:`output_name`)."""
     cloudy_dir, sar_dir, out_dir = Path(cloudy_dir), Path(sar_dir), Path(out_dir)
     if not sar_dir.is_dir():
         raise UserError(f"--cloudy {cloudy_dir} is a folder, so --sar must be one too; {sar_dir} is not")
@@ -56,7 +65,7 @@ def folder_pairs(
             f"{len(missing)} cloudy image(s) have no SAR image of the same name in {sar_dir}, e.g. "
             f"{_examples(missing)}; pair them by name, or list the pairs in a file (--pairs)"
         )
-    return [Pair(cloudy_dir / n, sar_dir / n, out_dir / n) for n in names]
+    return [Pair(cloudy_dir / n, sar_dir / n, out_dir / output_name(Path(n))) for n in names]
 
 
 def listed_pairs(list_file: str | os.PathLike, out_dir: str | os.PathLike) -> list[Pair]:
@@ -80,14 +89,15 @@ def listed_pairs(list_file: str | os.PathLike, out_dir: str | os.PathLike) -> li
                 f"{list_file} line {number}: expected 'cloudy.tif sar.tif', got {len(fields)} field(s)"
             )
         cloudy, sar = (list_file.parent / f for f in fields)
-        pairs.append(Pair(cloudy, sar, out_dir / cloudy.name))
+        pairs.append(Pair(cloudy, sar, out_dir / output_name(cloudy)))
     if not pairs:
         raise UserError(f"--pairs {list_file} lists no pair")
     return pairs
 
 
 def check_pairs(pairs: list[Pair]) -> None:
-    """Refuse missing inputs, a missing output folder, outputs that are inputs, or two scenes with one output."""
+    """Refuse missing inputs, outputs that cannot be written there (under a file, an input), or two
+    scenes with one output."""
     seen: dict[Path, Path] = {}
     for pair in pairs:
         for role, path in (("cloudy", pair.cloudy), ("SAR", pair.sar)):
@@ -101,9 +111,25 @@ def check_pairs(pairs: list[Pair]) -> None:
         seen[pair.out] = pair.cloudy
 
 
-def is_done(pair: Pair, maps: tuple[str, ...]) -> bool:
-    """Whether the scene's output (and the maps asked for) are there, hence complete."""
-    return pair.out.is_file() and all(map_path(pair.out, name).is_file() for name in maps)
+def files_there(pair: Pair, maps: tuple[str, ...]) -> list[Path]:
+    """Those of the scene's files (output, then the maps asked for) that exist."""
+    return [path for path in output_files(pair.out, maps) if path.exists()]
+
+
+def check_partial(pairs: list[Pair], maps: tuple[str, ...]) -> None:
+    """Refuse scenes that have some of their files but not all: running them would replace those."""
+    partial = []
+    for pair in pairs:
+        there = files_there(pair, maps)
+        if there and len(there) < 1 + len(maps):
+            partial.append((pair, there))
+    if partial:
+        pair, there = partial[0]
+        missing = [p.name for p in output_files(pair.out, maps) if p not in there]
+        raise UserError(
+            f"{len(partial)} scene(s) have some of their files but not all, e.g. {there[0]} exists but "
+            f"{', '.join(missing)} does not; add --overwrite to redo every scene, or move those files away"
+        )
 
 
 def predict_scenes(
@@ -116,11 +142,17 @@ def predict_scenes(
     progress: bool = True,
     **settings,
 ) -> list[SceneResult]:
-    """Predict every pair not done yet (all of them with ``overwrite``), with a progress bar over
-    the scenes and one per scene; ``settings`` as for :meth:`ScenePredictor.predict`."""
+    """Predict every pair not done yet (all of them, replacing their files, with ``overwrite``), with
+    a progress bar over the scenes and one per scene; ``settings`` as for :meth:`ScenePredictor.predict`.
+
+    The output folders are made as the scenes are written."""
     check_pairs(pairs)
     names = predictor.chosen_maps(maps)
-    todo = pairs if overwrite else [p for p in pairs if not is_done(p, names)]
+    if overwrite:
+        todo = pairs
+    else:
+        check_partial(pairs, names)
+        todo = [p for p in pairs if not files_there(p, names)]
     if log is not None and len(todo) < len(pairs):
         log(
             f"{len(pairs) - len(todo)} of {len(pairs)} scene(s) already done: skipped (--overwrite redoes them)"
@@ -131,7 +163,14 @@ def predict_scenes(
             bar.set_postfix_str(pair.cloudy.name)
             results.append(
                 predictor.predict(
-                    pair.cloudy, pair.sar, pair.out, maps=maps, log=log, progress=progress, **settings
+                    pair.cloudy,
+                    pair.sar,
+                    pair.out,
+                    maps=maps,
+                    overwrite=overwrite,
+                    log=log,
+                    progress=progress,
+                    **settings,
                 )
             )
     return results

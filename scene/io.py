@@ -68,6 +68,16 @@ def warp_onto(a: rasterio.io.DatasetReader, b: rasterio.io.DatasetReader) -> dic
     }
 
 
+def sar_bands_wanted(n: int) -> str:
+    """What the ``n`` SAR bands a model takes are, for messages: VV, VH (Sentinel-1 dB), and for
+    three the mean of the two, as in the SAR PNGs (see scripts/convert_sen12mscr.py)."""
+    if n == 2:
+        return "VV, VH in dB"
+    if n == 3:
+        return "VV, VH and their mean, in dB, the channels of the SAR PNGs it was trained on"
+    return f"{n} Sentinel-1 band(s) in dB"
+
+
 def check_dtype(ds: rasterio.io.DatasetReader, allowed: tuple[str, ...], what: str) -> None:
     dtype = ds.dtypes[0]
     if dtype not in allowed:
@@ -264,7 +274,10 @@ def _check_scene(
     if len(picked) != input_nc:
         raise UserError(f"--s2_bands {s2_bands} selects {len(picked)} band(s) but {what} takes {input_nc}")
     if not blank and sar.count != sar_nc:
-        raise UserError(f"{sar_path} has {sar.count} band(s) but {what} takes {sar_nc} SAR band(s)")
+        raise UserError(
+            f"{sar_path} has {sar.count} band(s) but {what} takes {sar_nc} SAR band(s) "
+            f"({sar_bands_wanted(sar_nc)})"
+        )
     names = (
         tuple(S2_BANDS[i] for i in picked)
         if n == len(S2_BANDS)

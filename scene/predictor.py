@@ -7,9 +7,9 @@
     glf = ScenePredictor(weights="CR_net.pth")  # a published weight file (docs/weights.md)
 
 Every setting is checked before any work starts, and every mistake raises a one-line
-:class:`util.errors.UserError` (named after ``predict.py``'s options); the output is written
-under a temporary name and renamed at the end, so an existing file is only replaced by a
-complete one.
+:class:`util.errors.UserError` (named after ``predict.py``'s options). An existing output (or
+map) is refused unless ``overwrite=True``; the output is written under a temporary name and
+renamed at the end, so an existing file is only replaced by a complete one.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from scene.model import (
     window_multiple,
 )
 from scene.output import OutputFormat, atomic_geotiff
+from scene.paths import check_output_path, check_overwrite, make_parent, map_path
 from scene.pipeline import Forward, predict_scene
 from scene.reader import open_raster
 from scene.windows import WindowGrid
@@ -69,35 +70,6 @@ def gdal_env() -> rasterio.Env:
     """GDAL's settings for a run: a fixed block cache, unless the user set GDAL_CACHEMAX (GDAL reads
     it from the environment itself; it may carry a unit, e.g. '128MB')."""
     return rasterio.Env(**({} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}))
-
-
-def check_output_path(
-    out: str | os.PathLike, *inputs: tuple[str, str | os.PathLike], create: bool = False
-) -> Path:
-    """Refuse an output that is a folder, under a file, or one of the ``(role, path)`` inputs;
-    ``create``: make its missing folders (as ``results/<name>/`` is made for test.py)."""
-    out = Path(out)
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'clear.tif'}")
-    ancestor = next(p for p in out.absolute().parents if p.exists())
-    if not ancestor.is_dir():
-        raise UserError(f"--out {out}: {ancestor} is a file, not a folder; choose another --out")
-    if create:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"cannot make the folder of --out {out}: {err.strerror or err}") from None
-    for role, path in inputs:
-        src = Path(path)
-        if out.exists() and src.exists() and out.samefile(src):
-            raise UserError(f"--out {out} is the --{role} input; choose another file name")
-    return out
-
-
-def map_path(out: str | os.PathLike, name: str) -> Path:
-    """Where the map ``name`` (e.g. att_A) of output ``out`` goes: ``<stem>_<name><suffix>`` beside it."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}_{name}{out.suffix or '.tif'}")
 
 
 def map_content(name: str, roles: Roles, model: str) -> str:
@@ -227,20 +199,36 @@ class ScenePredictor:
 
     # ------------------------------------------------------------------ scenes
     def check_settings(
-        self, *, window: int, overlap: int, batch_size: int, num_threads: int | None = None
+        self,
+        *,
+        window: int,
+        overlap: int,
+        batch_size: int,
+        num_threads: int | None = None,
+        arguments: bool = False,
     ) -> None:
-        """Refuse settings that do not fit (each with a one-line error naming the option)."""
-        for option, value in (("--window", window), ("--batch_size", batch_size)):
+        """Refuse settings that do not fit (each with a one-line error naming the option, or with
+        ``arguments`` the Python argument, e.g. ``window=48``)."""
+
+        def name(option: str, value: object) -> str:
+            return f"{option}={value!r}" if arguments else f"--{option} {value}"
+
+        for option, value in (("window", window), ("batch_size", batch_size)):
             if value < 1:
-                raise UserError(f"{option} {value}: expected a positive integer")
+                raise UserError(f"{name(option, value)}: expected a positive integer")
         if num_threads is not None and num_threads < 0:
-            raise UserError(f"--num_threads {num_threads}: expected 0 or more")
+            raise UserError(f"{name('num_threads', num_threads)}: expected 0 or more")
         if not 0 <= overlap < window:
-            raise UserError(f"--overlap {overlap} must be at least 0 and less than --window {window}")
+            raise UserError(
+                f"{name('overlap', overlap)} must be at least 0 and less than {name('window', window)}"
+            )
         side = self.window_multiple
         if window % side:
+            model = (
+                f"the model's netG {self.opt.netG}" if arguments else f"--netG {self.opt.netG} of the model"
+            )
             raise UserError(
-                f"--window {window} does not fit --netG {self.opt.netG} of the model: the side must be a "
+                f"{name('window', window)} does not fit {model}: the side must be a "
                 f"multiple of {side}, e.g. {max(side, window // side * side)}"
             )
 
@@ -297,6 +285,7 @@ class ScenePredictor:
         progress: bool = True,
         maps: bool = False,
         cog: bool = False,
+        overwrite: bool = False,
         log: Callable[[str], None] | None = stderr_log,
     ) -> SceneResult:
         """Remove the clouds of ``cloudy`` (Sentinel-2 DN) with ``sar`` (Sentinel-1 dB, same grid) into
@@ -311,16 +300,18 @@ class ScenePredictor:
         of its own (default: when there are reading threads). ``forward``: a function run instead
         of :attr:`forward` (same contract; e.g. to time the pipeline around a stand-in network).
         ``maps``: also write the model's attention maps / cloud masks (in [0, 1]) and predicted
-        variances (reflectance^2, averaged over the bands) as float32 (:func:`map_path`); ``cog``: cloud-optimised GeoTIFFs. ``log`` receives notes (e.g. the SAR resampled
-        onto the optical grid).
+        variances (reflectance^2, averaged over the bands) as float32 (:func:`map_path`); ``cog``:
+        cloud-optimised GeoTIFFs. ``overwrite``: replace an existing output or map (without it
+        they are refused). ``log`` receives notes (e.g. the SAR resampled onto the optical grid).
         """
         inputs = (("cloudy", cloudy),) + ((("sar", sar),) if sar is not None else ())
-        out = check_output_path(out, *inputs, create=True)
+        out = check_output_path(out, *inputs)
         fmt = OutputFormat.parse(out_dtype, nodata, compress, cog)
         names = self.chosen_maps(maps)
         if names and forward is not None:
             raise UserError("maps cannot be written with a stand-in forward function")
         self.check_settings(window=window, overlap=overlap, batch_size=batch_size, num_threads=num_threads)
+        check_overwrite(out, names, overwrite)
         with gdal_env():
             scene = self.open(
                 cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata
@@ -335,6 +326,7 @@ class ScenePredictor:
                         if line:
                             log(line)
                 run = forward or self.forward_with(names, scene.mapping)
+                make_parent(out)  # nothing is made before every check has passed
                 return self.write(
                     scene,
                     out,
