@@ -3,6 +3,7 @@
     python predict.py --cloudy S2.tif --sar S1.tif --name realcloud_21 --out S2_clear.tif --maps
     python predict.py --cloudy S2_dir/ --sar S1_dir/ --name realcloud_21 --out clear_dir/
     python predict.py --pairs pairs.txt --name realcloud_21 --out clear_dir/ --cog
+    python predict.py --cloudy S2.tif --sar S1.tif --weights CR_net.pth --out S2_clear.tif
     python predict.py --cloudy S2B_MSIL2A_....SAFE.zip --sar S1_RTC_item.json --name NAME --out clear.tif --keep_clear
 
 Inputs: the cloudy Sentinel-2 product as users download it (a ``.SAFE`` folder or zip, Level-1C
@@ -11,16 +12,23 @@ Sentinel-1 image (a GeoTIFF or STAC item, VV and VH in dB or linear power), any 
 10980 x 10980 tile. Bands are found by name; 20/60 m bands and a SAR image on another grid or CRS
 are resampled onto the 10 m grid on the fly; the 2022 processing-baseline offset is taken out; one
 warning line per way the inputs differ from what the model was trained on (docs/scenes.md). The
-model's configuration is read from the experiment's ``train_opt.json``; a folder of weight files
-alone (the official release) is read with the paper's configuration. Many scenes (two folders with
-the same file names, or a list of pairs) run in one go, shared among torchrun's processes or a
-SLURM array's tasks; scenes whose output exists are skipped, so a stopped run restarts.
-Output: a GeoTIFF on the input grid, float32 reflectance in [0, 1] or (``--out_dtype uint16``)
-reflectance x 10000, with a STAC item ``<out stem>.stac.json`` beside it; ``--maps`` adds the
-attention map (or DSen2-CR's cloud/shadow mask, or UnCRtainTS' predicted variance); ``--keep_clear`` keeps the input's clear pixels
-(``<out stem>_clouds.tif``: the weight); ``--cog`` writes cloud-optimised GeoTIFFs. Overlapping
-windows are cross-faded (``scene/windows.py``); memory stays flat as the scene grows; an existing
-output is only replaced by a complete file.
+model's configuration (bands, widths, U-Net depth, preprocessing) is read from the experiment's
+``train_opt.json``, so no training flag is repeated here; a folder of weight files alone (the
+official release) is read with the paper's configuration, and a published weight file
+(``--weights``: GLF-CR's CR_net.pth, DSen2-CR's HDF5 files, see docs/weights.md) with its own;
+each is given the scene as it was trained (its input domain: bands, level, SAR clip, scaling;
+8-bit PNG models through the PNG mapping). Many scenes (two folders with the same file names, or
+a list of pairs) run in one go into one folder (made if missing), shared among torchrun's
+processes or a SLURM array's tasks; scenes whose files all exist are skipped, so a stopped run
+restarts. An existing output is never replaced without ``--overwrite``.
+Output: a GeoTIFF on the input grid, all output bands, as float32 reflectance in [0, 1] or
+(``--out_dtype uint16``) reflectance x 10000, with a STAC item ``<out stem>.stac.json`` beside it;
+nodata where both inputs are nodata; ``--maps`` adds the attention map (or DSen2-CR's cloud/shadow
+mask, or UnCRtainTS' predicted variance, reflectance^2 averaged over the bands) as
+``<out stem>_<map>.tif``; ``--keep_clear`` keeps the input's clear pixels (``<out stem>_clouds.tif``:
+the weight); ``--cog`` writes cloud-optimised GeoTIFFs. Overlapping windows are cross-faded (see
+``scene/windows.py``); memory stays flat as the scene grows; with ``--overwrite`` an existing output
+is only replaced by a complete file.
 
 This file is the command line only: the library is the ``scene`` package
 (``scene.ScenePredictor``, ``scene.predict_scene_file``, ``scene.batch``).
@@ -35,9 +43,9 @@ from pathlib import Path
 from models import MODEL_NAMES
 from options.parser import OneLineParser, positive_int
 from scene import COMPRESSIONS, OUT_DTYPES, ScenePredictor, keep_heap_flat
-from scene.batch import check_pairs, folder_pairs, listed_pairs, predict_scenes
+from scene.batch import check_pairs, check_partial, folder_pairs, listed_pairs, predict_scenes
 from scene.keep_clear import DEFAULT_FEATHER, PREDICT_DETECTORS
-from scene.predictor import check_output_path
+from scene.paths import check_output_path, check_overwrite, sidecar_names
 from scene.products import RESAMPLINGS, SAR_UNITS, ReadOptions, product_format
 from scene.shard import this_worker, worker_gpu_ids
 from util.errors import UserError, run_cli
@@ -53,7 +61,7 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--sar",
         help="Sentinel-1 (VV, VH; dB or linear power): a GeoTIFF or a STAC item; or a folder with the same "
-        "file names",
+        "file names (none for a model without SAR input)",
     )
     p.add_argument(
         "--pairs", help="text file of scenes instead of --cloudy/--sar: one 'cloudy.tif sar.tif' per line"
@@ -61,19 +69,33 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--out",
         required=True,
-        help="output GeoTIFF (float32 reflectance, or uint16 with --out_dtype); a folder for many scenes",
+        help="output GeoTIFF, named .tif or .tiff (float32 reflectance, or uint16 with --out_dtype); a "
+        "folder for many scenes (made if missing)",
     )
     p.add_argument(
         "--name",
-        required=True,
+        default=None,
         help="experiment: <checkpoints_dir>/<name>/ with train_opt.json, or holding weight files alone "
         "(e.g. the official latest_net_G.pth ...: the paper's configuration)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="instead of --name: a published weight file (GLF-CR's CR_net.pth, a DSen2-CR .hdf5), the "
+        "name of a published set (docs/weights.md; its kind is recognised from its content), or a folder "
+        "(an experiment, or weight files alone such as the official latest_net_{G,G2,A,D}.pth)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="with --weights NAME: download the published set into the cache if it is not there",
     )
     p.add_argument(
         "--model",
         default=None,
         choices=MODEL_NAMES,
-        help="the model of a folder of weight files alone (default: pix2pix_attn)",
+        help="the model of a folder of weight files alone (default: pix2pix_attn); with --weights, refuse "
+        "a file of another model",
     )
     p.add_argument(
         "--checkpoints_dir", default="./checkpoints", help="where experiments are saved (%(default)s)"
@@ -179,7 +201,8 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="many scenes: redo scenes whose output exists (default: skip)",
+        help="replace existing outputs: one scene: --out and the files beside it (default: refuse them); many "
+        "scenes: redo every scene (default: skip scenes whose files are all there, refuse partial ones)",
     )
     g = p.add_argument_group("clear pixels (docs/scenes.md)")
     g.add_argument(
@@ -214,10 +237,12 @@ def run(argv: list[str] | None = None) -> int:
     many = args.pairs is not None or (
         args.cloudy is not None and Path(args.cloudy).is_dir() and product_format(args.cloudy) != "SAFE"
     )
-    if args.pairs is None and (args.cloudy is None or args.sar is None):
+    if args.pairs is None and args.cloudy is None:
         raise UserError("give --cloudy and --sar (files or folders), or --pairs LIST")
-    if many and not Path(args.out).is_dir():
-        raise UserError(f"--out {args.out} must be an existing folder when there are many scenes")
+    if (args.name is None) == (args.weights is None):
+        raise UserError("give an experiment (--name) or a weight file (--weights), one of the two")
+    if many and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a file; give a folder when there are many scenes")
     worker = this_worker()
     if many:
         pairs = (
@@ -232,20 +257,34 @@ def run(argv: list[str] | None = None) -> int:
             )
             pairs = worker.share(pairs)
     else:
-        check_output_path(args.out, ("cloudy", args.cloudy), ("sar", args.sar))
+        check_output_path(args.out, ("cloudy", args.cloudy), *([("sar", args.sar)] if args.sar else []))
         if worker.index > 0:
             print(f"{worker.describe()}: one scene, left to worker 1", file=sys.stderr)
             return 0
     keep_heap_flat()
     predictor = ScenePredictor(
-        args.checkpoints_dir, args.name, args.epoch, gpu_ids=worker_gpu_ids(args.gpu_ids), model=args.model
+        args.checkpoints_dir,
+        args.name,
+        args.epoch,
+        gpu_ids=worker_gpu_ids(args.gpu_ids),
+        model=args.model,
+        weights=args.weights,
+        download=args.download,
     )
+    # Refusals come before the warning, so that an error is one line.
+    names = sidecar_names(predictor.chosen_maps(args.maps), args.keep_clear or args.cloud_mask)
+    if not many:
+        check_overwrite(args.out, names, args.overwrite)
+    elif not args.overwrite:
+        check_partial(pairs, names)
     if predictor.warning:
         print(f"warning: {predictor.warning}", file=sys.stderr)
     if many:
         results = predict_scenes(predictor, pairs, overwrite=args.overwrite, **settings(args))
     else:
-        results = [predictor.predict(args.cloudy, args.sar, args.out, **settings(args))]
+        results = [
+            predictor.predict(args.cloudy, args.sar, args.out, overwrite=args.overwrite, **settings(args))
+        ]
     for result in results:
         kind = " of uint16 digital numbers" if result.dtype == "uint16" else ""
         maps = "".join(f", {path.name}" for path in (*result.maps, *([result.item] if result.item else [])))

@@ -144,7 +144,7 @@ def write_sample(
 def run_test(argv: list[str] | None = None) -> int:
     opt = TestOptions().parse(argv, save=False)
     ckpt_dir = Path(opt.checkpoints_dir) / opt.name
-    if not ckpt_dir.is_dir():
+    if not opt.weights and not ckpt_dir.is_dir():
         raise UserError(f"no experiment {ckpt_dir}; check --name and --checkpoints_dir")
     loader = create_dataloader(opt)
     dataset = loader.dataset  # GeoTIFF datasets render previews and write georeferenced outputs

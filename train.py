@@ -6,7 +6,7 @@
 
 Checkpoints, options, the loss log and a training web page go to ``checkpoints/<name>/``.
 ``--continue_train`` resumes from ``latest_train_state.pth`` where the run stopped
-(``--continue_train auto``: when there is one). SIGTERM or SIGUSR1 saves the training state at the
+(``--continue_train auto``: when there is one; a finished run says so and trains nothing). SIGTERM or SIGUSR1 saves the training state at the
 end of the current iteration and stops (see :mod:`util.preemption` and docs/cluster.md).
 
 Several GPUs or nodes: one process per device, started by torchrun (``--batch_size`` per process):
@@ -26,7 +26,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from data import create_dataloader
+from data import check_first_sample, create_dataloader
 from data.sampler import derive_seed
 from display.visualizer import Visualizer
 from models import create_model
@@ -95,6 +95,7 @@ def train(argv: list[str] | None = None) -> int:
             loader = create_dataloader(opt, rank=place.rank, world_size=place.world_size)
             model = create_model(opt)
             model.setup()
+            check_first_sample(loader.dataset)  # bad data stops the run before checkpoints/<name>/ exists
         distributed.check_same(
             f"the number of training samples in {opt.dataroot}",
             len(loader.dataset),
@@ -106,6 +107,13 @@ def train(argv: list[str] | None = None) -> int:
                 seed_everything(derive_seed(opt.seed, place.rank))
             checkpoints = Checkpoints(model.save_dir)
             progress = checkpoints.resume(model, opt, images_per_epoch=len(loader.dataset))
+            if finished(opt, progress):
+                print(
+                    f"{checkpoints.save_dir} has finished training: all {opt.n_epochs + opt.n_epochs_decay} "
+                    f"epochs ({progress['total_iters']} images seen); nothing to do (raise --n_epochs or "
+                    "--n_epochs_decay to train on)"
+                )
+                return 0
             options.announce(opt)
             # Adam's moments now, not amid the first backward pass: 0.1-0.2 GB less peak memory.
             model.allocate_optimizer_states()
@@ -116,6 +124,11 @@ def train(argv: list[str] | None = None) -> int:
         # SIGTERM / SIGUSR1 (preemption, time limit): save at the iteration's end and stop.
         with display as visualizer, StopSignals() as stop:
             return run_epochs(opt, loader, model, checkpoints, visualizer, progress, place.world_size, stop)
+
+
+def finished(opt, progress: dict) -> bool:
+    """Whether a resumed run has nothing left to train: every epoch done, none part-way."""
+    return progress["epoch"] >= opt.n_epochs + opt.n_epochs_decay and not progress.get("epoch_iter")
 
 
 def run_epochs(

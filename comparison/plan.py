@@ -14,6 +14,7 @@ from pathlib import Path
 import models
 from util.errors import UserError
 
+from .reuse import check_name
 from .settings import (
     OUR_ADDITIONS,
     OURS,
@@ -232,6 +233,7 @@ def make_plan(
     """The experiments of comparison ``name``: ``train_size`` is the number of training samples;
     ``variants``: model -> which of its ``zhang_variants`` runs (default: the first); ``protocols``:
     other papers' evaluation protocols to report beside ours (see :mod:`metrics.authors`)."""
+    check_name(name)
     if setting not in SETTINGS:
         raise UserError(f"--setting {setting!r}: choose one of {', '.join(SETTINGS)}")
     if train_size < 1:

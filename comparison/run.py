@@ -2,7 +2,8 @@
 
 Resumable: each experiment's progress is recorded in ``<out>/runs/<model>.json`` after each stage.
 A finished stage is reused; an interrupted training resumes from its latest checkpoint
-(``--continue_train``); a record made with another budget is refused, never mixed.
+(``--continue_train``); an earlier run with other flags or another budget is refused, never mixed
+(:mod:`comparison.reuse`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .coverage_plots import write_coverage_plots
 from .figure import write_figure
 from .plan import Experiment, Plan
 from .report import model_parameters, write_tables
+from .reuse import check_reuse
 
 
 def cpu_name() -> str:
@@ -124,16 +126,21 @@ def test_experiment(plan: Plan, exp: Experiment, record: dict, gpu_ids: str, see
     return record
 
 
-def run_comparison(plan: Plan, *, gpu_ids: str = "-1", seed: int = 0, rows: int = 4) -> Path:
+def run_comparison(
+    plan: Plan, *, gpu_ids: str = "-1", seed: int = 0, rows: int = 4, overwrite: bool = False
+) -> Path:
     """Train and test every experiment (reusing what is done), then write the tables and the figure.
 
-    Returns the folder holding ``plan.json`` (what every row ran), ``table.csv``, ``table.md``,
-    ``figure.png`` and ``index.html``.
+    An earlier run of this name that this one would not continue is refused (``overwrite``:
+    deleted first; see :mod:`comparison.reuse`). Returns the folder holding ``plan.json`` (what
+    every row ran), ``table.csv``, ``table.md``, ``figure.png`` and ``index.html``.
     """
+    plan_json = plan.to_json(gpu_ids, seed)
+    check_reuse(plan, plan_json, overwrite)
     # Every record is checked before anything is written: a run with another budget changes nothing.
     loaded = {exp.model: load_record(plan, exp) for exp in plan.experiments}
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(plan.out_dir / "plan.json", json.dumps(plan.to_json(gpu_ids, seed), indent=2) + "\n")
+    write_text(plan.out_dir / "plan.json", json.dumps(plan_json, indent=2) + "\n")
     records = {}
     for exp in plan.experiments:
         record = loaded[exp.model]

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from util.registry import discover, find_class
+from util.rng import capture_rng, restore_rng
 
 from .base_dataset import BaseDataset
 from .sampler import EpochSampler, SeededDataset
@@ -82,3 +83,16 @@ def create_dataloader(
         drop_last=drop_last,
         persistent_workers=False,
     )
+
+
+def check_first_sample(dataset) -> None:
+    """Read the first sample now, every random generator restored afterwards: a problem that all
+    samples share (an unreadable format, images of different sizes, the wrong band count) stops a
+    run at start-up, before it writes anything. Other samples are read when the run reaches them."""
+    if len(dataset) == 0:
+        return
+    state = capture_rng()
+    try:
+        dataset[0]
+    finally:
+        restore_rng(state)

@@ -18,14 +18,21 @@ def is_image_file(name: str) -> bool:
 
 
 def list_images(folder: str | os.PathLike, max_size: float = float("inf")) -> list[Path]:
-    """Image files directly in ``folder`` (hidden and non-image files ignored), sorted by name."""
+    """Image files directly in ``folder`` (hidden and non-image files ignored), sorted by name; an
+    empty (0-byte) image is refused."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist")
     files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p.name))
     if not files:
         raise UserError(f"image folder {folder} holds no images ({', '.join(IMG_EXTENSIONS)})")
-    return files[: int(min(max_size, len(files)))]
+    files = files[: int(min(max_size, len(files)))]
+    # Found here, at start-up, rather than when a run reaches the file (the sizes are at hand).
+    empty = [p for p in files if p.stat().st_size == 0]
+    if empty:
+        more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+        raise UserError(f"image {empty[0]} is empty (0 bytes){more}; replace or remove it")
+    return files
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:

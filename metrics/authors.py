@@ -184,11 +184,17 @@ class AuthorProtocols:
         self.is_preview = band_names is None and n_channels == 3
         self.band_names = RGB_NAMES if self.is_preview else band_names
         self.detector = resolve_detector(detector, self.band_names) if "allclear" in self.names else "none"
+        # DSen2-CR's split uses its own cloud-and-shadow detector; on data without B1, B8, B10, B11
+        # (3-band images) only that detector's visible-band rule can run: the rgb detector.
+        self.dsen2cr_detector = "none"
         if "dsen2cr" in self.names:
             try:
-                resolve_detector("cloud_shadow", self.band_names)
+                self.dsen2cr_detector = resolve_detector("cloud_shadow", self.band_names)
             except ValueError as err:
-                raise ValueError(f"protocol dsen2cr masks clouds with its own detector: {err}") from None
+                try:
+                    self.dsen2cr_detector = resolve_detector("rgb", self.band_names)
+                except ValueError:
+                    raise ValueError(f"protocol dsen2cr masks clouds with its own detector: {err}") from None
 
     def mask(self, image: np.ndarray, detector: str) -> np.ndarray:
         return cloud_mask(image, detector, self.band_names, is_preview=self.is_preview)
@@ -214,7 +220,7 @@ class AuthorProtocols:
                         "protocol dsen2cr needs the cloudy input: its split is over its cloud mask"
                     )
                 window = np.asarray(cloudy)[:, :CROP, :CROP]
-                out[name] = dsen2cr_metrics(pred, gt, cloudy, self.mask(window, "cloud_shadow"))
+                out[name] = dsen2cr_metrics(pred, gt, cloudy, self.mask(window, self.dsen2cr_detector))
             elif name == "allclear":
                 clear = (
                     np.ones(np.shape(gt)[1:], bool)

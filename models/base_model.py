@@ -39,6 +39,7 @@ from .networks import get_scheduler
 from .networks.init import draws_random_numbers
 from .optimization import allocate_states, backward_and_step, build_optimizer
 from .roles import BAND_OPTIONS, INPUT_VISUALS, Roles  # noqa: F401 (Roles: part of the contract)
+from .weight_sets import load_weight_file
 from .weights import cpu_state_dict, load_weights, unwrap
 
 
@@ -196,7 +197,10 @@ class BaseModel(ModelDeclaration, ABC):
                 for optimizer in self.optimizers.values()
             ]
         if not self.is_train:
-            self.load_networks(Checkpoints.selected_label(opt))
+            if getattr(opt, "weights", None):  # a weight file from outside (test.py/predict.py --weights)
+                load_weight_file(self.nets, opt.weights, opt.model)
+            else:
+                self.load_networks(Checkpoints.selected_label(opt))
         if self.channels_last:
             for net in self.nets.values():
                 net.to(memory_format=torch.channels_last)

@@ -268,6 +268,7 @@ class BaseOptions:
         opt = parser.parse_args(argv)
         opt.is_train = self.is_train
         changed = given_options(parser, argv, saved_options(opt))
+        self.check_given(opt, changed)
         defaults = {key: parser.get_default(key) for key in changed}
         defaults.update({k: v for k, v in self.replaced_defaults.items() if k not in changed})
         opt.given_options = defaults
@@ -286,6 +287,11 @@ class BaseOptions:
         if save:
             self.save_options(opt, parser)
         return opt
+
+    def check_given(self, opt: argparse.Namespace, given: set[str]) -> None:
+        """Refuse options given on the command line (``given``) that contradict saved ones (testing:
+        the trained model's architecture)."""
+        return None
 
     def announce(self, opt: argparse.Namespace) -> None:
         """Print and save the options of a run parsed with ``show=False, save=False``."""

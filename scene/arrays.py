@@ -41,3 +41,24 @@ class ArrayWriter:
     def write(self, data: np.ndarray, window: Window) -> None:
         r0, c0 = int(window.row_off), int(window.col_off)
         self.data[:, r0 : r0 + data.shape[1], c0 : c0 + data.shape[2]] = data
+
+
+class BlankRaster:
+    """The SAR input of a model that takes none: one band of zeros the size of the scene, whose
+    zeros are its nodata value (so a pixel's validity follows the cloudy image alone). Nothing is
+    stored; every read makes its zeros."""
+
+    count, dtypes, nodata = 1, ("float32",), 0.0
+
+    def __init__(self, height: int, width: int, name: str = "no SAR image") -> None:
+        self.height, self.width, self.name = height, width, name
+
+    def read(self, indexes: list[int], window: Window, out: np.ndarray | None = None) -> np.ndarray:
+        shape = (len(indexes), int(window.height), int(window.width))
+        if out is None:
+            return np.zeros(shape, np.float32)
+        out[...] = 0
+        return out
+
+    def close(self) -> None:
+        """Nothing to release (the interface of a dataset)."""

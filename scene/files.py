@@ -1,4 +1,5 @@
-"""Where a scene run's files go and what it reports: output checks, sidecar names, :class:`SceneResult`.
+"""What a scene run reports and how its files are described: :class:`SceneResult`, GDAL's settings
+for a run, the maps' ``content`` tags, the log (where the files go: :mod:`scene.paths`).
 
 Imported by :mod:`scene.predictor` (and re-exported there) and :mod:`scene.batch`.
 """
@@ -13,7 +14,6 @@ from pathlib import Path
 import rasterio
 
 from models.roles import Roles
-from util.errors import UserError
 
 GDAL_CACHE_MB = 64  # GDAL's block cache, fixed so that memory does not depend on the scene
 
@@ -42,35 +42,6 @@ def gdal_env() -> rasterio.Env:
     """GDAL's settings for a run: a fixed block cache, unless the user set GDAL_CACHEMAX (GDAL reads
     it from the environment itself; it may carry a unit, e.g. '128MB')."""
     return rasterio.Env(**({} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}))
-
-
-def check_output_path(
-    out: str | os.PathLike, *inputs: tuple[str, str | os.PathLike], create: bool = False
-) -> Path:
-    """Refuse an output that is a folder, under a file, or one of the ``(role, path)`` inputs;
-    ``create``: make its missing folders (as ``results/<name>/`` is made for test.py)."""
-    out = Path(out)
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'clear.tif'}")
-    ancestor = next(p for p in out.absolute().parents if p.exists())
-    if not ancestor.is_dir():
-        raise UserError(f"--out {out}: {ancestor} is a file, not a folder; choose another --out")
-    if create:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"cannot make the folder of --out {out}: {err.strerror or err}") from None
-    for role, path in inputs:
-        src = Path(path)
-        if out.exists() and src.exists() and out.samefile(src):
-            raise UserError(f"--out {out} is the --{role} input; choose another file name")
-    return out
-
-
-def map_path(out: str | os.PathLike, name: str) -> Path:
-    """Where the map ``name`` (e.g. att_A) of output ``out`` goes: ``<stem>_<name><suffix>`` beside it."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}_{name}{out.suffix or '.tif'}")
 
 
 def map_content(name: str, roles: Roles, model: str) -> str:

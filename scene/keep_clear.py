@@ -29,7 +29,6 @@ from models.networks.cloud_mask import BandLayout, cloud_shadow_mask
 from util.errors import UserError
 
 PREDICT_DETECTORS = tuple(d for d in DETECTORS if d != "none")
-MASK_NAME = "clouds"  # the sidecar <out stem>_clouds.tif
 DEFAULT_FEATHER = 8  # pixels: 80 m at 10 m
 
 

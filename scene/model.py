@@ -3,9 +3,14 @@
 The model's configuration (bands, widths, U-Net depth, SAR scaling) is read from the experiment's
 ``train_opt.json``, so no training flag is repeated. A folder that holds only weight files (the
 official release: ``latest_net_{G,G2,A,D}.pth``) gets the paper's configuration, with the band
-counts, width and depth of its U-Nets read from the weights. The model is used through its contract
+counts, width and depth of its U-Nets read from the weights. A published weight file (GLF-CR's
+``CR_net.pth``, a DSen2-CR HDF5 file; :mod:`models.weight_sets`) gets its model, architecture
+and input domain from its content and the registry. The model is used through its contract
 (:class:`models.base_model.BaseModel`): ``predict(cloudy, sar)`` returns a dict holding
 ``roles.output``, and ``size_multiple(opt)`` gives the multiple window sides must be of.
+
+Each model has an :class:`~models.weight_sets.InputDomain` (:func:`input_domain`); how a scene is
+given to it by that domain is :mod:`scene.domain`'s.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ import data
 import models
 from models.networks import UNET_DEPTHS
 from models.networks.normalization import per_sample_statistics
+from models.weight_sets import InputDomain, WeightSet, domain_from_options, open_weight_set, option_values
+from models.weight_sets.domain import PNG_DATASETS
 from models.weights import safe_load
 from options.test_options import TestOptions
 from util.device import resolve_device
 from util.errors import UserError
 
 OFFICIAL_MODEL = "pix2pix_attn"  # the paper's model, the one official weight files hold
-PNG_DATASETS = ("triplet", "simcloud")  # trained on 8-bit PNGs, not on Sentinel GeoTIFFs
 
 
 def load_options(
@@ -80,6 +86,7 @@ def weights_only_options(folder: Path, model: str, epoch: str) -> argparse.Names
     so that official files and smaller ones alike load."""
     opt = argparse.Namespace(**model_defaults(model, None, folder))
     opt.name = folder.name
+    opt.weights_only = True  # the official release's layout: no record of how its data were made
     if model == OFFICIAL_MODEL:
         shapes = {net: unet_shape(safe_load(folder / f"{epoch}_net_{net}.pth")) for net in ("G", "G2", "A")}
         (g_in, ngf, depth, out_nc), (sar_nc, *_), (in_nc, *_) = shapes["G"], shapes["G2"], shapes["A"]
@@ -100,9 +107,62 @@ def unet_shape(state: dict) -> tuple[int, int, int, int]:
     return int(state[first].shape[1]), int(state[first].shape[0]), depth, int(state[last].shape[0])
 
 
-def png_warning(opt: argparse.Namespace, name: str) -> str | None:
-    """A warning when experiment ``name`` was trained on 8-bit PNGs rather than Sentinel GeoTIFFs."""
+def model_source(
+    checkpoints_dir: str | Path | None,
+    name: str | None,
+    epoch: str | int = "latest",
+    *,
+    model: str | None = None,
+    weights: str | Path | None = None,
+    download: bool = False,
+) -> tuple[argparse.Namespace, WeightSet | None, Path, str]:
+    """What is to run: the options, the weight file (None for an experiment), the checkpoints folder
+    and the name. ``weights``: a weight file or a published set (:func:`models.weight_sets.open_weight_set`),
+    or a folder, which is an experiment; else the experiment ``name`` in ``checkpoints_dir``."""
+    if weights is not None and Path(weights).expanduser().is_dir():
+        folder = Path(weights).expanduser().resolve()
+        checkpoints_dir, name, weights = folder.parent, folder.name, None
+    if weights is not None:
+        ws = open_weight_set(weights, model=model, download=download)
+        return weights_options(ws), ws, ws.path.parent, ws.name
+    if name is None:
+        raise UserError("give an experiment (--name) or a weight file (--weights)")
+    folder = Path(checkpoints_dir or "./checkpoints")
+    return load_options(folder, name, model, epoch), None, folder, name
+
+
+def described(opt: argparse.Namespace, ws: WeightSet | None, folder: Path) -> str:
+    """The model in messages: the weight file and what it is, or the experiment."""
+    if ws is not None:
+        return f"{ws.path.name} ({ws.description})"
+    if getattr(opt, "weights_only", False):
+        return f"the weight folder {folder}"
+    return f"experiment {folder.name}"
+
+
+def weights_options(ws: WeightSet) -> argparse.Namespace:
+    """Test options for running the weight file ``ws``: its model's defaults, its architecture,
+    its data settings, ``weights`` (the file, which ``BaseModel.setup`` loads)."""
+    values = option_values(ws)
+    opt = argparse.Namespace(**model_defaults(ws.model, values.get("dataset_mode"), ws.path))
+    for key, value in {**values, **ws.settings}.items():
+        setattr(opt, key, value)
+    return opt
+
+
+def input_domain(opt: argparse.Namespace, ws: WeightSet | None = None) -> InputDomain:
+    """What the model expects: the weight file's recorded domain, else its training options'."""
+    if ws is not None and ws.domain is not None:
+        return ws.domain
+    return domain_from_options(opt, official=bool(getattr(opt, "weights_only", False)))
+
+
+def png_warning(opt: argparse.Namespace, name: str, domain: InputDomain | None = None) -> str | None:
+    """A warning when experiment ``name`` was trained on 8-bit PNGs rather than Sentinel GeoTIFFs
+    and no PNG mapping fits it (a 3-band RGB + 3-channel SAR model gets one: :func:`png8_forward`)."""
     if getattr(opt, "dataset_mode", None) not in PNG_DATASETS:
+        return None
+    if domain is not None and domain.scaling == "png8":
         return None
     return (
         f"experiment {name} was trained on 8-bit PNGs ({opt.dataset_mode}); its inputs were "

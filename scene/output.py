@@ -13,8 +13,9 @@ The conversion runs where the blended rows are (on the GPU before the copy to th
 moves half the bytes); rows travel as the signed type of their size (torch has few unsigned
 kernels) and are written as stored.
 
-``cog``: the finished GeoTIFF is copied through GDAL's COG driver (cloud-optimised: 512-pixel
-tiles, overviews averaged down to one tile, the chosen compression), then renamed into place.
+``cog``: the scene is streamed into a plain tiled GeoTIFF under a temporary name, which is then
+copied through GDAL's COG driver (cloud-optimised: 512-pixel tiles, overviews averaged down to one
+tile, the chosen compression) and renamed into place; memory stays as flat as without ``cog``.
 """
 
 from __future__ import annotations
@@ -129,11 +130,14 @@ class OutputFormat:
             "crs": src.crs,
             "transform": src.transform,
             "nodata": self.nodata,
-            # Band-interleaved: writes need no reordering of the (bands, rows, cols) arrays.
             "tiled": True,
             "blockxsize": 256,
             "blockysize": block_h,
-            "interleave": "band",
+            # Band-interleaved: writes need no reordering of the (bands, rows, cols) arrays. The
+            # source of a COG is pixel-interleaved: GDAL's COG driver (before 3.11) copies a
+            # band-interleaved, uncompressed source without the COG layout (no header, no
+            # LAYOUT=COG), and lays out the pixel-interleaved one as a COG with any compression.
+            "interleave": "pixel" if self.cog else "band",
             "BIGTIFF": "IF_SAFER",
         }
         if self.compress != "none":

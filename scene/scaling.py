@@ -32,7 +32,8 @@ class InputScaling:
     """How stored values become the network's inputs in [0, 1].
 
     Sentinel-2: ``(DN + s2_offset[band]) * s2_gain[band]`` is reflectance x 10000 (empty tuples: no
-    offset, gain 1), then ``data.sentinel.s2_to_unit``. Sentinel-1: ``sar_units`` 'dB' as stored,
+    offset, gain 1) plus the offset the model's training digital numbers carried (its input domain's
+    ``s2_dn_offset``, 0 for SEN12MS-CR), then ``data.sentinel.s2_to_unit``. Sentinel-1: ``sar_units`` 'dB' as stored,
     'linear' power turned into dB (10 log10; zero or negative power counts as missing), then the
     clip ``sar_clip`` of ``data.sentinel.S1_CLIP``.
     """

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 from scene.io import Scene
+from scene.paths import item_path
 from scene.products.base import Band, Filled
 from util.fileio import write_text
 
@@ -22,34 +22,31 @@ PROJECTION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 PREFIX = "cloud_removal"
 
 
-def item_path(out: str | os.PathLike) -> Path:
-    """Where the STAC item of output ``out`` goes: ``<stem>.stac.json`` beside it."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}.stac.json")
-
-
 def input_tags(scene: Scene, keep: str | None) -> dict[str, str]:
     """The output's tags about its inputs (``keep``: how clear pixels were kept, or None)."""
-    bands = [s for s in scene.s2_slots if isinstance(s, Band)]
-    offsets = sorted({b.offset for b in bands})
-    gains = sorted({b.gain for b in bands})
+    real = [i for i, s in enumerate(scene.s2_slots) if isinstance(s, Band)]
+    offsets = sorted({scene.scaling.s2_offset[i] for i in real})  # the products' and the model's
+    gains = sorted({scene.scaling.s2_gain[i] for i in real})
     tags = {
         "input_cloudy": str(scene.optical.path),
         "input_cloudy_format": scene.optical.format,
-        "input_sar": str(scene.sar.path),
-        "input_sar_format": scene.sar.format,
         "input_bands": ",".join(scene.band_names),
         "input_s2_offset": ",".join(f"{o:g}" for o in offsets),
         "input_s2_gain": ",".join(f"{g:g}" for g in gains),
         "input_scaling": "reflectance = clip((DN + input_s2_offset) x input_s2_gain, 0, 10000) / 10000",
-        "input_sar_units": scene.sar.units,
-        "input_sar_clip": scene.scaling.sar_clip,
     }
+    if scene.sar is not None:
+        tags["input_sar"] = str(scene.sar.path)
+        tags["input_sar_format"] = scene.sar.format
+        tags["input_sar_units"] = scene.sar.units
+        tags["input_sar_clip"] = scene.scaling.sar_clip
     if scene.optical.level:
         tags["input_s2_level"] = scene.optical.level
     filled = [f"{s.name}={s.value:g}" for s in scene.s2_slots if isinstance(s, Filled)]
     if filled:
         tags["input_filled_bands"] = ",".join(filled)
+    if scene.mapping != "unit":
+        tags["input_mapping"] = f"{scene.mapping} (the model's inputs, see model_input_domain)"
     if keep:
         tags["keep_clear"] = keep
     return tags
@@ -59,9 +56,6 @@ def write_item(
     out: Path,
     scene: Scene,
     *,
-    model: str,
-    experiment: str,
-    epoch: str,
     weights: list[Path],
     sidecars: dict[str, Path],
     cog: bool,
@@ -81,12 +75,9 @@ def write_item(
         "proj:code": grid.crs.to_string() if grid.crs else None,
         "proj:shape": [grid.height, grid.width],
         "proj:transform": list(grid.transform)[:6],
-        f"{PREFIX}:model": model,
-        f"{PREFIX}:experiment": experiment,
-        f"{PREFIX}:epoch": epoch,
-        f"{PREFIX}:weights": [str(w) for w in weights],
         f"{PREFIX}:datetime_from": "the cloudy input" if acquired else "the run (the input gives no date)",
-        **{f"{PREFIX}:{k}": v for k, v in tags.items()},
+        **{f"{PREFIX}:{k}": v for k, v in tags.items() if k != "weights"},
+        f"{PREFIX}:weights": [str(w) for w in weights],
     }
     for key in ("platform", "constellation"):
         if scene.optical.properties.get(key):
@@ -106,6 +97,8 @@ def write_item(
         role = ["cloud"] if name == "clouds" else ["data"]
         item.add_asset(name, pystac.Asset(f"./{path.name}", title=name, media_type=media, roles=role))
     for role, product in (("cloudy", scene.optical), ("sar", scene.sar)):
+        if product is None:  # a model without SAR input
+            continue
         href = str(product.path)
         if "://" not in href:
             href = str(Path(href).resolve())

@@ -15,7 +15,8 @@ sen12mscr``, is the SEN12MS-CR root). Writes ``results/compare/<name>/``: ``plan
 row's command lines, data settings, test mode, schedule and budget), ``table.csv``,
 ``table.md``, ``figure.png`` and ``index.html``; checkpoints go to ``checkpoints/compare_<name>/``.
 ``--protocols`` adds other papers' evaluation protocols to the tables, beside ours.
-Running it again reuses finished models and resumes an interrupted one.
+Running it again reuses finished models and resumes an interrupted one; a run of the same name
+with other flags or another budget is refused (``--overwrite`` deletes the old one and starts again).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 import data
 from comparison import SETTINGS, make_plan, run_comparison
 from comparison.plan import parse_models, parse_variants
+from comparison.reuse import check_name
 from metrics.authors import AUTHOR_PROTOCOLS, parse_author_protocols
 from options.parser import DefaultsHelpFormatter, OneLineParser, add_gpu_ids_option, positive_int
 from options.train_options import TrainOptions
@@ -59,7 +61,17 @@ def build_parser() -> OneLineParser:
         choices=data.DATASET_CHOICES,
         help="how --dataroot is read: PNG triplets, simulated clouds or native SEN12MS-CR",
     )
-    p.add_argument("--name", default=None, help="comparison name (default: the setting's name)")
+    p.add_argument(
+        "--name",
+        default=None,
+        help="comparison name, one folder name (default: the setting's name); running a name again "
+        "resumes it when its flags and budget are the same, and is refused otherwise",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete an earlier comparison of this name (its results and its models) and start again",
+    )
     p.add_argument("--setting", default="light", choices=tuple(SETTINGS), help="network sizes and budget")
     p.add_argument(
         "--models", default="all", help="comma list of models (default: every model of the paper's figure)"
@@ -119,6 +131,7 @@ def run(argv: list[str] | None = None) -> int:
         protocols = parse_author_protocols(args.protocols)
     except ValueError as err:
         raise UserError(f"--protocols: {err}") from None
+    check_name(args.name or args.setting)
     if args.dataroot == DEMO_DATA and ensure_data(DEMO_DATA, args.seed):
         return 2
     plan = make_plan(
@@ -135,7 +148,7 @@ def run(argv: list[str] | None = None) -> int:
         variants=variants,
         protocols=protocols,
     )
-    run_comparison(plan, gpu_ids=args.gpu_ids, seed=args.seed, rows=args.rows)
+    run_comparison(plan, gpu_ids=args.gpu_ids, seed=args.seed, rows=args.rows, overwrite=args.overwrite)
     return 0
 
 

@@ -46,7 +46,8 @@ protocol under its authors' name).
 Every problem (missing or empty folder, folders that do not pair up, unreadable file, size or band-count
 mismatch, unknown data type) is one ``error: ...`` line on stderr and exit code 2; nothing is written
 then.  With ``--out DIR`` the files ``metrics_per_image.csv`` and ``metrics_summary.json`` are written
-there (formats: see ``metrics/table.py``), and with cloud masks ``metrics_by_coverage.csv``.
+there (formats: see ``metrics/table.py``), and with cloud masks ``metrics_by_coverage.csv``; result
+files already there are refused unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -124,18 +125,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--var_suffix", default="", help="stem suffix to strip from variance files, e.g. _uncertainty"
     )
-    p.add_argument("--out", default=None, help=f"folder for {CSV_NAME} and {JSON_NAME}")
+    p.add_argument(
+        "--out",
+        default=None,
+        help=f"folder for {CSV_NAME}, {JSON_NAME} (and {BINS_NAME}); made if missing",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the result files already in --out (default: refuse them)",
+    )
     return p
 
 
-def write_results(table: MetricsTable, out: Path) -> None:
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an --out that is a file, or one holding result files of an earlier run (unless ``overwrite``)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out is not a folder: {out}")
+    there = [name for name in (CSV_NAME, JSON_NAME, BINS_NAME) if (out / name).exists()]
+    if there and not overwrite:
+        raise UserError(
+            f"--out {out} already holds {', '.join(there)}; add --overwrite to replace them, "
+            "or choose another --out"
+        )
+
+
+def write_results(table: MetricsTable, out: Path) -> None:
     try:
+        out.mkdir(parents=True, exist_ok=True)
         table.write_csv(out / CSV_NAME)
         table.write_summary_json(out / JSON_NAME)
         if table.coverage:
             table.write_bins_csv(out / BINS_NAME)
+        else:  # an earlier run's (--overwrite), which would not belong to these results
+            (out / BINS_NAME).unlink(missing_ok=True)
     except OSError as e:
         raise UserError(f"cannot write results to {out}: {e}; choose another --out") from None
 
@@ -149,6 +172,8 @@ def run(argv: list[str] | None = None) -> int:
         bins = parse_bins(args.coverage_bins)
     except ValueError as err:
         raise UserError(f"--coverage_bins: {err}") from None
+    if args.out is not None:
+        check_out(Path(args.out), args.overwrite)  # before the work: an existing result is refused at once
     table = evaluate_folders(
         args.pred,
         args.gt,

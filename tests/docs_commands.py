@@ -35,6 +35,12 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL = ("bash", "sh", "shell")
 PYTHON = ("python", "python3", ".venv/bin/python")
 
+PUBLISHED = (
+    "the published {} file, downloaded from its authors' page (docs/weights.md); tests/test_published_{}.py "
+    "runs the same through --weights on fixtures written by the authors' own code"
+)
+PUBLISHED_GLF_CR = PUBLISHED.format("GLF-CR", "glf_cr")
+PUBLISHED_DSEN2CR = PUBLISHED.format("DSen2-CR", "dsen2cr")
 # Exact command text (comments stripped, continuations joined, spaces collapsed) -> why it does not
 # run in the test suite. Keep each reason short and true.
 NOT_RUNNABLE = {
@@ -53,6 +59,19 @@ NOT_RUNNABLE = {
     "python -m scripts.compare --dataroot DATA --setting paper --images 32000 --name paper_32k": (
         "paper-size models, 32000 images each: hours"
     ),
+    # Published weight files (docs/weights.md): downloaded from their authors' pages, never in a test.
+    "python predict.py --weights CR_net.pth --cloudy S2_L1C.tif --sar S1_dB.tif --out clear.tif": PUBLISHED_GLF_CR,
+    "python test.py --dataroot SEN12MSCR --weights CR_net.pth --phase test": PUBLISHED_GLF_CR,
+    "python predict.py --weights glf_cr --cloudy S2_L1C.tif --sar S1_dB.tif --out clear_glf_cr.tif": PUBLISHED_GLF_CR,
+    "python predict.py --weights dsen2cr_carl_sar --cloudy S2_L1C.tif --sar S1_dB.tif --out clear_carl.tif "
+    "--maps": PUBLISHED_DSEN2CR,
+    "python predict.py --weights dsen2cr_l1_sar --cloudy S2_L1C.tif --sar S1_dB.tif --out clear_l1.tif": (
+        PUBLISHED_DSEN2CR
+    ),
+    "python predict.py --weights dsen2cr_carl_nosar --cloudy S2_L1C.tif --out clear_carl_nosar.tif": (
+        PUBLISHED_DSEN2CR
+    ),
+    "python predict.py --weights dsen2cr_l1_nosar --cloudy S2_L1C.tif --out clear_l1_nosar.tif": PUBLISHED_DSEN2CR,
     "python -m display.visdom_server --port 8097": (
         "a server that runs until stopped; tests/test_visdom_train.py starts one"
     ),

@@ -143,3 +143,21 @@ def predict_flags(ckpt: Path, name: str) -> list[str]:
         "--overlap",
         "8",
     ]
+
+
+def write_arrays(folder: Path, s2: np.ndarray, s1: np.ndarray | None = None) -> tuple[Path, Path | None]:
+    """Given arrays as a scene on one UTM grid: ``s2`` (C, H, W) digital numbers as uint16 and ``s1``
+    (C', H, W) dB as float32 (None: no SAR file)."""
+    paths = []
+    for name, data, dtype in (("s2.tif", s2, "uint16"), ("s1.tif", s1, "float32")):
+        if data is None:
+            paths.append(None)
+            continue
+        path = folder / name
+        profile = {"driver": "GTiff", "crs": CRS, "transform": TRANSFORM, "dtype": dtype}
+        with rasterio.open(
+            path, "w", width=data.shape[2], height=data.shape[1], count=len(data), **profile
+        ) as dst:
+            dst.write(data.astype(dtype))
+        paths.append(path)
+    return paths[0], paths[1]

@@ -77,7 +77,7 @@ def test_api_marks_nan_pixels_missing(ckpt, tmp_path):
         (lambda a, c: (a, c[:1]), ("1 band(s)", "dB")),
         (lambda a, c: (a, c[:, :30]), ("same pixels",)),
         (lambda a, c: (a.astype(np.float32) / 10000, c), ("reflectance", "cloudy_units='reflectance'")),
-        (lambda a, c: (a, 10 ** (c / 10)), ("linear", "log10")),
+        (lambda a, c: (a, 10 ** (c / 10)), ("linear", "log10", "sar_units='linear'")),
     ],
 )
 def test_api_refuses_wrong_conventions_in_one_line(ckpt, tmp_path, change, words):
@@ -87,6 +87,16 @@ def test_api_refuses_wrong_conventions_in_one_line(ckpt, tmp_path, change, words
         remover(*change(read(s2), read(s1)), window=32, overlap=8)
     message = str(err.value)
     assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_api_takes_linear_power_with_sar_units_as_predict_py_does(ckpt, tmp_path):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    remover = CloudRemover(ckpt / "ms13", device="cpu")
+    db = remover(read(s2), read(s1), window=32, overlap=8).image
+    linear = remover(read(s2), 10 ** (read(s1) / 10), sar_units="linear", window=32, overlap=8).image
+    assert np.abs(linear - db).max() < 1e-4
+    with pytest.raises(UserError, match="sar_units='kelvin'"):
+        remover(read(s2), read(s1), sar_units="kelvin")
 
 
 def test_api_refuses_dn_given_as_reflectance(ckpt, tmp_path):
@@ -137,3 +147,32 @@ def test_hub_entry_of_a_comparison_model(tmp_path):
     s2, s1 = write_scene(tmp_path, 40, 40, s2_bands=3)
     result = remover(read(s2), read(s1), window=32, overlap=8)
     assert result.image.shape == (3, 40, 40) and set(result.maps) == {"cloud_mask"}
+
+
+def test_api_errors_name_arguments_not_command_line_flags(ckpt, tmp_path, monkeypatch):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    remover = CloudRemover(ckpt / "ms13", device="cpu")
+    for kwargs, words in (
+        ({"window": 48, "overlap": 8}, ("window=48", "multiple of 32")),
+        ({"window": 32, "overlap": 40}, ("overlap=40", "window=32")),
+        ({"batch_size": 0}, ("batch_size=0",)),
+    ):
+        with pytest.raises(UserError) as err:
+            remover(read(s2), read(s1), **kwargs)
+        assert all(w in str(err.value) for w in words) and "--" not in str(err.value), str(err.value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1", 0):
+        with pytest.raises(UserError, match="no CUDA device") as err:
+            CloudRemover(ckpt / "ms13", device=device)
+        assert f"device={device!r}" in str(err.value) and "--" not in str(err.value)
+    with pytest.raises(UserError, match="checkpoint='nowhere': no such folder"):
+        CloudRemover("nowhere")
+    with pytest.raises(UserError, match="epoch='last'"):
+        CloudRemover(ckpt / "ms13", epoch="last")
+
+
+def test_api_says_what_the_third_sar_band_of_a_png_model_is(tmp_path):
+    root = make_experiment(tmp_path / "ck", "sar3", "--input_nc", "13", "--output_nc", "13", "--sar_nc", "3")
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    with pytest.raises(UserError, match=r"sar has 2 band\(s\) but the model takes 3 \(VV, VH and their mean"):
+        CloudRemover(root / "sar3", device="cpu")(read(s2), read(s1), window=32, overlap=8)

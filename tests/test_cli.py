@@ -156,6 +156,39 @@ def test_continue_train_resumes_at_the_next_epoch(tmp_path, capsys):
     assert (tmp_path / "ckpt" / "r" / "2_net_G.pth").is_file()
 
 
+def test_continue_train_auto_on_a_finished_run_says_so_and_trains_nothing(tmp_path, capsys):
+    make_triplets(tmp_path / "data", "train", n=2)
+    argv = train_argv(tmp_path / "data", tmp_path / "ckpt", "done")
+    assert train.main(argv) == 0
+    before = snapshot(tmp_path / "ckpt")
+    capsys.readouterr()
+    for resume in (["--continue_train", "auto"], ["--continue_train"]):
+        assert train.main([*argv, *resume]) == 0
+        out = capsys.readouterr().out
+        assert "has finished training: all 1 epochs (2 images seen); nothing to do" in out, out
+        assert "end of epoch" not in out
+        assert snapshot(tmp_path / "ckpt") == before
+
+
+def test_the_readme_test_command_reads_the_architecture_from_train_opt_json(tmp_path):
+    data, ckpt, results = tmp_path / "DATA", tmp_path / "checkpoints", tmp_path / "results"
+    make_triplets(data / "train", "train", n=2, size=64)
+    stems = make_triplets(data / "test", "test", n=1, size=64, seed=1)
+    where = ["--checkpoints_dir", str(ckpt), "--gpu_ids", "-1", "--num_threads", "0"]
+    trained = ["--netG", "unet_64", "--ngf", "8", "--ndf", "8", "--crop_size", "64", "--load_size", "64"]
+    argv = ["--dataroot", str(data / "train"), "--name", "realcloud_21", "--model", "pix2pix_attn"]
+    argv += ["--n_epochs", "1", "--n_epochs_decay", "0", "--display_id", "0", *trained, *where]
+    assert train.main(argv) == 0
+    # README: python test.py --dataroot DATA/test --name realcloud_21 --model pix2pix_attn --no_dropout --display_id 0
+    readme = ["--dataroot", str(data / "test"), "--name", "realcloud_21", "--model", "pix2pix_attn"]
+    readme += ["--no_dropout", "--display_id", "0", *where, "--results_dir", str(results)]
+    assert test_script.main(readme) == 0
+    web = results / "realcloud_21" / "test_latest"
+    assert (web / "images" / f"{stems[0]}_fake_B.png").is_file()
+    saved = json.loads((web / "test_opt.json").read_text())
+    assert (saved["netG"], saved["ngf"], saved["ndf"]) == ("unet_64", 8, 8)
+
+
 def test_fresh_run_into_existing_experiment_is_refused(tmp_path, capsys):
     make_triplets(tmp_path / "data", "train", n=2)
     argv = train_argv(tmp_path / "data", tmp_path / "ckpt", "x")

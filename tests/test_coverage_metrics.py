@@ -146,5 +146,8 @@ def test_evaluate_scores_external_outputs_with_the_inputs_masks(tmp_path, capsys
     assert run_main(evaluate.main, [*argv[:-2], "--cloud_detector", "none"]) == 0
     assert "cloud mask" not in capsys.readouterr().out
     expect_error(
-        capsys, evaluate.main, [*argv, "--cloud_detector", "s2cloudless"], "--cloud_detector s2cloudless"
+        capsys,
+        evaluate.main,
+        [*argv, "--overwrite", "--cloud_detector", "s2cloudless"],
+        "--cloud_detector s2cloudless",
     )

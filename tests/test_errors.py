@@ -75,6 +75,25 @@ def test_bad_image_file(tmp_path, capfd, monkeypatch, damage, threads):
         gc.collect()
 
 
+@pytest.mark.parametrize(
+    "damage", ["empty image anywhere", "garbage first image", "sizes of the first triplet"]
+)
+def test_bad_images_found_at_start_up_stop_before_anything_is_written(tmp_path, capfd, damage):
+    make_triplets(tmp_path, stems=["a", "b", "c"])
+    if damage == "empty image anywhere":
+        bad, words = tmp_path / "trainC" / "c.png", ("is empty (0 bytes)",)
+        bad.write_bytes(b"")
+    elif damage == "garbage first image":
+        bad, words = tmp_path / "trainA" / "a.png", ("cannot read image",)
+        bad.write_bytes(b"this is no PNG" * 10)
+    else:
+        make_triplets(tmp_path, stems=["a"], size=48, roles="B")
+        bad, words = tmp_path / "trainB" / "a.png", ("different sizes",)
+    argv = train_argv(tmp_path, tmp_path / "ckpt", "tiny", "--serial_batches")
+    expect_error(capfd, train.main, argv, bad.name, *words)
+    assert not (tmp_path / "ckpt").exists()
+
+
 def test_triplet_of_different_sizes(tmp_path, capfd):
     make_triplets(tmp_path, stems=["a"])
     make_triplets(tmp_path, stems=["a"], size=48, roles="C")
@@ -131,7 +150,28 @@ def test_checkpoint_holding_something_else(trained, exp, tmp_path, capfd):
     )
 
 
+def test_flags_that_contradict_the_trained_model_are_refused(trained, exp, tmp_path, capfd):
+    opts = str(exp / "train_opt.json")
+    test = test_script.main
+    expect_error(
+        capfd, test, run_test(trained, tmp_path, "--ngf", "8"), "--ngf 8 contradicts", "--ngf 4", opts
+    )
+    expect_error(
+        capfd, test, run_test(trained, tmp_path, "--dropout"), "--dropout contradicts", "--no_dropout"
+    )
+    expect_error(
+        capfd,
+        test,
+        run_test(trained, tmp_path, "--model", "pix2pix"),
+        "holds a pix2pix_attn model, not pix2pix",
+        "--model pix2pix_attn",
+    )
+    assert not (tmp_path / "results").exists()
+
+
 def test_weights_of_another_architecture(trained, exp, tmp_path, capfd):
+    # Weight files alone (as the official release): the command line says the architecture.
+    (exp / "train_opt.json").unlink()
     expect_error(
         capfd,
         test_script.main,

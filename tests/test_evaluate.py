@@ -172,7 +172,8 @@ def test_evaluate_errors_leave_output_untouched(tmp_path, pairs, capsys):
     out_dir.mkdir()
     (out_dir / "metrics_summary.json").write_text("OLD")
     (out_dir / "metrics_per_image.csv").write_text("OLD")
-    sfx = ["--pred_suffix", "_fake_B", "--gt_suffix", "_real_B", "--out", out_dir]
+    # --overwrite: an earlier result may be replaced, but only by a run that succeeds.
+    sfx = ["--pred_suffix", "_fake_B", "--gt_suffix", "_real_B", "--out", out_dir, "--overwrite"]
 
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -108,7 +108,7 @@ def test_evaluate_multiband_other_band_counts_and_format(tmp_path, capsys):
         ("3rgb", "multiband", {"field"}),
     ):
         argv = ["--pred", tmp_path / f"p{pair}", "--gt", tmp_path / f"g{pair}", "--format", fmt]
-        rc, out, err = run_main(argv + ["--out", tmp_path / "o3"], capsys)
+        rc, out, err = run_main(argv + ["--out", tmp_path / "o3", "--overwrite"], capsys)
         assert rc == 0, err
         res = json.loads((tmp_path / "o3" / "metrics_summary.json").read_text())["results"]
         assert set(res) == protocols, (pair, fmt)

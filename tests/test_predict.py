@@ -10,6 +10,7 @@ import rasterio
 import rasterio.warp
 import torch
 from affine import Affine
+from PIL import Image
 
 import predict
 from data.sentinel import s1_to_unit
@@ -276,13 +277,37 @@ def test_sar_on_a_different_grid_is_resampled_with_a_note(ckpt, tmp_path, capsys
     ("kwargs", "words"),
     [
         ({"s2_bands": 4}, ("4 band(s)", "takes 13")),
-        ({"sar_bands": 3}, ("3 band(s)", "2 SAR")),
+        ({"sar_bands": 3}, ("3 band(s)", "2 SAR", "(VV, VH in dB)")),
         ({"s2_dtype": "float32"}, ("float32", "digital numbers")),
     ],
 )
 def test_wrong_bands_and_dtypes_are_refused(ckpt, tmp_path, capsys, kwargs, words):
     s2, s1 = write_scene(tmp_path, 40, 40, **kwargs)
     expect_error(capsys, argv(ckpt, s2, s1, tmp_path / "o.tif"), *words)
+
+
+def test_a_sar_image_short_of_a_png_models_third_band_says_what_it_is(tmp_path, capsys):
+    root = make_experiment(tmp_path / "ck", "sar3", "--input_nc", "13", "--output_nc", "13", "--sar_nc", "3")
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    expect_error(
+        capsys,
+        argv(root, s2, s1, tmp_path / "o.tif", name="sar3"),
+        "2 band(s)",
+        "3 SAR",
+        "VV, VH and their mean",
+    )
+
+
+def test_a_png_scene_is_refused_as_no_geotiff_without_a_rasterio_warning(ckpt, tmp_path, capsys):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    png = tmp_path / "cloudy.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(png)
+    assert run_main(predict.main, argv(ckpt, png, s1, tmp_path / "o.tif")) == 2
+    err = capsys.readouterr().err
+    assert "Warning" not in err and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(png) in last and "PNG file, not a GeoTIFF" in last, last
+    assert not (tmp_path / "o.tif").exists()
 
 
 def test_a_13_band_scene_for_a_3_band_model_without_band_choice_says_how(tmp_path, capsys):
@@ -337,10 +362,10 @@ def test_an_existing_output_is_untouched_when_the_run_fails(ckpt, tmp_path, caps
         return forward
 
     monkeypatch.setattr(scene_predictor, "model_forward", failing_forward)
-    expect_error(capsys, argv(ckpt, s2, s1, out, "--batch_size", "2"), "simulated failure")
+    expect_error(capsys, argv(ckpt, s2, s1, out, "--batch_size", "2", "--overwrite"), "simulated failure")
     (tmp_path / "bad").mkdir()
     s2_bad, _ = write_scene(tmp_path / "bad", 96, 96, s2_bands=5)
-    expect_error(capsys, argv(ckpt, s2_bad, s1, out), "band(s)")
+    expect_error(capsys, argv(ckpt, s2_bad, s1, out, "--overwrite"), "band(s)")
     assert out.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 

@@ -14,9 +14,10 @@ from affine import Affine
 from rasterio.windows import Window
 
 from data.sentinel import S2_BANDS, s1_to_unit, s2_to_unit
+from models.weight_sets import InputDomain
+from scene.domain import check_domain
 from scene.io import open_scene
 from scene.products import BandStack, ReadOptions, open_product
-from scene.products.domain import InputDomain, check_domain
 from scene.scaling import s1_unit, s2_unit
 from tests.product_fixtures import SIZE, at_10m, native_bands, s1_item, s2_item, safe, shifted, write_stack
 from tests.scene_fixtures import CRS, TRANSFORM, write_scene
@@ -215,8 +216,11 @@ def test_sar_geotiff_units_from_the_values_or_the_option(tmp_path, values, expec
         with rasterio.open(s1, "r+") as dst:
             dst.write(10 ** (dst.read() / 10))
     assert open_product(s1, "SAR", "S1").units == expected
-    forced = "linear" if expected == "dB" else "db"
-    assert open_product(s1, "SAR", "S1", ReadOptions(sar_units=forced)).units != expected
+    if expected == "dB":
+        assert open_product(s1, "SAR", "S1", ReadOptions(sar_units="linear")).units == "linear"
+    else:  # linear power said to be dB: the white output of a mis-scaled input, refused
+        with pytest.raises(UserError, match="no value below 0.*--sar_units db says.*--sar_units linear"):
+            open_product(s1, "SAR", "S1", ReadOptions(sar_units="db"))
 
 
 def test_ambiguous_radar_geometry_and_integer_sar_are_refused(tmp_path):
@@ -253,13 +257,28 @@ def test_the_domain_check_says_one_line_per_mismatch(tmp_path):
     vv = np.full((SIZE, SIZE), 0.1)
     rtc = s1_item(tmp_path / "rtc", vv, vv / 4)
     scene = open_scene(l2a, rtc, input_nc=13, sar_nc=2, s2_bands="all", read=ReadOptions(b10_fill=25))
-    lines = check_domain(InputDomain(), scene.report())
+    lines = check_domain(InputDomain(), "the weights", scene.report())
     assert len(lines) == 2
     assert "Level-2A" in lines[0] and "Level-1C" in lines[0] and "B10 with 25" in lines[0]
+    assert "the weights was trained on" in lines[0]
     assert "gamma0" in lines[1] and "sigma0" in lines[1]
+    unknown = InputDomain(s2_level="unknown", sar_quantity="unknown")  # nothing to compare with
+    assert check_domain(unknown, "m", scene.report()) == ["the cloudy input lacks band(s) that m takes: filled "
+                                                           "B10 with 25 (reflectance 0.0025)"]  # fmt: skip
     s2, s1 = write_scene(tmp_path, SIZE, SIZE)
     plain = open_scene(s2, s1, input_nc=13, sar_nc=2, s2_bands="all")
-    assert check_domain(InputDomain(), plain.report()) == []
+    assert check_domain(InputDomain(), "m", plain.report()) == []
+    assert "linear units" in check_domain(InputDomain(sar_units="linear"), "m", plain.report())[0]
+
+
+def test_the_models_own_offset_is_added_after_the_products_is_taken_out(tmp_path):
+    truth = native_bands(12)
+    l1c = safe(tmp_path / "l1c", shifted(truth, -1000), level="L1C")
+    s1 = write_scene(tmp_path, SIZE, SIZE)[1]
+    plain = open_scene(l1c, s1, input_nc=13, sar_nc=2, s2_bands="all")
+    assert set(plain.scaling.s2_offset) == {-1000.0}
+    offset = open_scene(l1c, s1, input_nc=13, sar_nc=2, s2_bands="all", s2_dn_offset=1000)
+    assert set(offset.scaling.s2_offset) == {0.0}  # reflectance x 10000 + 1000, as that model saw
 
 
 def test_a_plain_stack_reads_as_it_did(tmp_path):

@@ -13,7 +13,7 @@ from affine import Affine
 from rasterio.warp import transform
 
 import predict
-from scene import ScenePredictor
+from scene import COMPRESSIONS, ScenePredictor
 from scene.batch import Pair, folder_pairs, listed_pairs, predict_scenes
 from tests.helpers import run_main
 from tests.scene_fixtures import identity, make_experiment, predict_flags, read, write_scene
@@ -63,16 +63,40 @@ def test_maps_of_a_model_without_any_are_refused(tmp_path, capsys):
     assert not (tmp_path / "c.tif").exists()
 
 
-def test_cog_output_is_tiled_with_overviews_and_the_same_values(predictor, tmp_path):
+def assert_valid_cog(path: Path) -> None:
+    """A cloud-optimised GeoTIFF by rio-cogeo's validator, laid out by GDAL's COG driver (its header
+    says LAYOUT=COG: a file copied without the COG layout can pass the validator without it)."""
+    from rio_cogeo.cogeo import cog_validate
+
+    valid, errors, warnings = cog_validate(str(path), strict=True)
+    assert valid and not errors and not warnings, (errors, warnings)
+    with rasterio.open(path) as cog:
+        assert cog.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG", cog.tags(ns="IMAGE_STRUCTURE")
+
+
+@pytest.mark.parametrize(
+    ("compress", "dtype"), [*((c, "float32") for c in COMPRESSIONS), ("none", "uint16"), ("zstd", "uint16")]
+)
+def test_cog_output_is_a_valid_cog_with_overviews_and_the_same_values(predictor, tmp_path, compress, dtype):
     s2, s1 = write_scene(tmp_path, 600, 530, s2_bands=13)
-    predictor.predict(s2, s1, tmp_path / "plain.tif", forward=identity, **SETTINGS)
-    predictor.predict(s2, s1, tmp_path / "cog.tif", forward=identity, cog=True, compress="zstd", **SETTINGS)
+    kind = {"out_dtype": dtype, **SETTINGS, "window": 128, "overlap": 16}
+    predictor.predict(s2, s1, tmp_path / "plain.tif", forward=identity, **kind)
+    predictor.predict(s2, s1, tmp_path / "cog.tif", forward=identity, cog=True, compress=compress, **kind)
+    assert_valid_cog(tmp_path / "cog.tif")
     with rasterio.open(tmp_path / "cog.tif") as cog:
-        assert cog.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert cog.profile["blockxsize"] == 512 and cog.profile["tiled"] and cog.overviews(1) == [2]
-        assert cog.compression.name.lower() == "zstd" and cog.descriptions[0] == "B1"
+        assert (cog.compression.name.lower() if cog.compression else "none") == compress
+        assert cog.descriptions[0].startswith("B1")
     np.testing.assert_array_equal(read(tmp_path / "cog.tif"), read(tmp_path / "plain.tif"))
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_cog_maps_from_the_command_line_are_valid_cogs(ckpt, tmp_path):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    argv = ["--cloudy", str(s2), "--sar", str(s1), "--out", str(tmp_path / "c.tif"), "--cog", "--maps"]
+    assert run_main(predict.main, [*argv, *predict_flags(ckpt, "ms13")]) == 0
+    assert_valid_cog(tmp_path / "c.tif")
+    assert_valid_cog(tmp_path / "c_att_A.tif")
 
 
 def test_sar_on_another_grid_is_resampled_onto_the_optical_grid(predictor, tmp_path, capsys):

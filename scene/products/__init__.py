@@ -3,8 +3,10 @@
 * :mod:`scene.products.geotiff` — stacked GeoTIFFs (SEN12MS-CR's format, exports of any archive);
 * :mod:`scene.products.safe` — Sentinel-2 ``.SAFE`` products (folder, metadata file or zip), L1C and L2A;
 * :mod:`scene.products.stac` — STAC items with one raster asset per band (Sentinel-2, Sentinel-1);
-* :mod:`scene.products.sar` — Sentinel-1 in dB or linear power, and what is refused;
-* :mod:`scene.products.domain` — what a model was trained on, and the check of an input against it.
+* :mod:`scene.products.sar` — Sentinel-1 in dB or linear power, and what is refused.
+
+What a model expects is its :class:`models.weight_sets.InputDomain`; the inputs are checked against
+it by :func:`scene.domain.check_domain`.
 
 :func:`open_product` picks the reader from the path; the scene never knows which one read its inputs.
 """

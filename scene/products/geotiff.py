@@ -1,4 +1,5 @@
-"""Stacked GeoTIFFs (or any single GDAL raster): today's inputs, and SEN12MS-CR's own format.
+"""Stacked GeoTIFFs (or a VRT / JPEG 2000 of the same): today's inputs, and SEN12MS-CR's own format.
+Other images (a PNG, a JPEG: no georeferenced scene) are refused in one line.
 
 Sentinel-2: integer digital numbers, bands named by their descriptions (``B2``, ``B02``, ``B8A``)
 or, without names, by count: 13 bands are B1 .. B12 in Sentinel-2's order, 12 bands the same
@@ -15,6 +16,7 @@ from scene.products.base import Band, Grid, Product, band_name, open_dataset
 from scene.products.sar import check_backscatter, resolve_units, sample_values, units_word
 from util.errors import UserError
 
+SCENE_DRIVERS = ("GTiff", "COG", "VRT", "JPEG2000")  # and GDAL's other JPEG 2000 drivers (JP2*)
 S2_DTYPES = ("uint16", "int16", "uint32", "int32")  # digital numbers, reflectance x 10000
 L2A_BANDS = tuple(b for b in S2_BANDS if b != "B10")
 LEVEL_TAGS = ("PROCESSING_LEVEL", "S2_LEVEL", "LEVEL")
@@ -48,7 +50,7 @@ def _names(descriptions: tuple, count: int, sensor: str) -> tuple[tuple[str, ...
     if count == len(S2_BANDS):
         return S2_BANDS, False, None
     if count == len(L2A_BANDS):
-        note = "note: 12 unnamed bands taken as the Level-2A set, B1 .. B12 without B10"
+        note = "note: 12 unnamed bands taken as a Level-2A product's, B1 .. B12 without B10"
         return L2A_BANDS, False, note
     return plain, True, None
 
@@ -58,6 +60,11 @@ def read_geotiff(
 ) -> Product:
     """A stacked raster as a :class:`Product` (its checks in one line each)."""
     with open_dataset(path, role) as ds:
+        if ds.driver not in SCENE_DRIVERS and not ds.driver.startswith("JP2"):
+            raise UserError(
+                f"{role} image {path} is a {ds.driver} file, not a GeoTIFF: give the scene as a GeoTIFF, a "
+                ".SAFE product or a STAC item (docs/scenes.md); PNG triplets are tested with test.py"
+            )
         grid, count, dtype, nodata = Grid.of(ds), ds.count, ds.dtypes[0], ds.nodata
         descriptions, tags = ds.descriptions, {k.upper(): v for k, v in ds.tags().items()}
         scales, offsets, units = ds.scales, ds.offsets, ds.units
@@ -84,6 +91,8 @@ def read_geotiff(
             )
     else:
         product.level = next((level_of(tags[k]) for k in LEVEL_TAGS if k in tags), None)
+        if product.level is None and names == L2A_BANDS and note:  # 12 unnamed bands: Level-2A's set
+            product.level = "L2A"
     given = parse_offset(s2_offset) if sensor == "S2" else None
     for i, name in enumerate(names):
         offset, gain = 0.0, 1.0

@@ -4,6 +4,7 @@ SEN12MS-CR's Sentinel-1 is sigma0 in dB from terrain-corrected GRD; analysis-rea
 (e.g. the Sentinel-1 RTC collections of STAC catalogues) give gamma0 in linear power. ``--sar_units
 auto`` takes the units from the product's metadata (a band's unit, a STAC item's), else from the
 values: backscatter in dB is mostly negative, linear power is never negative and mostly below 1.
+SAR said to be in dB (by ``--sar_units db`` or the metadata) with no value below 0 is refused.
 """
 
 from __future__ import annotations
@@ -87,12 +88,27 @@ def guess_units(values: np.ndarray, path: str) -> str:
 
 def resolve_units(option: str, declared: str | None, sample, path: str) -> tuple[str, str]:
     """The SAR units and how they were found: ``option`` ('auto', 'db', 'linear'), the product's
-    ``declared`` units (or None), and ``sample()`` -> values, called only when needed."""
+    ``declared`` units (or None), and ``sample()`` -> values, called only when needed (to guess the
+    units, or to check that values said to be in dB have some below 0)."""
     option = str(option or "auto").lower()
     if option not in SAR_UNITS:
         raise UserError(f"--sar_units {option!r}: choose one of {', '.join(SAR_UNITS)}")
     if option != "auto":
-        return ("dB" if option == "db" else "linear"), "--sar_units"
-    if declared is not None:
-        return declared, "the product's metadata"
-    return guess_units(sample(), path), "the values (--sar_units auto)"
+        units, how = ("dB" if option == "db" else "linear"), "--sar_units"
+    elif declared is not None:
+        units, how = declared, "the product's metadata"
+    else:
+        return guess_units(sample(), path), "the values (--sar_units auto)"
+    if units == "dB":
+        check_db(sample(), path, "--sar_units db" if how == "--sar_units" else how)
+    return units, how
+
+
+def check_db(values: np.ndarray, path: str, how: str) -> None:
+    """Refuse SAR said to be in dB (by ``how``) that holds no value below 0: linear power read as dB
+    would give the white output of a mis-scaled input."""
+    if values.size and float(values.min()) >= 0:
+        raise UserError(
+            f"the SAR input {path} holds no value below 0, so it is linear power, not dB as {how} says: "
+            "give --sar_units linear (or auto)"
+        )
