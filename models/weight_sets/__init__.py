@@ -7,7 +7,8 @@ model's networks (``BaseModel.setup`` calls it when the options name ``weights``
 
 Modules: :mod:`.domain` (the input-domain record), :mod:`.base` (the two types a format deals
 in), :mod:`.formats` (recognising and reading), one module per format (:mod:`.glf_cr_file`,
-:mod:`.keras_dsen2cr`), :mod:`.registry` (the published sets, the cache, ``--download``).
+:mod:`.keras_dsen2cr`, :mod:`.uncrtaints_file` with :mod:`.uncrtaints_flags`), :mod:`.registry`
+(the published sets, the cache, ``--download``).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def open_weight_set(
             f"{entry.name} is {entry.variant} with {entry.parameters:,}: it is another file or a damaged "
             f"download; download it again from {entry.url}"
         )
-    return ws.with_record(domain_of(ws.format, ws.variant), entry.name if entry else None)
+    # The registry's record of the set; else the one the format reads from the file (UnCRtainTS' flags).
+    return ws.with_record(domain_of(ws.format, ws.variant) or ws.domain, entry.name if entry else None)
 
 
 def load_weight_file(nets: Mapping[str, nn.Module], path: str | os.PathLike, model: str) -> WeightSet:

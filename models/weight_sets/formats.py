@@ -21,9 +21,10 @@ from util.errors import UserError
 from .base import StateDicts, WeightFormat, WeightSet
 from .glf_cr_file import GLF_CR_PTH
 from .keras_dsen2cr import KERAS_DSEN2CR
+from .uncrtaints_file import UNCRTAINTS_PTH_TAR
 
 # Every format this code reads; a new one goes here (see models/weight_sets/base.py).
-FORMATS: list[WeightFormat] = [GLF_CR_PTH, KERAS_DSEN2CR]
+FORMATS: list[WeightFormat] = [GLF_CR_PTH, KERAS_DSEN2CR, UNCRTAINTS_PTH_TAR]
 
 
 def _first_line(err: BaseException) -> str:
