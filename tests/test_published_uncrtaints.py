@@ -83,8 +83,12 @@ def test_the_authors_file_is_recognised_with_its_variant_and_domain(variant):
     sar = VARIANTS[variant]
     with opened(fixture_file(variant)) as (container, content):  # torch.load(weights_only=True)
         assert container == "torch" and set(content) == LAYOUT
-        assert content["optimizer_G"]["state"] and content["scheduler_G"]  # a real optimiser state rides along
-        assert [f.name for f in FORMATS if f.container == "torch" and f.recognise(content)] == ["uncrtaints_pth_tar"]
+        assert (
+            content["optimizer_G"]["state"] and content["scheduler_G"]
+        )  # a real optimiser state rides along
+        assert [f.name for f in FORMATS if f.container == "torch" and f.recognise(content)] == [
+            "uncrtaints_pth_tar"
+        ]
     ws = open_weight_set(fixture_file(variant))
     conf = json.loads((CHECKPOINTS / variant / "conf.json").read_text())
     assert ws.model == "uncrtaints" and ws.variant == ("with SAR" if sar else "without SAR")
@@ -162,6 +166,24 @@ def test_test_py_with_the_authors_checkpoint_gives_the_official_output(tmp_path,
     assert "uncertainty" in summary["protocols"]
 
 
+def test_their_experiment_folder_stands_for_its_checkpoint(tmp_path):
+    """Their test script loads ``<weight_folder>/<experiment>/model.pth.tar`` with the conf.json beside it:
+    the folder, given where a weight file is expected, is that file (not one of our experiments)."""
+    folder = CHECKPOINTS / "diag_sar"
+    assert open_weight_set(folder).path == fixture_file("diag_sar")
+    s2, s1 = write_scene(tmp_path)
+    assert run_main(predict.main, predict_argv(folder, s2, s1, tmp_path / "o.tif")) == 0
+    assert np.abs(read(tmp_path / "o.tif") - official("diag_sar")[0]).max() <= 1e-5
+    dn, db = scene_arrays("diag_sar")
+    api = CloudRemover(folder, device="cpu")(dn, db, window=16, overlap=0).image
+    np.testing.assert_array_equal(api, read(tmp_path / "o.tif"))
+    ours = tmp_path / "ours"  # one of our experiments (train_opt.json) stays an experiment
+    shutil.copytree(folder, ours)
+    (ours / "train_opt.json").write_text("{}")
+    with pytest.raises(UserError, match="is a folder"):
+        open_weight_set(ours)
+
+
 def test_the_older_block_names_load_the_same(tmp_path):
     checkpoint = torch.load(fixture_file("diag_sar"), weights_only=True)
     old = old_layout(checkpoint)
@@ -198,11 +220,17 @@ def test_sar_and_its_absence_must_fit_the_variant(tmp_path, capfd):
         "leave it out",
     )
     expect_error(
-        capfd, predict.main, predict_argv(fixture_file("diag_sar"), s2, None, out), "model.pth.tar", "give it (--sar"
+        capfd,
+        predict.main,
+        predict_argv(fixture_file("diag_sar"), s2, None, out),
+        "model.pth.tar",
+        "give it (--sar",
     )
     # conf.json decides: the SAR file's flags saying no SAR do not fit its first layer
     path = copy_checkpoint(tmp_path / "flipped", flags={"use_sar": False})
-    expect_error(capfd, predict.main, predict_argv(path, s2, None, out), "model.pth.tar", "do not belong together")
+    expect_error(
+        capfd, predict.main, predict_argv(path, s2, None, out), "model.pth.tar", "do not belong together"
+    )
     assert not out.exists()
 
 
@@ -221,7 +249,11 @@ def test_bad_files_are_refused_in_one_line_and_nothing_is_written(tmp_path, capf
     shutil.copy(fixture_file("diag_sar"), lonely)
     expect_error(capfd, predict.main, argv(lonely), "lonely/model.pth.tar", "no conf.json beside it")
     expect_error(
-        capfd, predict.main, argv(fixture_file("diag_sar"), "--model", "glf_cr"), "model.pth.tar", "--model uncrtaints"
+        capfd,
+        predict.main,
+        argv(fixture_file("diag_sar"), "--model", "glf_cr"),
+        "model.pth.tar",
+        "--model uncrtaints",
     )
     other = copy_checkpoint(tmp_path / "utae", flags={"model": "utae"})
     expect_error(capfd, predict.main, argv(other), "utae/conf.json", "not uncrtaints")

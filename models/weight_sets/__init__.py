@@ -23,7 +23,7 @@ from util.errors import UserError
 from ..weights import load_weights, unwrap
 from .base import WeightFormat, WeightSet
 from .domain import InputDomain, domain_from_options
-from .formats import FORMATS, read_state_dicts, read_weight_set
+from .formats import FORMATS, folder_weight_file, read_state_dicts, read_weight_set
 from .options import check_weight_options, option_values
 from .registry import PUBLISHED, PublishedWeights, cache_dir, domain_of, resolve
 
@@ -37,6 +37,7 @@ __all__ = [
     "cache_dir",
     "check_weight_options",
     "domain_from_options",
+    "folder_weight_file",
     "load_weight_file",
     "open_weight_set",
     "option_values",
@@ -51,6 +52,8 @@ def open_weight_set(
     with its input domain. ``model``: refuse a file of another model; ``download``: fetch a
     published set that is not in :func:`cache_dir` yet."""
     path, entry = resolve(spec, download)
+    if path.is_dir() and folder_weight_file(path) is not None:
+        path = folder_weight_file(path)
     if path.is_dir():
         raise UserError(
             f"{path} is a folder; give a weight file here, or the folder as an experiment "

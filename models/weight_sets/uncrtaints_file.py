@@ -153,6 +153,15 @@ def _load(path: Path) -> dict:
     return checkpoint
 
 
+def experiment_file(folder: Path) -> Path | None:
+    """The checkpoint of one of their experiment folders (``conf.json`` and ``model.pth.tar``, the file
+    their test script loads; not one of our experiments, which hold ``train_opt.json``), else None."""
+    path = folder / "model.pth.tar"
+    if path.is_file() and (folder / "conf.json").is_file() and not (folder / "train_opt.json").exists():
+        return path
+    return None
+
+
 # ---------------------------------------------------------------------------- the weight-set format
 def recognise(content: Any) -> bool:
     """Their layout: ``state_dict_G``, or a ``state_dict`` of ``netG.``-prefixed weights."""
@@ -191,7 +200,11 @@ def inspect(content: Any, path: Path) -> WeightSet:
     epoch = _epoch(content)
     saved = f", epoch {epoch}" if epoch is not None else ""
     blocks = f"{options['uncrtaints_in_blocks']} + {options['uncrtaints_out_blocks']} blocks"
-    bands = f"{options['input_nc']} + {options['sar_nc']} bands" if sar else f"{options['input_nc']} bands, no SAR"
+    bands = (
+        f"{options['input_nc']} + {options['sar_nc']} bands"
+        if sar
+        else f"{options['input_nc']} bands, no SAR"
+    )
     return WeightSet(
         path=path,
         format=UNCRTAINTS_PTH_TAR.name,

@@ -145,7 +145,9 @@ def network_from_options(options: dict, source: Path | None = None) -> UnCRtainT
             var_activation=options["uncrtaints_var_activation"],
         )
     except ValueError as err:  # e.g. a width GroupNorm's 4 groups do not divide
-        raise UserError(f"{source or 'the training flags'} describe no network that can be built: {err}") from None
+        raise UserError(
+            f"{source or 'the training flags'} describe no network that can be built: {err}"
+        ) from None
 
 
 def _widths(flags: dict, key: str, source: Path) -> list[int]:
