@@ -145,24 +145,29 @@ def test_the_api_and_torch_hub_give_predict_py_s_numbers(tmp_path):
         torch.hub.load(str(ROOT), "glf_cr", source="local", weights=str(weights))
 
 
-def test_test_py_with_the_authors_checkpoint_gives_the_official_output(tmp_path, capfd):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_test_py_with_the_authors_checkpoint_gives_the_official_output(variant, tmp_path, capfd):
     root = make_tree(tmp_path / "sen12mscr", {("ROIs1158_spring", "106"): ("30",)}, size=16)
-    s2, s1 = scene_arrays("diag_sar")
+    s2, s1 = scene_arrays(variant)
     transform = transform_of("106", "30")
     write_tif(tif_path(root, "s2_cloudy", "ROIs1158_spring", "106", "30"), s2.astype(np.uint16), transform)
-    write_tif(tif_path(root, "s1", "ROIs1158_spring", "106", "30"), s1, transform)
-    weights = fixture_file("diag_sar")
+    if s1 is not None:  # the no-SAR network is given the tree's SAR and leaves it
+        write_tif(tif_path(root, "s1", "ROIs1158_spring", "106", "30"), s1, transform)
+    weights = fixture_file(variant)
     argv = ["--dataroot", str(root), "--weights", str(weights), "--phase", "test", "--gpu_ids", "-1"]
     argv += ["--results_dir", str(tmp_path / "results"), "--crop_size", "16", "--cloud_detector", "none"]
     assert run_main(test_script.main, argv) == 0
     assert f"loaded {weights}" in capfd.readouterr().out
     images = tmp_path / "results" / "fixture" / "test_latest" / "images"
-    image, variance = official("diag_sar")
+    image, variance = official(variant)
     (out,) = images.glob("*_fake_B.tif")
     assert np.abs(read(out) - image).max() <= 1e-5
+    summary = json.loads((images.parent / "metrics_summary.json").read_text())
+    if variance is None:
+        assert not list(images.glob("*_uncertainty.npy")) and "uncertainty" not in summary["protocols"]
+        return
     (var,) = images.glob("*_uncertainty.npy")
     np.testing.assert_allclose(np.load(var)[0], variance, rtol=1e-5, atol=1e-9)
-    summary = json.loads((images.parent / "metrics_summary.json").read_text())
     assert "uncertainty" in summary["protocols"]
 
 
@@ -225,6 +230,14 @@ def test_sar_and_its_absence_must_fit_the_variant(tmp_path, capfd):
         predict_argv(fixture_file("diag_sar"), s2, None, out),
         "model.pth.tar",
         "give it (--sar",
+    )
+    (tmp_path / "nosar").mkdir()
+    s2_13, _ = write_scene(tmp_path / "nosar", "plain_nosar")
+    expect_error(  # the mean-only head has no uncertainty to write
+        capfd,
+        predict.main,
+        predict_argv(fixture_file("plain_nosar"), s2_13, None, out, "--maps"),
+        "uncertainty",
     )
     # conf.json decides: the SAR file's flags saying no SAR do not fit its first layer
     path = copy_checkpoint(tmp_path / "flipped", flags={"use_sar": False})
