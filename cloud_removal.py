@@ -44,6 +44,7 @@ import torch
 
 from data.sentinel import S2_BANDS, S2_MAX, parse_bands
 from models.weight_sets import PUBLISHED, InputDomain
+from models.weight_sets.formats import folder_weight_file
 from scene.arrays import ArrayRaster, ArrayWriter, BlankRaster
 from scene.domain import check_sar_given
 from scene.io import sar_bands_wanted
@@ -96,7 +97,8 @@ class CloudRemover:
 
     ``checkpoint``: an experiment folder (``checkpoints/<name>/`` with ``train_opt.json``), a
     folder of weight files alone (e.g. the official ``latest_net_{G,G2,A,D}.pth``: the paper's
-    configuration of ``model``), a published weight file (GLF-CR's ``CR_net.pth``, a DSen2-CR
+    configuration of ``model``), a published weight file (GLF-CR's ``CR_net.pth``, UnCRtainTS'
+    ``model.pth.tar`` or its experiment folder with ``conf.json``, a DSen2-CR
     HDF5 file) or the name of a published set (``docs/weights.md``; ``download``: fetch it if it
     is not in the cache). ``model``: refuse weights of another model (and the model of weight
     files alone; default pix2pix_attn). ``epoch``: 'latest' or a number. ``device``: 'auto' (the
@@ -115,12 +117,12 @@ class CloudRemover:
         if str(epoch) != "latest" and not str(epoch).isdigit():
             raise UserError(f"epoch={epoch!r}: expected 'latest' or an epoch number")
         folder = Path(checkpoint).expanduser()
-        if folder.is_dir():
+        if folder.is_dir() and folder_weight_file(folder) is None:
             folder = folder.resolve()
             self.scene = ScenePredictor(
                 folder.parent, folder.name, epoch, gpu_ids=gpu_ids_of(device), model=model
             )
-        elif folder.is_file() or str(checkpoint) in PUBLISHED:  # a weight file, or a published set's name
+        elif folder.exists() or str(checkpoint) in PUBLISHED:  # a weight file (or its folder), a set's name
             self.scene = ScenePredictor(
                 weights=checkpoint, gpu_ids=gpu_ids_of(device), model=model, download=download
             )

@@ -7,7 +7,8 @@
 
 ``checkpoint``: an experiment folder (with ``train_opt.json``) or a folder of weight files alone
 (e.g. the official ``latest_net_{G,G2,A,D}.pth``, read with the paper's configuration).
-``weights``: a published weight file (GLF-CR's ``CR_net.pth``, a DSen2-CR HDF5 file) or the name
+``weights``: a published weight file (GLF-CR's ``CR_net.pth``, a DSen2-CR HDF5 file, UnCRtainTS'
+``model.pth.tar`` or its experiment folder, with ``conf.json``) or the name
 of a published set (``docs/weights.md``), refused if it belongs to another model. Nothing is
 downloaded unless ``download=True`` (a published set, into the cache).
 """

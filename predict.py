@@ -15,9 +15,9 @@ warning line per way the inputs differ from what the model was trained on (docs/
 model's configuration (bands, widths, U-Net depth, preprocessing) is read from the experiment's
 ``train_opt.json``, so no training flag is repeated here; a folder of weight files alone (the
 official release) is read with the paper's configuration, and a published weight file
-(``--weights``: GLF-CR's CR_net.pth, DSen2-CR's HDF5 files, see docs/weights.md) with its own;
-each is given the scene as it was trained (its input domain: bands, level, SAR clip, scaling;
-8-bit PNG models through the PNG mapping). Many scenes (two folders with the same file names, or
+(``--weights``: GLF-CR's CR_net.pth, DSen2-CR's HDF5 files, UnCRtainTS' model.pth.tar, see
+docs/weights.md) with its own; each is given the scene as it was trained (its input domain: bands,
+level, SAR clip, scaling; 8-bit PNG models through the PNG mapping). Many scenes (two folders with the same file names, or
 a list of pairs) run in one go into one folder (made if missing), shared among torchrun's
 processes or a SLURM array's tasks; scenes whose files all exist are skipped, so a stopped run
 restarts. An existing output is never replaced without ``--overwrite``.
@@ -81,7 +81,8 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--weights",
         default=None,
-        help="instead of --name: a published weight file (GLF-CR's CR_net.pth, a DSen2-CR .hdf5), the "
+        help="instead of --name: a published weight file (GLF-CR's CR_net.pth, a DSen2-CR .hdf5, UnCRtainTS' "
+        "model.pth.tar or its folder), the "
         "name of a published set (docs/weights.md; its kind is recognised from its content), or a folder "
         "(an experiment, or weight files alone such as the official latest_net_{G,G2,A,D}.pth)",
     )

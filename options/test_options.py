@@ -144,7 +144,8 @@ class TestOptions(BaseOptions):
         g.add_argument(
             "--weights",
             default=None,
-            help="a published weight file (e.g. GLF-CR's CR_net.pth, a DSen2-CR .hdf5) or a published set's "
+            help="a published weight file (e.g. GLF-CR's CR_net.pth, a DSen2-CR .hdf5, UnCRtainTS' model.pth.tar "
+            "or its folder) or a published set's "
             "name (docs/weights.md) instead of --name's checkpoints: the model, its architecture and its "
             "data settings come from the file",
         )

@@ -28,6 +28,7 @@ from models.networks import UNET_DEPTHS
 from models.networks.normalization import per_sample_statistics
 from models.weight_sets import InputDomain, WeightSet, domain_from_options, open_weight_set, option_values
 from models.weight_sets.domain import PNG_DATASETS
+from models.weight_sets.formats import folder_weight_file
 from models.weights import safe_load
 from options.test_options import TestOptions
 from util.device import resolve_device
@@ -118,8 +119,9 @@ def model_source(
 ) -> tuple[argparse.Namespace, WeightSet | None, Path, str]:
     """What is to run: the options, the weight file (None for an experiment), the checkpoints folder
     and the name. ``weights``: a weight file or a published set (:func:`models.weight_sets.open_weight_set`),
-    or a folder, which is an experiment; else the experiment ``name`` in ``checkpoints_dir``."""
-    if weights is not None and Path(weights).expanduser().is_dir():
+    or a folder, which is an experiment (unless it is a published layout's folder: UnCRtainTS'); else
+    the experiment ``name`` in ``checkpoints_dir``."""
+    if weights is not None and Path(weights).expanduser().is_dir() and folder_weight_file(weights) is None:
         folder = Path(weights).expanduser().resolve()
         checkpoints_dir, name, weights = folder.parent, folder.name, None
     if weights is not None:

@@ -299,6 +299,7 @@ def build_sandbox(root: Path) -> Path:
     from scripts import make_demo_data
     from scripts.demo import write_demo_scene
     from tests.helpers import make_triplets
+    from tests.scene_fixtures import write_scene
     from tests.sen12mscr_fixtures import make_tree, s2_dn, transform_of, write_tif
 
     make_triplets(root / "DATA" / "train", "train", n=2)
@@ -332,4 +333,11 @@ def build_sandbox(root: Path) -> Path:
         write_tif(root / "SAMPLES" / "s2_cloudy" / name, s2_dn(rng, 32, cloudy=True), transform_of("1", "1"))
         write_tif(root / "SAMPLES" / "s2_cloudfree" / name, s2_dn(rng, 32), transform_of("1", "1"))
     (root / "hubconf.py").symlink_to(ROOT / "hubconf.py")  # torch.hub.load(".", ...) from the root
+    # A Level-1C scene and its Sentinel-1 dB image; UnCRtainTS' experiment folder as their code writes it.
+    scene = write_scene(root, 48, 40)
+    for path, name in zip(scene, ("S2_L1C.tif", "S1_dB.tif")):
+        path.rename(root / name)
+    shutil.copytree(
+        ROOT / "tests" / "fixtures" / "uncrtaints_checkpoints" / "diag_sar", root / "UNCRTAINTS_DIR"
+    )
     return root

@@ -15,7 +15,8 @@ import torch
 from metrics.uncertainty import calibration, uncertainty_metrics
 from models.networks.uncrtaints import UnCRtainTSNet, init_uncrtaints_weights
 from models.networks.uncrtaints_loss import mgnll_loss
-from models.uncrtaints_checkpoint import network_from_options, read_uncrtaints_checkpoint
+from models.weight_sets.uncrtaints_file import read_uncrtaints_checkpoint
+from models.weight_sets.uncrtaints_flags import network_from_options
 from tests.fixtures.make_uncrtaints_reference import (
     CHECKPOINTS,
     FIXTURE,
@@ -173,7 +174,7 @@ def test_their_checkpoints_load_exactly_and_say_their_variant(ref, tmp_path, var
     assert read.variant["sar"] is sar and read.variant["head"] == head and read.epoch == 1
     assert read.options["uncrtaints_no_sar"] is (not sar) and read.options["uncrtaints_width"] == 8
     assert (read.options["uncrtaints_in_blocks"], read.options["uncrtaints_out_blocks"]) == (1, 2)
-    assert read.options["uncrtaints_scale_by"] == 10.0 and read.input_domain["sar_scaling"] == "standard"
+    assert read.options["uncrtaints_scale_by"] == 10.0 and read.input_domain.sar_scaling == "standard"
     expected = ref["checkpoint_outputs"][variant]
     assert (checkpoint_output(read, channels) - expected).abs().max() <= 1e-5
     # The older layout (in_block1, out_block1, out_block2; no state_dict_G) reads the same.

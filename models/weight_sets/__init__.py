@@ -7,7 +7,8 @@ model's networks (``BaseModel.setup`` calls it when the options name ``weights``
 
 Modules: :mod:`.domain` (the input-domain record), :mod:`.base` (the two types a format deals
 in), :mod:`.formats` (recognising and reading), one module per format (:mod:`.glf_cr_file`,
-:mod:`.keras_dsen2cr`), :mod:`.registry` (the published sets, the cache, ``--download``).
+:mod:`.keras_dsen2cr`, :mod:`.uncrtaints_file` with :mod:`.uncrtaints_flags`), :mod:`.registry`
+(the published sets, the cache, ``--download``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from util.errors import UserError
 from ..weights import load_weights, unwrap
 from .base import WeightFormat, WeightSet
 from .domain import InputDomain, domain_from_options
-from .formats import FORMATS, read_state_dicts, read_weight_set
+from .formats import FORMATS, folder_weight_file, read_state_dicts, read_weight_set
 from .options import check_weight_options, option_values
 from .registry import PUBLISHED, PublishedWeights, cache_dir, domain_of, resolve
 
@@ -36,6 +37,7 @@ __all__ = [
     "cache_dir",
     "check_weight_options",
     "domain_from_options",
+    "folder_weight_file",
     "load_weight_file",
     "open_weight_set",
     "option_values",
@@ -50,6 +52,8 @@ def open_weight_set(
     with its input domain. ``model``: refuse a file of another model; ``download``: fetch a
     published set that is not in :func:`cache_dir` yet."""
     path, entry = resolve(spec, download)
+    if path.is_dir() and folder_weight_file(path) is not None:
+        path = folder_weight_file(path)
     if path.is_dir():
         raise UserError(
             f"{path} is a folder; give a weight file here, or the folder as an experiment "
@@ -62,7 +66,8 @@ def open_weight_set(
             f"{entry.name} is {entry.variant} with {entry.parameters:,}: it is another file or a damaged "
             f"download; download it again from {entry.url}"
         )
-    return ws.with_record(domain_of(ws.format, ws.variant), entry.name if entry else None)
+    # The registry's record of the set; else the one the format reads from the file (UnCRtainTS' flags).
+    return ws.with_record(domain_of(ws.format, ws.variant) or ws.domain, entry.name if entry else None)
 
 
 def load_weight_file(nets: Mapping[str, nn.Module], path: str | os.PathLike, model: str) -> WeightSet:

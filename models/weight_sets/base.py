@@ -53,8 +53,9 @@ class WeightSet:
 
     @property
     def name(self) -> str:
-        """A short name for results folders and output tags: the registry name or the file's stem."""
-        return self.entry or self.path.stem
+        """A short name for results folders and output tags: the registry name, the name the format
+        reads from the file (``details['name']``), or the file's stem."""
+        return self.entry or self.details.get("name") or self.path.stem
 
     def loaded_line(self) -> str:
         """What loading prints: the file, what it is, its parameter count."""

@@ -4,7 +4,9 @@
 with ``torch.load(weights_only=True)``: no code in a file ever runs), asks each format of that
 container whether the content is its own, and returns what the file is; :func:`read_state_dicts`
 also returns its weights, under our keys. Folders of ``.pth`` files (our experiments, the
-official Zhang et al. release) are not read here but by :mod:`scene.model` and ``Checkpoints``.
+official Zhang et al. release) are not read here but by :mod:`scene.model` and ``Checkpoints``;
+a folder in a published layout (UnCRtainTS' experiment folders) stands for its weight file
+(:func:`folder_weight_file`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,17 @@ from util.errors import UserError
 from .base import StateDicts, WeightFormat, WeightSet
 from .glf_cr_file import GLF_CR_PTH
 from .keras_dsen2cr import KERAS_DSEN2CR
+from .uncrtaints_file import UNCRTAINTS_PTH_TAR, experiment_file
 
 # Every format this code reads; a new one goes here (see models/weight_sets/base.py).
-FORMATS: list[WeightFormat] = [GLF_CR_PTH, KERAS_DSEN2CR]
+FORMATS: list[WeightFormat] = [GLF_CR_PTH, KERAS_DSEN2CR, UNCRTAINTS_PTH_TAR]
+
+
+def folder_weight_file(folder: str | Path) -> Path | None:
+    """The weight file of a folder in a published layout (UnCRtainTS': an experiment's folder with
+    ``model.pth.tar`` and ``conf.json``), or None (e.g. one of our experiments)."""
+    folder = Path(folder).expanduser()
+    return experiment_file(folder) if folder.is_dir() else None
 
 
 def _first_line(err: BaseException) -> str:

@@ -33,6 +33,13 @@ GLF_CR_LICENCE = (
     "before you redistribute the file"
 )
 SEN12MSCR = "SEN12MS-CR (Ebel et al., TGRS 2020), Sentinel-2 Level-1C and Sentinel-1 GRD, 2017-2018"
+UNCRTAINTS_PAGE = "https://github.com/PatrickTUM/UnCRtainTS"
+# Their README: "here's where you can find the checkpoints" (one shared folder; it names no file).
+UNCRTAINTS_FOLDER = "https://u.pcloud.link/publink/show?code=kZsdbk0Z5Y2Y2UEm48XLwOvwSVlL8R2L3daV"
+UNCRTAINTS_LICENCE = (
+    "MIT (the headers of the authors' network and training code; the repository has no licence file and "
+    "its README states no separate terms for the checkpoints)"
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,19 @@ def _dsen2cr_domain(sar: bool) -> InputDomain:
         network_units="optical DN clipped to [0, 10000] / 2000 (reflectance x 5)"
         + ("; SAR clipped to VV [-25, 0], VH [-32.5, 0] dB, mapped to [0, 2]" if sar else ""),
         training_data=f"{SEN12MSCR}, as the authors processed it (WGS84); their train split, 128 x 128 crops",
+    )
+
+
+def uncrtaints_domain(sar: bool) -> InputDomain:
+    """What UnCRtainTS' mono-temporal checkpoints expect: their SEN12MS-CR loader's scaling
+    (``data/dataLoader.py``, ``rescale_method='default'``), SAR VV and VH or none."""
+    return sentinel_domain(
+        sar_scaling="standard",
+        sar_bands=("VV", "VH") if sar else (),
+        network_units="optical DN clipped to [0, 10000] / 10000"
+        + ("; SAR clipped to [-25, 0] dB on both bands, mapped to [0, 1]" if sar else "")
+        + "; both x scale_by (10), SAR first",
+        training_data=f"{SEN12MSCR}; the authors' split (SEN12MS-CR-TS's regions), whole 256 x 256 patches",
     )
 
 
