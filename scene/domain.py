@@ -36,8 +36,14 @@ def band_counts(domain: InputDomain, opt: argparse.Namespace, mapping: str) -> t
 
 
 def default_bands(domain: InputDomain, opt: argparse.Namespace, mapping: str) -> str | None:
-    """The bands of a 13-band scene to read unless the user picks them."""
-    return ",".join(domain.bands) if mapping == PNG8 else getattr(opt, "s2_bands", None)
+    """The Sentinel-2 bands to read unless the user picks them: the training's (``--s2_bands``), else
+    the domain's when it names them all (None: the scene's bands are taken by position)."""
+    if mapping == PNG8:
+        return ",".join(domain.bands)
+    spec = getattr(opt, "s2_bands", None)
+    if spec or domain.band_indexes is None or len(domain.bands) != int(opt.input_nc):
+        return spec
+    return ",".join(domain.bands)
 
 
 def check_sar_given(domain: InputDomain, described: str, sar: object | None) -> None:

@@ -210,3 +210,26 @@ def test_products_and_keep_clear_on_the_gpu_match_the_cpu(ckpt, predictor, tmp_p
     same = np.abs(mask_gpu - mask_cpu) < 1e-6  # a detector threshold may tip on a pixel or two
     assert same.mean() > 0.99
     np.testing.assert_allclose(read(gpu_out.path)[:, same], read(cpu_out.path)[:, same], atol=1e-4)
+
+
+def test_the_models_input_domain_names_the_bands_read_from_a_product(tmp_path):
+    """Without --s2_bands a product's bands are picked by the model's input domain: the RGB of a model
+    of 8-bit PNG triplets (its 3-channel SAR read as stored, VV and VH through the PNG mapping), and
+    B1 .. B12 of a 13-band model, whose Level-2A input then runs with B10 filled."""
+    root = tmp_path / "ck"
+    make_experiment(root, "png", "--input_nc", "3", "--output_nc", "3", "--sar_nc", "3",
+                    saved={"dataset_mode": "triplet"})  # fmt: skip
+    make_experiment(root, "plain13", "--input_nc", "13", "--output_nc", "13", saved={"s2_bands": None})
+    product = safe(tmp_path / "l1c", shifted(native_bands(31), -1000), level="L1C")
+    (tmp_path / "s3").mkdir(), (tmp_path / "s2").mkdir()
+    sar3 = write_scene(tmp_path / "s3", SIZE, SIZE, sar_bands=3)[1]
+    sar2 = write_scene(tmp_path / "s2", SIZE, SIZE)[1]
+    png = ScenePredictor(root, "png", gpu_ids="-1")
+    for sar, mapping in ((sar3, "unit"), (sar2, "png8")):
+        scene = png.open(product, sar)
+        assert (scene.band_names, scene.mapping) == (("B4", "B3", "B2"), mapping)
+    plain = ScenePredictor(root, "plain13", gpu_ids="-1")
+    assert plain.open(product, sar2).band_names == S2_BANDS
+    l2a = safe(tmp_path / "l2a", shifted(native_bands(32, L2A), -1000), level="L2A")
+    scene = plain.open(l2a, sar2)
+    assert scene.band_names == S2_BANDS and scene.report().s2_filled == (("B10", 20.0),)
