@@ -18,8 +18,8 @@ Conventions (checked; a mismatch raises a one-line :class:`util.errors.UserError
   PNG triplets through the PNG conversion's mapping (:attr:`CloudRemover.notes` says how).
 * ``cloudy_units``: 'dn' (the default: Sentinel-2 digital numbers, reflectance x 10000, as in
   the products) or 'reflectance' (floats in [0, 1]).
-* SAR: Sentinel-1 backscatter in dB (VV, VH), not linear power; ``None`` for a model without SAR
-  input (DSen2-CR's published no-SAR variants).
+* SAR: Sentinel-1 backscatter (VV, VH) in dB, or ``sar_units='linear'`` power (turned into dB as
+  predict.py does); ``None`` for a model without SAR input (DSen2-CR's published no-SAR variants).
 * NaN marks missing pixels (``cloudy_nodata``/``sar_nodata`` add a value); where both inputs are
   missing the output is NaN.
 
@@ -52,10 +52,12 @@ from scene.output import OutputFormat
 from scene.pipeline import predict_scene
 from scene.predictor import ScenePredictor
 from scene.reader import BatchReader, pinned
+from scene.scaling import InputScaling
 from scene.windows import WindowGrid
 from util.errors import UserError
 
 CLOUDY_UNITS = ("dn", "reflectance")
+SAR_UNITS = ("db", "linear")
 MISSING_DN = -65536.5  # stands for NaN in cloudy floats: no digital number or reflectance x 10000 is this
 
 
@@ -182,6 +184,7 @@ class CloudRemover:
         cloudy_units: str = "dn",
         cloudy_nodata: float | None = None,
         sar_nodata: float | None = None,
+        sar_units: str = "db",
         window: int = 256,
         overlap: int = 64,
         batch_size: int = 8,
@@ -208,7 +211,7 @@ class CloudRemover:
                 f"sar has {c.shape[0]} band(s) but the model takes {sar_nc} ({sar_bands_wanted(sar_nc)})"
             )
         a, a_nodata = cloudy_dn(a, cloudy_units, cloudy_nodata)
-        c = sar_db(c, sar_nodata) if c is not None else None
+        c = sar_db(c, sar_nodata, sar_units) if c is not None else None
         self.scene.check_settings(window=window, overlap=overlap, batch_size=batch_size, arguments=True)
         names = self.scene.chosen_maps(maps) if maps and self.map_names else ()
         grid = WindowGrid(a.shape[1], a.shape[2], window, overlap)
@@ -227,7 +230,11 @@ class CloudRemover:
         )
         image = ArrayWriter(self.scene.bands, grid.height, grid.width)
         writers = [ArrayWriter(1, grid.height, grid.width) for _ in names]
-        sar_scaling = self.domain.sar_scaling
+        scaling = InputScaling(
+            self.domain.sar_scaling,
+            (float(self.domain.s2_dn_offset),) * len(indexes),
+            sar_units="linear" if sar_units == "linear" else "dB",
+        )
         predict_scene(
             reader,
             self.scene.forward_with(names, mapping),
@@ -236,7 +243,7 @@ class CloudRemover:
             device,
             batch_size,
             OutputFormat(),
-            sar_scaling,
+            scaling,
             progress,
             maps=writers,
         )
@@ -309,15 +316,21 @@ def cloudy_dn(a: np.ndarray, units: str, nodata: float | None) -> tuple[np.ndarr
     return a, nodata
 
 
-def sar_db(c: np.ndarray, nodata: float | None) -> np.ndarray:
-    """The SAR array as float32 dB; refuses linear backscatter (all values >= 0)."""
+def sar_db(c: np.ndarray, nodata: float | None, units: str = "db") -> np.ndarray:
+    """The SAR array as float32 in ``units`` ('db', or 'linear' power, turned into dB on the device);
+    refuses linear backscatter given as dB (all values >= 0)."""
+    if units not in SAR_UNITS:
+        raise UserError(f"sar_units={units!r}: choose one of {', '.join(SAR_UNITS)}")
     c = c.astype(np.float32)
+    if units == "linear":
+        return c
     valid = np.isfinite(c)
     if nodata is not None and not math.isnan(nodata):
         valid &= c != nodata
     values = c[valid]
     if values.size and float(values.min()) >= 0:
         raise UserError(
-            "sar values are all >= 0, which looks like linear backscatter; give dB, e.g. 10 * np.log10(linear)"
+            "sar values are all >= 0, which looks like linear backscatter; give dB, e.g. 10 * np.log10(linear), "
+            "or pass sar_units='linear'"
         )
     return c

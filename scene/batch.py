@@ -3,12 +3,15 @@
 A season of tiles is one command that can be stopped and restarted: a scene whose output (and the
 maps asked for) exist is skipped (outputs are renamed into place only when complete, maps before
 the output, so an output that exists is whole), and every pair is checked before the first scene
-starts. A scene with some of its files but not all is refused unless ``overwrite`` (which redoes
-every scene): its files are never replaced silently. Outputs are GeoTIFFs named after the cloudy
-image (``<stem>.tif`` for a ``.vrt`` or ``.jp2`` input).
+starts. A scene's files are the output, the maps asked for, the cloud weight of ``--keep_clear``
+and the STAC item (:func:`scene.paths.output_files`); a scene with some of them but not all is
+refused unless ``overwrite`` (which redoes every scene): its files are never replaced silently.
+Outputs are GeoTIFFs named after the cloudy input (:func:`output_name`). Workers sharing the list
+(:mod:`scene.shard`) each run this on their own share; a worker killed while writing leaves only
+temporaries, removed when its scene is redone.
 
     pairs = folder_pairs("S2/", "S1/", "clear/")      # the same file name in both folders
-    pairs = listed_pairs("pairs.txt", "clear/")       # lines "cloudy.tif sar.tif"
+    pairs = listed_pairs("pairs.txt", "clear/")       # lines "cloudy sar": GeoTIFFs, SAFE, STAC items
     predict_scenes(ScenePredictor("checkpoints", "s12"), pairs, maps=True)
 """
 
@@ -23,11 +26,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from scene.paths import GEOTIFF_SUFFIXES, check_output_path, output_files
+from scene.paths import GEOTIFF_SUFFIXES, check_output_path, output_files, sidecar_names
 from scene.predictor import ScenePredictor, SceneResult, stderr_log
 from util.errors import UserError
+from util.fileio import remove_stale_temporaries
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2")
+PRODUCT_SUFFIXES = (".zip", ".json", ".safe")  # named off for the output: <product name>.tif
+SAFE_METADATA = ("MTD_MSIL1C.xml", "MTD_MSIL2A.xml")  # a SAFE product given by its metadata file
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,21 @@ class Pair:
 
 
 def output_name(cloudy: Path) -> str:
-    """The output's file name for the cloudy image ``cloudy``: its own name if a GeoTIFF's, else ``<stem>.tif``."""
-    return cloudy.name if cloudy.suffix.lower() in GEOTIFF_SUFFIXES else f"{cloudy.stem}.tif"
+    """The output's file name for the cloudy input ``cloudy``: its own name if a GeoTIFF's, else
+    ``<stem>.tif`` (a product's name without its suffixes: ``S2A_X.SAFE.zip`` -> ``S2A_X.tif``)."""
+    name = cloudy.name.rstrip("/")
+    if name in SAFE_METADATA:  # a SAFE product's metadata file: the product's name
+        name = cloudy.parent.name
+    stem = name
+    while Path(stem).suffix.lower() in PRODUCT_SUFFIXES:
+        stem = Path(stem).stem
+    if stem != name:  # a product
+        return f"{stem}.tif"
+    return name if Path(name).suffix.lower() in GEOTIFF_SUFFIXES else f"{Path(name).stem}.tif"
+
+
+def _exists(path: Path) -> bool:
+    return "://" in str(path) or path.exists()
 
 
 def _examples(names: list[str]) -> str:
@@ -69,8 +88,9 @@ def folder_pairs(
 
 
 def listed_pairs(list_file: str | os.PathLike, out_dir: str | os.PathLike) -> list[Pair]:
-    """Pairs from a text file, one ``cloudy sar`` per line (paths relative to the file's folder;
-    quote paths with spaces; '#' starts a comment); outputs in ``out_dir`` named after the cloudy image."""
+    """Pairs from a text file, one ``cloudy sar`` per line (paths relative to the file's folder, or
+    URLs; quote paths with spaces; '#' starts a comment; any product :mod:`scene.products` reads);
+    outputs in ``out_dir`` named after the cloudy input (:func:`output_name`)."""
     list_file, out_dir = Path(list_file), Path(out_dir)
     try:
         lines = list_file.read_text().splitlines()
@@ -88,7 +108,7 @@ def listed_pairs(list_file: str | os.PathLike, out_dir: str | os.PathLike) -> li
             raise UserError(
                 f"{list_file} line {number}: expected 'cloudy.tif sar.tif', got {len(fields)} field(s)"
             )
-        cloudy, sar = (list_file.parent / f for f in fields)
+        cloudy, sar = (Path(f) if "://" in f else list_file.parent / f for f in fields)
         pairs.append(Pair(cloudy, sar, out_dir / output_name(cloudy)))
     if not pairs:
         raise UserError(f"--pairs {list_file} lists no pair")
@@ -101,7 +121,7 @@ def check_pairs(pairs: list[Pair]) -> None:
     seen: dict[Path, Path] = {}
     for pair in pairs:
         for role, path in (("cloudy", pair.cloudy), ("SAR", pair.sar)):
-            if not path.is_file():
+            if not _exists(path):
                 raise UserError(f"{role} image {path} does not exist")
         check_output_path(pair.out, ("cloudy", pair.cloudy), ("sar", pair.sar))
         if pair.out in seen:
@@ -111,21 +131,22 @@ def check_pairs(pairs: list[Pair]) -> None:
         seen[pair.out] = pair.cloudy
 
 
-def files_there(pair: Pair, maps: tuple[str, ...]) -> list[Path]:
-    """Those of the scene's files (output, then the maps asked for) that exist."""
-    return [path for path in output_files(pair.out, maps) if path.exists()]
+def files_there(pair: Pair, sidecars: tuple[str, ...]) -> list[Path]:
+    """Those of the scene's files (:func:`scene.paths.output_files`; ``sidecars``: the names of the
+    one-band files beside the output, :func:`scene.paths.sidecar_names`) that exist."""
+    return [path for path in output_files(pair.out, sidecars) if path.exists()]
 
 
-def check_partial(pairs: list[Pair], maps: tuple[str, ...]) -> None:
+def check_partial(pairs: list[Pair], sidecars: tuple[str, ...]) -> None:
     """Refuse scenes that have some of their files but not all: running them would replace those."""
     partial = []
     for pair in pairs:
-        there = files_there(pair, maps)
-        if there and len(there) < 1 + len(maps):
+        there = files_there(pair, sidecars)
+        if there and len(there) < len(output_files(pair.out, sidecars)):
             partial.append((pair, there))
     if partial:
         pair, there = partial[0]
-        missing = [p.name for p in output_files(pair.out, maps) if p not in there]
+        missing = [p.name for p in output_files(pair.out, sidecars) if p not in there]
         raise UserError(
             f"{len(partial)} scene(s) have some of their files but not all, e.g. {there[0]} exists but "
             f"{', '.join(missing)} does not; add --overwrite to redo every scene, or move those files away"
@@ -147,7 +168,8 @@ def predict_scenes(
 
     The output folders are made as the scenes are written."""
     check_pairs(pairs)
-    names = predictor.chosen_maps(maps)
+    clouds = bool(settings.get("keep_clear") or settings.get("cloud_mask"))
+    names = sidecar_names(predictor.chosen_maps(maps), clouds)
     if overwrite:
         todo = pairs
     else:
@@ -161,6 +183,8 @@ def predict_scenes(
     with tqdm(todo, unit="scene", desc="scenes", file=sys.stderr, disable=not progress, position=0) as bar:
         for pair in bar:
             bar.set_postfix_str(pair.cloudy.name)
+            for path in output_files(pair.out, names):
+                remove_stale_temporaries(path)  # of a worker killed while writing this scene
             results.append(
                 predictor.predict(
                     pair.cloudy,

@@ -11,6 +11,7 @@ scene) is taken as already in the model's channels and read as stored, as before
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import torch
 
@@ -35,8 +36,14 @@ def band_counts(domain: InputDomain, opt: argparse.Namespace, mapping: str) -> t
 
 
 def default_bands(domain: InputDomain, opt: argparse.Namespace, mapping: str) -> str | None:
-    """The bands of a 13-band scene to read unless the user picks them."""
-    return ",".join(domain.bands) if mapping == PNG8 else getattr(opt, "s2_bands", None)
+    """The Sentinel-2 bands to read unless the user picks them: the training's (``--s2_bands``), else
+    the domain's when it names them all (None: the scene's bands are taken by position)."""
+    if mapping == PNG8:
+        return ",".join(domain.bands)
+    spec = getattr(opt, "s2_bands", None)
+    if spec or domain.band_indexes is None or len(domain.bands) != int(opt.input_nc):
+        return spec
+    return ",".join(domain.bands)
 
 
 def check_sar_given(domain: InputDomain, described: str, sar: object | None) -> None:
@@ -98,3 +105,58 @@ def scene_lines(domain: InputDomain, described: str, mapping: str) -> list[str]:
             "expects; a Sentinel-1 VV, VH image gets the PNG conversion's mapping instead"
         ]
     return []
+
+
+# ---------------------------------------------------------------------------- inputs against the domain
+@dataclass(frozen=True)
+class InputReport:
+    """What a scene's inputs give, as read (after the readers' conversions).
+
+    ``s2_level``/``sar_quantity``: None when the product does not say; ``s2_offsets``: the distinct
+    offsets taken out of the digital numbers; ``s2_filled``: bands the product lacks, filled (name,
+    stored value); ``sar_units``: the units as delivered (turned into dB when 'linear'); the SAR
+    fields are None for a model without SAR input.
+    """
+
+    s2_format: str
+    s2_level: str | None
+    s2_offsets: tuple[float, ...]
+    s2_bands: tuple[str, ...]
+    s2_filled: tuple[tuple[str, float], ...]
+    sar_format: str | None
+    sar_units: str | None
+    sar_quantity: str | None
+
+
+LEVELS = {"L2A": "surface reflectance (atmospherically corrected)", "L1C": "top-of-atmosphere reflectance"}
+
+
+def check_domain(domain: InputDomain, described: str, given: InputReport) -> list[str]:
+    """One line per way the inputs differ from what ``domain`` expects and the readers could not
+    convert away (empty: none); ``described`` names the model."""
+    lines = []
+    filled = ", ".join(f"{b} with {v:g} (reflectance {v / 10000:g})" for b, v in given.s2_filled)
+    if domain.s2_level in LEVELS and given.s2_level in LEVELS and given.s2_level != domain.s2_level:
+        missing = f"; it has no B10, filled {filled}" if filled else ""
+        lines.append(
+            f"the cloudy input is Level-{given.s2_level[1:]} {LEVELS[given.s2_level]} but {described} "
+            f"was trained on Level-{domain.s2_level[1:]} {LEVELS[domain.s2_level]}: expect colours and "
+            f"levels off by the atmospheric correction{missing}"
+        )
+    elif filled:
+        lines.append(f"the cloudy input lacks band(s) that {described} takes: filled {filled}")
+    if given.sar_format is None:
+        return lines
+    if domain.sar_units != "dB":
+        lines.append(
+            f"{described} was trained on SAR in {domain.sar_units} units, but scenes reach it in dB "
+            "(clipped to its range)"
+        )
+    quantities = ("sigma0", "gamma0")
+    if domain.sar_quantity in quantities and given.sar_quantity in quantities:
+        if given.sar_quantity != domain.sar_quantity:
+            lines.append(
+                f"the SAR input is {given.sar_quantity} but {described} was trained on {domain.sar_quantity} "
+                "(on flat ground gamma0 = sigma0 / cos(incidence): 0.6 to 1.6 dB brighter at IW's 30-46 degrees)"
+            )
+    return lines

@@ -1,7 +1,11 @@
-"""A scene's inputs: the cloudy Sentinel-2 and the Sentinel-1 raster, checked to fit each other and
+"""A scene's inputs: the cloudy Sentinel-2 and the Sentinel-1 product, checked to fit each other and
 the model, with the bands to read and how to scale them (:class:`Scene`).
 
-Windows are read from a scene in batches by :class:`scene.reader.BatchReader`.
+The inputs are read through :mod:`scene.products` (a stacked GeoTIFF, a SAFE product, a STAC
+item: the scene does not know which); their bands are picked by name in the model's order, and
+every band is read on the optical product's 10 m grid (20/60 m bands and a SAR product on another
+grid resampled on the fly). A model without SAR input reads a :class:`~scene.arrays.BlankRaster`
+in the SAR's place. Windows are read from a scene in batches by :class:`scene.reader.BatchReader`.
 """
 
 from __future__ import annotations
@@ -11,61 +15,20 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-import rasterio
-from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from data.sentinel import S2_BANDS, parse_bands
+from data.sentinel import S1_BANDS, S2_BANDS, parse_bands
 from scene.arrays import BlankRaster
-from scene.reader import BatchReader, open_raster, pinned
+from scene.domain import InputReport
+from scene.products import BandStack, Filled, Grid, Product, ReadOptions, open_product
+from scene.products.base import Band, check_overlap, common
+from scene.reader import BatchReader, pinned
+from scene.scaling import InputScaling
 from scene.windows import WindowGrid
 from util.errors import UserError
 
-S2_DTYPES = ("uint16", "int16", "uint32", "int32")  # digital numbers, reflectance x 10000
-S1_DTYPES = ("float32", "float64")  # backscatter in dB
+SAR_RESAMPLING = "bilinear"  # the SAR onto the optical grid, as before products had readers
 SAMPLE = 512  # side of the central window whose values are checked against the scaling
-
-
-def describe_grid(ds: rasterio.io.DatasetReader) -> str:
-    t = ds.transform
-    crs = ds.crs.to_string() if ds.crs else "no CRS"
-    return f"{ds.width}x{ds.height} px, {crs}, origin ({t.c:.3f}, {t.f:.3f}), pixel ({t.a:g}, {t.e:g})"
-
-
-def same_grid(a: rasterio.io.DatasetReader, b: rasterio.io.DatasetReader) -> bool:
-    """Whether two rasters are pixel-aligned on one grid (same size, CRS and transform)."""
-    pixel = max(abs(a.transform.a), abs(a.transform.e), 1e-12)
-    return (
-        (a.width, a.height) == (b.width, b.height)
-        and a.crs == b.crs
-        and all(abs(p - q) <= 1e-6 * pixel for p, q in zip(a.transform[:6], b.transform[:6]))
-    )
-
-
-def warp_onto(a: rasterio.io.DatasetReader, b: rasterio.io.DatasetReader) -> dict:
-    """``WarpedVRT`` settings that resample ``b`` (the SAR) onto the grid of ``a`` (bilinear; NaN
-    outside ``b``); refuses rasters without a CRS and rasters that do not overlap."""
-    for ds in (a, b):
-        if ds.crs is None:
-            raise UserError(
-                f"{ds.name} has no CRS, so the SAR cannot be resampled onto the optical grid; georeference it"
-            )
-    left, bottom, right, top = transform_bounds(b.crs, a.crs, *b.bounds, densify_pts=21)
-    if left >= a.bounds.right or right <= a.bounds.left or bottom >= a.bounds.top or top <= a.bounds.bottom:
-        raise UserError(
-            f"the SAR image {b.name} does not overlap the cloudy image {a.name} "
-            f"({describe_grid(b)} vs {describe_grid(a)}); give the SAR of the same place"
-        )
-    return {
-        "crs": a.crs,
-        "transform": a.transform,
-        "width": a.width,
-        "height": a.height,
-        "resampling": Resampling.bilinear,
-        "nodata": math.nan,
-    }
 
 
 def sar_bands_wanted(n: int) -> str:
@@ -76,12 +39,6 @@ def sar_bands_wanted(n: int) -> str:
     if n == 3:
         return "VV, VH and their mean, in dB, the channels of the SAR PNGs it was trained on"
     return f"{n} Sentinel-1 band(s) in dB"
-
-
-def check_dtype(ds: rasterio.io.DatasetReader, allowed: tuple[str, ...], what: str) -> None:
-    dtype = ds.dtypes[0]
-    if dtype not in allowed:
-        raise UserError(f"{ds.name} has data type {dtype}, but {what} must be one of {', '.join(allowed)}")
 
 
 def parse_nodata(text: str | None) -> float | None:
@@ -97,55 +54,65 @@ def parse_nodata(text: str | None) -> float | None:
 # ---------------------------------------------------------------------------- the scene
 @dataclass
 class Scene:
-    """The two inputs, which of their bands to read (1-based) and how to scale them."""
+    """The two products (``sar`` None: a model without SAR input), the bands to read from each (in
+    the model's order) and how to scale them; ``mapping``: how the model is given the scene
+    (:mod:`scene.domain`: 'unit' or 'png8'); ``notes``: what the log says about the inputs."""
 
-    cloudy: rasterio.io.DatasetReader
-    sar: rasterio.io.DatasetReader
-    s2_indexes: list[int]
-    s1_indexes: list[int]
+    optical: Product
+    sar: Product | None
+    s2_slots: list[Band | Filled]
+    s1_slots: list[Band | Filled]
     s2_nodata: float | None
     s1_nodata: float | None
-    sar_scaling: str = "standard"
-    band_names: tuple[str, ...] = ()
-    sar_warp: dict | None = None  # WarpedVRT settings when the SAR is on another grid
-    warnings: list[str] = field(default_factory=list)  # inputs that may not fit the scaling
-    mapping: str = "unit"  # how the model is given the scene (scene.domain: 'unit' or 'png8')
+    scaling: InputScaling
+    band_names: tuple[str, ...]
+    s2_resampling: str = "nearest"
+    notes: list[str] = field(default_factory=list)
+    mapping: str = "unit"
 
     @property
-    def note(self) -> str | None:
-        """What the log should say about how the inputs are read (the SAR resampled), or None."""
-        if self.sar_warp is None:
-            return None
-        return (
-            f"note: the SAR image {self.sar.name} ({describe_grid(self.sar)}) is resampled onto the grid of "
-            f"{self.cloudy.name} ({describe_grid(self.cloudy)}) on the fly (bilinear)"
-        )
-
-    def open_inputs(self) -> tuple[list, list]:
-        """New handles of the two inputs (the SAR warped if need be), and the handles to close."""
-        cloudy = open_raster(self.cloudy.name, "cloudy")
-        if isinstance(self.sar, BlankRaster):  # a model without SAR input: nothing to open
-            return [cloudy, self.sar], [cloudy]
-        sar = open_raster(self.sar.name, "SAR")
-        if self.sar_warp is None:
-            return [cloudy, sar], [cloudy, sar]
-        vrt = WarpedVRT(sar, **self.sar_warp)
-        return [cloudy, vrt], [cloudy, vrt, sar]
+    def grid(self) -> Grid:
+        """The grid everything is read on and written to: the optical product's finest bands."""
+        return self.optical.grid
 
     @property
     def height(self) -> int:
-        return self.cloudy.height
+        return self.grid.height
 
     @property
     def width(self) -> int:
-        return self.cloudy.width
+        return self.grid.width
+
+    @property
+    def sar_scaling(self) -> str:
+        return self.scaling.sar_clip
+
+    def open_optical(self) -> BandStack:
+        """A new reader of the optical bands on the grid."""
+        dtype = _dtype(self.s2_slots)
+        return BandStack(self.s2_slots, self.grid, self.s2_resampling, "cloudy", self.s2_nodata, dtype)
+
+    def open_inputs(self) -> tuple[list, list]:
+        """New readers of the two inputs on the optical grid, and the handles to close."""
+        optical = self.open_optical()
+        if self.sar is None:  # a model without SAR input: nothing to open
+            return [optical, BlankRaster(self.height, self.width)], [optical]
+        try:
+            sar = BandStack(
+                self.s1_slots, self.grid, SAR_RESAMPLING, "SAR", self.s1_nodata, _dtype(self.s1_slots)
+            )
+        except BaseException:
+            optical.close()
+            raise
+        return [optical, sar], [optical, sar]
 
     def batch_reader(self, grid: WindowGrid, batch_size: int = 1, pin: bool = False) -> BatchReader:
         """Reader of batches; ``pin``: into page-locked memory, for fast asynchronous copies to a GPU."""
+        sar_count = len(self.s1_slots) if self.sar is not None else BlankRaster.count
         return BatchReader(
             self.open_inputs,
-            self.s2_indexes,
-            self.s1_indexes,
+            list(range(1, len(self.s2_slots) + 1)),
+            list(range(1, sar_count + 1)),
             self.s2_nodata,
             self.s1_nodata,
             grid,
@@ -153,9 +120,23 @@ class Scene:
             pinned if pin else None,
         )
 
-    def close(self) -> None:  # the handles used for the checks
-        self.cloudy.close()
-        self.sar.close()
+    def report(self) -> InputReport:
+        """What the inputs give, for the check against the model's input domain."""
+        real = [s for s in self.s2_slots if isinstance(s, Band)]
+        sar = self.sar
+        return InputReport(
+            self.optical.format,
+            self.optical.level,
+            tuple(sorted({s.offset for s in real})),
+            self.band_names,
+            tuple((s.name, s.value) for s in self.s2_slots if isinstance(s, Filled)),
+            None if sar is None else sar.format,
+            None if sar is None else sar.units,
+            None if sar is None else sar.quantity,
+        )
+
+    def close(self) -> None:
+        """Nothing stays open between runs: each reading thread opens and closes its own handles."""
 
     def __enter__(self) -> Scene:
         return self
@@ -164,37 +145,36 @@ class Scene:
         self.close()
 
 
-def central_values(ds: rasterio.io.DatasetReader, indexes: list[int], nodata: float | None) -> np.ndarray:
-    """The valid values (finite, not ``nodata``) of the central window (at most SAMPLE^2) of ``ds``."""
-    h, w = min(SAMPLE, ds.height), min(SAMPLE, ds.width)
-    raw = ds.read(indexes, window=Window((ds.width - w) // 2, (ds.height - h) // 2, w, h))
-    ok = np.isfinite(raw) if raw.dtype.kind == "f" else np.ones(raw.shape, bool)
-    if nodata is not None and not math.isnan(nodata):
-        ok &= raw != nodata
-    return raw[ok]
+def _dtype(slots: list[Band | Filled]) -> str:
+    return common([s.dtype for s in slots if isinstance(s, Band)], "data type", "an input") or "float32"
 
 
-def check_values(scene: Scene, what: str) -> None:
-    """Refuse linear SAR (no value below 0 dB); warn about an optical image of 8-bit values (a
-    picture, not digital numbers): each would give the "white output" of a mis-scaled input."""
-    if not isinstance(scene.sar, BlankRaster):
-        sar = central_values(scene.sar, scene.s1_indexes, scene.s1_nodata)
-        if sar.size and float(sar.min()) >= 0:
-            raise UserError(
-                f"{scene.sar.name} holds no value below 0, so it is linear backscatter, but {what} takes dB: "
-                "convert it (10 * log10) first"
-            )
-    optical = central_values(scene.cloudy, scene.s2_indexes, scene.s2_nodata)
-    if optical.size and float(optical.max()) <= 255:
-        scene.warnings.append(
-            f"warning: {scene.cloudy.name} holds values up to {float(optical.max()):g} only: an 8-bit "
-            f"picture, not Sentinel-2 digital numbers (reflectance x 10000) as {what} takes; its output will be dark"
-        )
+def open_products(
+    cloudy: str | os.PathLike, sar: str | os.PathLike | None, read: ReadOptions | None = None
+) -> tuple[Product, Product | None]:
+    """The cloudy Sentinel-2 and the Sentinel-1 product (None when ``sar`` is), read as ``read`` says."""
+    read = read or ReadOptions()
+    optical = open_product(cloudy, "cloudy", "S2", read)
+    return optical, (open_product(sar, "SAR", "S1", read) if sar is not None else None)
 
 
 def open_scene(
     cloudy: str | os.PathLike,
     sar: str | os.PathLike | None,
+    *,
+    read: ReadOptions | None = None,
+    **settings,
+) -> Scene:
+    """Open the products ``cloudy`` and ``sar`` (None: a model without SAR input) and check them
+    for a model (``settings``: those of :func:`check_scene`)."""
+    read = read or ReadOptions()
+    optical, radar = open_products(cloudy, sar, read)
+    return check_scene(optical, radar, read=read, **settings)
+
+
+def check_scene(
+    optical: Product,
+    radar: Product | None,
     *,
     input_nc: int,
     sar_nc: int,
@@ -202,97 +182,117 @@ def open_scene(
     cloudy_nodata: str | float | None = None,
     sar_nodata: str | float | None = None,
     sar_scaling: str = "standard",
+    s2_dn_offset: float = 0.0,
+    read: ReadOptions | None = None,
     what: str = "the model",
 ) -> Scene:
-    """Open and check a cloudy Sentinel-2 (DN) and a Sentinel-1 (dB) raster for a model of
-    ``input_nc`` optical and ``sar_nc`` SAR bands (``sar`` None and ``sar_nc`` 0: a model without
-    SAR input, which reads a :class:`~scene.arrays.BlankRaster` in its place).
+    """Check a cloudy Sentinel-2 and a Sentinel-1 product for a model of ``input_nc`` optical and
+    ``sar_nc`` SAR bands (``radar`` None and ``sar_nc`` 0: a model without SAR input).
 
-    ``s2_bands`` picks the bands of a 13-band scene ('all', 'rgb', names or numbers); the nodata
-    values default to the files' own ('none': no nodata value). ``what``: the model in messages.
+    ``s2_bands`` names the model's bands ('all', 'rgb', names or numbers; None: unknown, taken by
+    position); the nodata values default to the products' own ('none': no nodata value); ``read``:
+    how products are read (offset, resampling, SAR units, the B10 fill); ``s2_dn_offset``: the
+    offset the model's training digital numbers carried (added after the products' own are taken
+    out); ``what``: the model in messages.
     """
-    cloudy_ds = open_raster(cloudy, "cloudy")
-    try:
-        sar_ds = (
-            open_raster(sar, "SAR") if sar is not None else BlankRaster(cloudy_ds.height, cloudy_ds.width)
-        )
-        try:
-            return _check_scene(
-                cloudy_ds,
-                sar_ds,
-                cloudy,
-                sar,
-                input_nc,
-                sar_nc,
-                s2_bands,
-                cloudy_nodata,
-                sar_nodata,
-                sar_scaling,
-                what,
-            )
-        except BaseException:
-            sar_ds.close()
-            raise
-    except BaseException:
-        cloudy_ds.close()
-        raise
-
-
-def _check_scene(
-    cloudy: rasterio.io.DatasetReader,
-    sar: rasterio.io.DatasetReader,
-    cloudy_path: str | os.PathLike,
-    sar_path: str | os.PathLike,
-    input_nc: int,
-    sar_nc: int,
-    s2_bands: str | None,
-    cloudy_nodata: str | float | None,
-    sar_nodata: str | float | None,
-    sar_scaling: str,
-    what: str,
-) -> Scene:
-    blank = isinstance(sar, BlankRaster)
-    check_dtype(cloudy, S2_DTYPES, "Sentinel-2 digital numbers (reflectance x 10000)")
-    if not blank:
-        check_dtype(sar, S1_DTYPES, "Sentinel-1 backscatter in dB")
-    warp = None if blank or same_grid(cloudy, sar) else warp_onto(cloudy, sar)
-    n = cloudy.count
-    if s2_bands and n == len(S2_BANDS):
-        picked = parse_bands(str(s2_bands))
-    elif n == input_nc:
-        picked = tuple(range(n))
+    read = read or ReadOptions()
+    model_names = tuple(S2_BANDS[i] for i in parse_bands(str(s2_bands))) if s2_bands else None
+    s2_slots, names = _pick_optical(optical, input_nc, model_names, read.b10_fill, what)
+    s1_slots = _pick_sar(radar, sar_nc, what) if radar is not None else []
+    s2_nodata = parse_nodata(cloudy_nodata) if cloudy_nodata is not None else _nodata(s2_slots)
+    if radar is None:
+        s1_nodata = BlankRaster.nodata
     else:
-        hint = " (give --s2_bands to choose them from a 13-band scene)" if n == len(S2_BANDS) else ""
-        if n == len(S2_BANDS) - 1 and input_nc == len(S2_BANDS):
-            hint = (
-                ": 12 bands is a Level-2A product (no B10), but it was trained on Level-1C's 13 bands; "
-                "give the Level-1C product of the scene"
-            )
-        elif input_nc == len(S2_BANDS):
-            hint = ": give all 13 bands of a Sentinel-2 Level-1C image, B1 to B12 in order"
-        raise UserError(f"{cloudy_path} has {n} band(s) but {what} takes {input_nc}{hint}")
-    if len(picked) != input_nc:
-        raise UserError(f"--s2_bands {s2_bands} selects {len(picked)} band(s) but {what} takes {input_nc}")
-    if not blank and sar.count != sar_nc:
-        raise UserError(
-            f"{sar_path} has {sar.count} band(s) but {what} takes {sar_nc} SAR band(s) "
-            f"({sar_bands_wanted(sar_nc)})"
+        s1_nodata = parse_nodata(sar_nodata) if sar_nodata is not None else _nodata(s1_slots)
+    notes = list(optical.notes) + (list(radar.notes) if radar is not None else [])
+    grid = optical.grid
+    for role, slots in (("cloudy", s2_slots), ("SAR", s1_slots)):
+        for slot in slots:
+            if isinstance(slot, Band) and not slot.grid.same(grid):
+                check_overlap(grid, slot, role)
+    warped = next((s for s in s1_slots if isinstance(s, Band) and not s.grid.same(grid)), None)
+    if warped is not None:
+        notes.append(
+            f"note: the SAR image {radar.path} ({warped.grid.describe()}) is resampled onto the grid of "
+            f"{optical.path} ({grid.describe()}) on the fly ({SAR_RESAMPLING})"
         )
-    names = (
-        tuple(S2_BANDS[i] for i in picked)
-        if n == len(S2_BANDS)
-        else tuple(d or f"band_{i + 1}" for i, d in enumerate(cloudy.descriptions))
+    coarse = [s.name for s in s2_slots if isinstance(s, Band) and not s.grid.same(grid)]
+    if coarse:
+        notes.append(
+            f"note: bands {', '.join(coarse)} are resampled onto the 10 m grid ({read.s2_resampling})"
+        )
+    real = [s if isinstance(s, Band) else None for s in s2_slots]
+    scaling = InputScaling(
+        str(sar_scaling or "standard"),
+        tuple((s.offset + s2_dn_offset / s.gain) if s else s2_dn_offset for s in real),
+        tuple(s.gain if s else 1.0 for s in real),
+        radar.units if radar is not None else "dB",
     )
     scene = Scene(
-        cloudy,
-        sar,
-        [i + 1 for i in picked],
-        list(range(1, sar.count + 1)),
-        parse_nodata(cloudy_nodata) if cloudy_nodata is not None else cloudy.nodata,
-        sar.nodata if blank else parse_nodata(sar_nodata) if sar_nodata is not None else sar.nodata,
-        str(sar_scaling or "standard"),
-        names,
-        warp,
+        optical, radar, s2_slots, s1_slots, s2_nodata, s1_nodata, scaling, names, read.s2_resampling, notes
     )
-    check_values(scene, what)
+    check_optical_values(scene, what)
     return scene
+
+
+def _nodata(slots: list[Band | Filled]) -> float | None:
+    return common([s.nodata for s in slots if isinstance(s, Band)], "nodata value", "an input")
+
+
+def check_optical_values(scene: Scene, what: str) -> None:
+    """Warn about an optical image of 8-bit values (a picture, not digital numbers), which would
+    give the dark output of a mis-scaled input (read from the central window, at most SAMPLE^2)."""
+    real = [i + 1 for i, s in enumerate(scene.s2_slots) if isinstance(s, Band)]
+    if not real:
+        return
+    h, w = min(SAMPLE, scene.height), min(SAMPLE, scene.width)
+    stack = scene.open_optical()
+    try:
+        raw = stack.read(real, Window((scene.width - w) // 2, (scene.height - h) // 2, w, h))
+    finally:
+        stack.close()
+    ok = np.isfinite(raw) if raw.dtype.kind == "f" else np.ones(raw.shape, bool)
+    if scene.s2_nodata is not None and not math.isnan(scene.s2_nodata):
+        ok &= raw != scene.s2_nodata
+    values = raw[ok]
+    if values.size and float(values.max()) <= 255:
+        scene.notes.append(
+            f"warning: {scene.optical.path} holds values up to {float(values.max()):g} only: an 8-bit "
+            f"picture, not Sentinel-2 digital numbers (reflectance x 10000) as {what} takes; its output will be dark"
+        )
+
+
+def _pick_optical(
+    product: Product, input_nc: int, model_names: tuple[str, ...] | None, b10_fill: float, what: str
+) -> tuple[list[Band | Filled], tuple[str, ...]]:
+    """The product's bands the model takes, in its order, and their names."""
+    n = len(product.bands)
+    if product.positional or model_names is None:
+        if n != input_nc:
+            hint = ""
+            if n == len(S2_BANDS):
+                hint = " (give --s2_bands to choose them from a 13-band scene)"
+            elif input_nc == len(S2_BANDS):
+                hint = ": give all 13 bands of a Sentinel-2 Level-1C image, B1 to B12 in order"
+            elif not product.positional:
+                hint = f" (give --s2_bands to name the model's {input_nc} bands; {', '.join(product.bands)} are here)"
+            raise UserError(f"{product.path} has {n} band(s) but {what} takes {input_nc}{hint}")
+        slots = list(product.bands.values())
+        return slots, tuple(model_names or product.band_names)
+    if len(model_names) != input_nc:
+        raise UserError(f"--s2_bands selects {len(model_names)} band(s) but {what} takes {input_nc}")
+    return product.select(model_names, {"B10": b10_fill}), model_names
+
+
+def _pick_sar(product: Product, sar_nc: int, what: str) -> list[Band | Filled]:
+    n = len(product.bands)
+    refusal = (
+        f"{product.path} has {n} band(s) but {what} takes {sar_nc} SAR band(s) ({sar_bands_wanted(sar_nc)})"
+    )
+    if product.positional or sar_nc > len(S1_BANDS):
+        if n != sar_nc:
+            raise UserError(refusal)
+        return list(product.bands.values())
+    if n != sar_nc and not set(S1_BANDS[:sar_nc]) <= set(product.bands):
+        raise UserError(refusal)
+    return product.select(S1_BANDS[:sar_nc])

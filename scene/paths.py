@@ -1,8 +1,10 @@
-"""Where a scene run writes, checked before it writes: the output GeoTIFF and the maps beside it.
+"""Where a scene run writes, checked before it writes: the output GeoTIFF and the files beside it.
 
-An output is a GeoTIFF named ``.tif`` or ``.tiff``; it may not be a folder, lie under a file or be
-one of the inputs; an existing output or map is replaced only with ``overwrite`` (``--overwrite``).
-Missing folders are made once every check has passed.
+A run writes the output, a map per name (``<stem>_<name>.tif``: the model's maps with ``--maps``,
+the cloud weight ``<stem>_clouds.tif`` with ``--keep_clear`` or ``--cloud_mask``) and its STAC
+item (``<stem>.stac.json``). An output is a GeoTIFF named ``.tif`` or ``.tiff``; it may not be a
+folder, lie under a file or be one of the inputs; an existing file of the run is replaced only with
+``overwrite`` (``--overwrite``). Missing folders are made once every check has passed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from util.errors import UserError
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")  # what an output may be named: it is always a GeoTIFF
+MASK_NAME = "clouds"  # the cloud weight of --keep_clear / --cloud_mask: <out stem>_clouds.tif
 
 
 def check_output_path(out: str | os.PathLike, *inputs: tuple[str, str | os.PathLike]) -> Path:
@@ -45,20 +48,37 @@ def make_parent(out: Path) -> None:
         raise UserError(f"cannot make the folder of --out {out}: {err.strerror or err}") from None
 
 
-def output_files(out: str | os.PathLike, maps: tuple[str, ...] = ()) -> tuple[Path, ...]:
-    """The files a run writes: the output ``out`` and the map of each name of ``maps`` beside it."""
-    return (Path(out), *(map_path(out, name) for name in maps))
+def sidecar_names(maps: tuple[str, ...], clouds: bool) -> tuple[str, ...]:
+    """The names of the one-band files beside an output: ``maps``, then the cloud weight if ``clouds``."""
+    return (*maps, *((MASK_NAME,) if clouds else ()))
 
 
-def check_overwrite(out: str | os.PathLike, maps: tuple[str, ...], overwrite: bool) -> None:
-    """Refuse to replace an existing output or map file unless ``overwrite``."""
+def output_files(out: str | os.PathLike, sidecars: tuple[str, ...] = ()) -> tuple[Path, ...]:
+    """The files a run writes: the output ``out``, the map of each name of ``sidecars`` beside it
+    (:func:`sidecar_names`) and the STAC item."""
+    return (Path(out), *(map_path(out, name) for name in sidecars), item_path(out))
+
+
+def check_overwrite(out: str | os.PathLike, sidecars: tuple[str, ...], overwrite: bool) -> None:
+    """Refuse to replace an existing file of the run (:func:`output_files`) unless ``overwrite``."""
     if overwrite:
         return
     out = Path(out)
-    for path in output_files(out, maps):
+    whats = {map_path(out, name): f"the map that --maps writes beside --out {out}" for name in sidecars}
+    whats[map_path(out, MASK_NAME)] = (
+        f"the cloud weight that --keep_clear or --cloud_mask writes beside --out {out}"
+    )
+    whats[item_path(out)] = f"the STAC item written beside --out {out}"
+    for path in output_files(out, sidecars):
         if path.exists():
-            what = "" if path == out else f" (the map that --maps writes beside --out {out})"
+            what = "" if path == out else f" ({whats[path]})"
             raise UserError(f"{path} exists{what}; add --overwrite to replace it, or choose another --out")
+
+
+def item_path(out: str | os.PathLike) -> Path:
+    """Where the STAC item of output ``out`` goes: ``<stem>.stac.json`` beside it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.stac.json")
 
 
 def map_path(out: str | os.PathLike, name: str) -> Path:

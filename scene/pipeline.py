@@ -23,9 +23,10 @@ import rasterio
 import torch
 from tqdm import tqdm
 
+from scene.keep_clear import Compositor
 from scene.output import OutputFormat
 from scene.reader import Batch, BatchReader
-from scene.scaling import as_float, s1_unit, s2_unit
+from scene.scaling import InputScaling, as_float, s1_unit, s2_unit
 from scene.windows import Blender, WindowGrid
 
 # ``(cloudy, sar)`` (B, C, w, w) and (B, C', w, w) in [0, 1] on the device -> (B, bands, w, w) in [0, 1].
@@ -52,17 +53,21 @@ def predict_scene(
     device: torch.device,
     batch_size: int = 8,
     fmt: OutputFormat | None = None,
-    sar_scaling: str = "standard",
+    scaling: InputScaling | None = None,
     progress: bool = True,
     workers: int | None = None,
     write_thread: bool | None = None,
     maps: Sequence[rasterio.io.DatasetWriter] = (),
+    keep: Compositor | None = None,
 ) -> int:
     """Run ``forward`` over every window of the reader's grid, blend, and write ``dst`` in the
     output type of ``fmt`` (float32 reflectance by default); returns the windows run.
 
     ``maps``: one-band float32 writers for the channels ``forward`` returns after the ``bands``
-    of the output (e.g. the attention map), blended the same way.
+    of the output (e.g. the attention map), blended the same way. ``scaling``: how the stored
+    values become [0, 1] (default: Sentinel-2 DN without offset, Sentinel-1 dB, the standard clip).
+    ``keep``: composite the output with the input by the blended weight that ``forward`` returns as
+    its last channel (``--keep_clear``, see :mod:`scene.keep_clear`; the output bands are the input's).
 
     On a GPU three stages overlap: ``workers`` threads read batches, this thread scales them, runs
     the network, blends and converts on the device, and a thread writes the finished rows once the
@@ -71,7 +76,7 @@ def predict_scene(
     ``write_thread`` (default: when there are reading threads) overlaps writing with the network there too.
     """
     grid, cuda = reader.grid, device.type == "cuda"
-    fmt = fmt or OutputFormat()
+    fmt, scaling = fmt or OutputFormat(), scaling or InputScaling()
     if workers is None:
         workers = default_workers(device)
     if write_thread is None:
@@ -79,6 +84,7 @@ def predict_scene(
     blender = Blender(grid, bands + len(maps), batch_size, device, fmt.fill)
     last_col, ran = len(grid.cols) - 1, 0
     row_size = grid.window * blender.buf.shape[-1]
+    held: dict[int, tuple] = {}  # strip -> its box in this batch: (x0, inputs in [0, 1], missing, valid)
     with (
         _Consumer(
             lambda item: _write(grid, *item), depth=WRITE_QUEUE * (1 + len(maps)), thread=write_thread
@@ -90,6 +96,13 @@ def predict_scene(
             c0, out = blender.finish(k, upto)
             if out is None:
                 return
+            if keep is not None and keep.keep:
+                x0, given, missing, valid = held[k]
+                rows, cols, off = out.shape[1], out.shape[2], c0 - x0
+                part = (slice(0, rows), slice(off, off + cols))
+                out[:bands] = keep.compose(
+                    out[:bands], out[-1], given[:, part[0], part[1]], missing[part], valid[part] > 0
+                )
             pieces = [(dst, fmt.dtype, fmt.encode(out[:bands]))]
             pieces += [(m, "float32", out[bands + i : bands + i + 1]) for i, m in enumerate(maps)]
             for target, dtype, piece in pieces:
@@ -104,7 +117,10 @@ def predict_scene(
 
         strip = 0
         for batch, tensors in ordered_map(partial(read_batch, reader), batches(grid, batch_size), workers):
-            a, c, valid = device_inputs(batch, tensors, grid, reader.nodata, sar_scaling, device)
+            units: list | None = [] if keep is not None and keep.keep else None
+            a, c, valid = device_inputs(batch, tensors, grid, reader.nodata, scaling, device, units)
+            if units is not None:
+                held = {box.k: (box.x0, *unit) for box, unit in zip(batch.boxes, units)}
             contrib = None
             if len(a):
                 todo = [win for win, act in zip(batch.windows, batch.active) if act]
@@ -165,18 +181,32 @@ def device_inputs(
     tensors: list,
     grid: WindowGrid,
     nodata: tuple[float | None, float | None],
-    sar_scaling: str,
+    scaling: InputScaling,
     device: torch.device,
+    units: list | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The active windows of ``batch`` on ``device``: cloudy (n, C, w, w) and SAR (n, C', w, w) in
-    [0, 1], and (n, w, w) validity (0 where both inputs are missing or outside the scene)."""
+    [0, 1], and (n, w, w) validity (0 where both inputs are missing or outside the scene).
+
+    ``units``: a list that receives each box's ``(cloudy (C, w, width) in [0, 1], (w, width) cloudy
+    missing, (w, width) validity)``, for compositing with the input."""
     w, parts = grid.window, []
     active = iter(batch.active)
+    offset, gain = scaling.s2_terms(device)
     for box, ((raw_a, unsigned_a), (raw_c, unsigned_c)) in zip(batch.boxes, tensors):
-        a, miss_a = s2_unit(as_float(raw_a.to(device, non_blocking=True), unsigned_a), nodata[0])
-        c, miss_c = s1_unit(as_float(raw_c.to(device, non_blocking=True), unsigned_c), nodata[1], sar_scaling)
+        a, miss_a = s2_unit(
+            as_float(raw_a.to(device, non_blocking=True), unsigned_a), nodata[0], offset, gain
+        )
+        c, miss_c = s1_unit(
+            as_float(raw_c.to(device, non_blocking=True), unsigned_c),
+            nodata[1],
+            scaling.sar_clip,
+            scaling.sar_units,
+        )
         valid = (~(miss_a & miss_c)).float()
         valid[box.inside[0] :], valid[:, box.inside[1] :] = 0.0, 0.0
+        if units is not None:
+            units.append((a, miss_a, valid))
         for off in range(0, raw_a.shape[-1] - w + 1, grid.stride):
             if next(active):
                 parts.append((a[:, :, off : off + w], c[:, :, off : off + w], valid[:, off : off + w]))

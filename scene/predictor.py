@@ -8,26 +8,22 @@
 
 Every setting is checked before any work starts, and every mistake raises a one-line
 :class:`util.errors.UserError` (named after ``predict.py``'s options). An existing output (or
-map) is refused unless ``overwrite=True``; the output is written under a temporary name and
-renamed at the end, so an existing file is only replaced by a complete one.
+a file beside it: maps, cloud weight, STAC item) is refused unless ``overwrite=True``; the output
+is written under a temporary name and renamed at the end, so an existing file is only replaced by
+a complete one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-
-import rasterio
 
 import models
 from models.roles import Roles
 from scene import domain as by_domain
-from scene.io import Scene, open_scene
+from scene.files import SceneResult, gdal_env, map_content, stderr_log
+from scene.io import Scene, check_scene, open_products
+from scene.keep_clear import DEFAULT_FEATHER, Compositor
 from scene.model import (
     described,
     input_domain,
@@ -37,53 +33,23 @@ from scene.model import (
     png_warning,
     window_multiple,
 )
-from scene.output import OutputFormat, atomic_geotiff
-from scene.paths import check_output_path, check_overwrite, make_parent, map_path
-from scene.pipeline import Forward, predict_scene
-from scene.reader import open_raster
+from scene.output import OutputFormat
+from scene.paths import check_output_path, check_overwrite, make_parent, map_path, sidecar_names
+from scene.pipeline import Forward
+from scene.products import ReadOptions
 from scene.windows import WindowGrid
+from scene.writing import RunRecord, write_scene
 from util.errors import UserError
 
-GDAL_CACHE_MB = 64  # GDAL's block cache, fixed so that memory does not depend on the scene
-
-
-@dataclass(frozen=True)
-class SceneResult:
-    """What :meth:`ScenePredictor.predict` wrote."""
-
-    path: Path
-    width: int
-    height: int
-    bands: int
-    dtype: str
-    windows_run: int  # windows with data, which went through the network
-    windows: int  # windows of the grid
-    seconds: float  # from opening the output to renaming it into place
-    maps: tuple[Path, ...] = ()  # attention maps / masks written beside the output
-
-    @property
-    def megapixels_per_second(self) -> float:
-        return self.width * self.height / 1e6 / self.seconds
-
-
-def gdal_env() -> rasterio.Env:
-    """GDAL's settings for a run: a fixed block cache, unless the user set GDAL_CACHEMAX (GDAL reads
-    it from the environment itself; it may carry a unit, e.g. '128MB')."""
-    return rasterio.Env(**({} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}))
-
-
-def map_content(name: str, roles: Roles, model: str) -> str:
-    """The ``content`` tag of map ``name``'s GeoTIFF: what its values are."""
-    if name in roles.uncertainty:
-        return (
-            f"{name}: predicted variance of {model}, averaged over the output bands, in reflectance^2 "
-            "(the standard deviation is its square root)"
-        )
-    return f"{name}: map in [0, 1] of {model}"
-
-
-def stderr_log(message: str) -> None:
-    print(message, file=sys.stderr)
+__all__ = [
+    "SceneResult",
+    "ScenePredictor",
+    "gdal_env",
+    "map_content",
+    "map_path",
+    "predict_scene_file",
+    "stderr_log",
+]
 
 
 class ScenePredictor:
@@ -240,25 +206,27 @@ class ScenePredictor:
         s2_bands: str | None = None,
         cloudy_nodata: str | float | None = None,
         sar_nodata: str | float | None = None,
+        read: ReadOptions | None = None,
     ) -> Scene:
         """Open and check a scene for this model (``s2_bands`` default: the training's; ``sar``
-        None for a model without SAR input)."""
+        None for a model without SAR input; ``read``: how the products are read, see
+        :class:`scene.products.ReadOptions`)."""
         by_domain.check_sar_given(self.domain, self.described, sar)
-        sar_count = None
-        if sar is not None and self.domain.scaling == by_domain.PNG8:
-            with open_raster(sar, "SAR") as ds:
-                sar_count = ds.count
-        mapping = self.mapping_for(sar_count)
+        read = read or ReadOptions()
+        optical, radar = open_products(cloudy, sar, read)
+        mapping = self.mapping_for(None if radar is None else len(radar.bands))
         optical_nc, sar_nc = self.band_counts(mapping)
-        scene = open_scene(
-            cloudy,
-            sar,
+        scene = check_scene(
+            optical,
+            radar,
             input_nc=optical_nc,
             sar_nc=sar_nc,
             s2_bands=s2_bands or by_domain.default_bands(self.domain, self.opt, mapping),
             cloudy_nodata=cloudy_nodata,
             sar_nodata=sar_nodata,
             sar_scaling=self.domain.sar_scaling,
+            s2_dn_offset=self.domain.s2_dn_offset,
+            read=read,
             what=self.described,
         )
         scene.mapping = mapping
@@ -285,12 +253,17 @@ class ScenePredictor:
         progress: bool = True,
         maps: bool = False,
         cog: bool = False,
+        read: ReadOptions | None = None,
+        keep_clear: bool = False,
+        cloud_mask: bool = False,
+        cloud_detector: str = "auto",
+        feather: int = DEFAULT_FEATHER,
         overwrite: bool = False,
         log: Callable[[str], None] | None = stderr_log,
     ) -> SceneResult:
-        """Remove the clouds of ``cloudy`` (Sentinel-2 DN) with ``sar`` (Sentinel-1 dB, same grid) into
-        the GeoTIFF ``out``, windows of side ``window`` overlapping by ``overlap`` pixels,
-        ``batch_size`` at a time.
+        """Remove the clouds of ``cloudy`` (Sentinel-2) with ``sar`` (Sentinel-1; None for a model
+        without SAR input) into the GeoTIFF ``out``, windows of side ``window`` overlapping by
+        ``overlap`` pixels, ``batch_size`` at a time.
 
         ``out_dtype``: 'float32' (reflectance in [0, 1]; ``nodata`` default NaN) or 'uint16'
         (reflectance x 10000; ``nodata`` 0 by default, else above 10000); ``compress``: 'none',
@@ -301,8 +274,14 @@ class ScenePredictor:
         of :attr:`forward` (same contract; e.g. to time the pipeline around a stand-in network).
         ``maps``: also write the model's attention maps / cloud masks (in [0, 1]) and predicted
         variances (reflectance^2, averaged over the bands) as float32 (:func:`map_path`); ``cog``:
-        cloud-optimised GeoTIFFs. ``overwrite``: replace an existing output or map (without it
-        they are refused). ``log`` receives notes (e.g. the SAR resampled onto the optical grid).
+        cloud-optimised GeoTIFFs. ``cloudy``/``sar`` may be any product :mod:`scene.products` reads
+        (stacked GeoTIFF, SAFE, STAC item); ``read``: how (offsets, resampling, SAR units, the B10
+        fill). ``keep_clear``: keep the input's pixels where ``cloud_detector`` finds clear ground,
+        feathered over ``feather`` px (:mod:`scene.keep_clear`); ``keep_clear`` or ``cloud_mask``:
+        write the weight as ``<out stem>_clouds.tif``. A STAC item (``<out stem>.stac.json``) is
+        written beside the output. ``overwrite``: replace existing files of the run (without it
+        they are refused). ``log`` receives notes (e.g. the SAR resampled onto the optical grid)
+        and one warning per way the inputs differ from the model's input domain.
         """
         inputs = (("cloudy", cloudy),) + ((("sar", sar),) if sar is not None else ())
         out = check_output_path(out, *inputs)
@@ -311,21 +290,26 @@ class ScenePredictor:
         if names and forward is not None:
             raise UserError("maps cannot be written with a stand-in forward function")
         self.check_settings(window=window, overlap=overlap, batch_size=batch_size, num_threads=num_threads)
-        check_overwrite(out, names, overwrite)
+        if keep_clear and self.opt.output_nc != self.opt.input_nc:
+            raise UserError(
+                f"--keep_clear needs the output bands to be the input's; {self.described} takes "
+                f"{self.opt.input_nc} and gives {self.opt.output_nc}"
+            )
+        check_overwrite(out, sidecar_names(names, keep_clear or cloud_mask), overwrite)
         with gdal_env():
             scene = self.open(
-                cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata
+                cloudy, sar, s2_bands=s2_bands, cloudy_nodata=cloudy_nodata, sar_nodata=sar_nodata, read=read
             )
             with scene:  # input errors come before the model is built
                 if log is not None:
-                    for line in by_domain.scene_lines(self.domain, self.described, scene.mapping):
-                        if line not in self._said:  # once per predictor, not once per scene
-                            log(line)
-                            self._said.add(line)
-                    for line in (scene.note, *scene.warnings):
-                        if line:
-                            log(line)
+                    self.log_scene(scene, log)
                 run = forward or self.forward_with(names, scene.mapping)
+                compositor = None
+                if keep_clear or cloud_mask:
+                    compositor = Compositor.create(
+                        cloud_detector, scene.band_names, scene.optical.positional, feather, keep_clear
+                    )
+                    run = compositor.wrap(run)
                 make_parent(out)  # nothing is made before every check has passed
                 return self.write(
                     scene,
@@ -338,7 +322,32 @@ class ScenePredictor:
                     write_thread=write_thread,
                     progress=progress,
                     maps=names,
+                    compositor=compositor,
                 )
+
+    def log_scene(self, scene: Scene, log: Callable[[str], None]) -> None:
+        """Say how ``scene`` is given to the model (once per predictor), how its inputs are read, and
+        one warning per way they differ from the model's input domain."""
+        for line in by_domain.scene_lines(self.domain, self.described, scene.mapping):
+            if line not in self._said:  # once per predictor, not once per scene
+                log(line)
+                self._said.add(line)
+        for line in scene.notes:
+            log(line)
+        for line in by_domain.check_domain(self.domain, self.described, scene.report()):
+            log(f"warning: {line}")
+
+    def record(self) -> RunRecord:
+        """What the files of a run say about the model: its tags (experiment and epoch, or the weight
+        file; its input domain) and its weight files."""
+        if self.weight_set is not None:
+            tags = {"weights": str(self.weight_set.path), "model": self.opt.model}
+            files = [self.weight_set.path]
+        else:
+            tags = {"experiment": self.name, "epoch": str(self.epoch), "model": self.opt.model}
+            files = sorted((self.checkpoints_dir / self.name).glob(f"{self.epoch}_net_*.pth"))
+        tags["model_input_domain"] = self.domain.describe()
+        return RunRecord(self.opt.model, self.bands, self.roles, tags, tuple(files))
 
     def write(
         self,
@@ -347,61 +356,11 @@ class ScenePredictor:
         grid: WindowGrid,
         fmt: OutputFormat,
         forward: Forward,
-        *,
-        batch_size: int = 8,
-        num_threads: int | None = None,
-        write_thread: bool | None = None,
-        progress: bool = True,
-        maps: tuple[str, ...] = (),
+        **settings,
     ) -> SceneResult:
-        """Predict an open ``scene`` over ``grid`` into ``out`` (atomically), settings already checked.
-
-        ``forward`` returns the output's bands followed by one channel per name of ``maps``. Every
-        file is written under a temporary name; the maps are renamed into place before the output,
-        so an output that exists is complete with its maps.
-        """
-        device = self.model.device
-        start = time.perf_counter()
-        tags = {"experiment": self.name, "epoch": str(self.epoch), "model": self.opt.model}
-        if self.weight_set is not None:
-            tags = {"weights": str(self.weight_set.path), "model": self.opt.model}
-        map_fmt = OutputFormat("float32", fmt.fill, fmt.compress, fmt.cog)
-        cog = fmt.cog_options() if fmt.cog else None
-        with contextlib.ExitStack() as stack:
-            dst = stack.enter_context(
-                atomic_geotiff(out, fmt.profile(scene.cloudy, self.bands, grid.stride), cog)
-            )
-            fmt.describe(dst, scene.band_names, **tags)
-            writers = []
-            for name in maps:
-                profile = map_fmt.profile(scene.cloudy, 1, grid.stride)
-                writer = stack.enter_context(atomic_geotiff(map_path(out, name), profile, cog))
-                writer.set_band_description(1, name)
-                writer.update_tags(content=map_content(name, self.roles, self.opt.model), **tags)
-                writers.append(writer)
-            reader = scene.batch_reader(grid, batch_size, pin=device.type == "cuda")
-            try:
-                ran = predict_scene(
-                    reader,
-                    forward,
-                    self.bands,
-                    dst,
-                    device,
-                    batch_size,
-                    fmt,
-                    scene.sar_scaling,
-                    progress,
-                    num_threads,
-                    write_thread,
-                    writers,
-                )
-            finally:
-                reader.close()
-        seconds = time.perf_counter() - start
-        paths = tuple(map_path(out, name) for name in maps)
-        return SceneResult(
-            Path(out), grid.width, grid.height, self.bands, fmt.dtype, ran, len(grid), seconds, paths
-        )
+        """Predict an open ``scene`` over ``grid`` into ``out`` (atomically), settings already checked
+        (``settings``: those of :func:`scene.writing.write_scene`)."""
+        return write_scene(scene, out, grid, fmt, forward, self.model.device, self.record(), **settings)
 
 
 def predict_scene_file(

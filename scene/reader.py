@@ -8,45 +8,18 @@ Boxes running past the bottom/right border are filled by mirroring the scene (se
 from __future__ import annotations
 
 import math
-import os
 import threading
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import rasterio
 import torch
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from scene.windows import WindowGrid
 from util.errors import UserError
-
-SCENE_DRIVERS = ("GTiff", "COG", "VRT", "JPEG2000")  # and GDAL's other JPEG 2000 drivers (JP2*)
-
-
-def open_raster(path: str | os.PathLike, role: str) -> rasterio.io.DatasetReader:
-    """Open a scene raster (GeoTIFF, or a VRT / JPEG 2000 of the same) for reading, with a one-line
-    error if it cannot be or is another kind of image (a PNG, a JPEG: no georeferenced scene)."""
-    if not Path(path).is_file():
-        raise UserError(f"{role} image {path} does not exist")
-    try:
-        with warnings.catch_warnings():
-            # Told in the error below, not in rasterio's words first.
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            ds = rasterio.open(path)
-    except (RasterioError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"cannot read {role} image {path}: {first}") from None
-    if ds.driver not in SCENE_DRIVERS and not ds.driver.startswith("JP2"):
-        ds.close()
-        raise UserError(
-            f"{role} image {path} is a {ds.driver} file, not a GeoTIFF: give the scene as a GeoTIFF "
-            "(Sentinel-2 digital numbers, Sentinel-1 dB); PNG triplets are tested with test.py"
-        )
-    return ds
 
 
 def any_data(raw: np.ndarray, nodata: float | None) -> bool:

@@ -2,6 +2,7 @@
 
     python -m scripts.benchmark_predict                         # CPU, small defaults (a few minutes)
     python -m scripts.benchmark_predict --device cuda --ngf 64 --size 4096 [--out_dtype uint16]
+    python -m scripts.benchmark_predict --report                # every model, a tile, memory, shards
 
 Both rates are in scene megapixels per second, for the same synthetic scene (``--size`` squared,
 ``--bands`` Sentinel-2 bands, 2 SAR bands), the same random-weight model, device, window,
@@ -18,6 +19,11 @@ overlap and batch size:
 
 The ratio network / predict - 1 is the overhead of everything around the network (target: at
 most 25%). Each is measured ``--repeat`` times, interleaved, and the fastest run kept.
+
+``--report`` prints instead the tables of :mod:`scripts.benchmark_scenes`: windows per second of
+every model (``--models``) and the pipeline's share of the network's rate, a ``--crop`` scene's time
+and a full tile's extrapolated, peak memory for ``--memory_sizes``, and a many-scene run by 1 and 2
+workers.
 """
 
 from __future__ import annotations
@@ -44,12 +50,14 @@ from affine import Affine
 
 from scene import OUT_DTYPES, Forward, OutputFormat, ScenePredictor, keep_heap_flat
 from scene.output import atomic_geotiff
+from scene.paths import output_files
 from scene.pipeline import batches, default_workers, device_inputs, ordered_map, read_batch
 from scene.predictor import gdal_env
 from scene.windows import WindowGrid
 from util.errors import UserError, run_cli
 
 SAR_BANDS = 2
+REPORT_MODELS = ("pix2pix_attn", "dsen2cr", "glf_cr", "pix2pix", "sar_opt_cgan", "sf_gan")
 
 
 def make_experiment(root: Path, name: str, bands: int, ngf: int, netG: str) -> None:
@@ -160,9 +168,24 @@ def run(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--profile", action="store_true", help="also print where predict.py's main thread spends time"
     )
+    r = p.add_argument_group("--report")
+    r.add_argument("--report", action="store_true", help="the tables of scripts.benchmark_scenes instead")
+    r.add_argument("--models", nargs="+", default=REPORT_MODELS, choices=REPORT_MODELS, help="models to time")
+    r.add_argument("--crop", type=int, default=2048, help="side of the crop a full tile is extrapolated from")
+    r.add_argument("--memory_sizes", type=int, nargs="+", default=(1024, 4096), help="scene sides for memory")
+    r.add_argument("--shard_scenes", type=int, default=4, help="scenes of the many-scene run")
+    r.add_argument("--shard_size", type=int, default=1024, help="side of each scene of the many-scene run")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda but no CUDA device is available")
+    if args.report:
+        from scripts.benchmark_scenes import report
+
+        with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
+            tmp = Path(tmp)
+            keep_heap_flat()
+            report(args, tmp, *write_scene(tmp, args.size, 13))
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
         tmp = Path(tmp)
@@ -236,11 +259,12 @@ class Run:
         """Seconds of the scene pipeline, from opening the output to renaming it (``forward``: run
         instead of the model's, through ``ScenePredictor.predict``'s documented parameter).
 
-        The previous output is removed first: renaming a new file over an existing one makes ext4
+        The previous output (and its STAC item) is removed first: renaming a new file over an existing one makes ext4
         write the new file's data to disk at once (its ``auto_da_alloc`` safeguard), which would time
         the disk rather than predict.py (0.7 s for 832 MiB on the H100 machine).
         """
-        self.out.unlink(missing_ok=True)
+        for path in output_files(self.out):  # the output and its STAC item
+            path.unlink(missing_ok=True)
         return self.predictor.predict(
             self.s2,
             self.s1,
@@ -274,7 +298,7 @@ def time_stages(run: Run) -> dict[str, float]:
         out[f"reading ({max(workers, 1)} thread(s))"] = time.perf_counter() - start
         start = time.perf_counter()
         for batch, tensors in ordered_map(lambda windows: read_batch(reader, windows), chunks, workers):
-            device_inputs(batch, tensors, grid, reader.nodata, scene.sar_scaling, device)
+            device_inputs(batch, tensors, grid, reader.nodata, scene.scaling, device)
         sync(device)
         out["reading + scaling on the device"] = time.perf_counter() - start
         reader.close()
@@ -282,7 +306,7 @@ def time_stages(run: Run) -> dict[str, float]:
         piece = OutputFormat.host_view(fmt.encode(unit), fmt.dtype)
         start = time.perf_counter()
         with atomic_geotiff(
-            run.out.with_name("stage.tif"), fmt.profile(scene.cloudy, bands, grid.stride)
+            run.out.with_name("stage.tif"), fmt.profile(scene.grid, bands, grid.stride)
         ) as dst:
             for k, y in enumerate(grid.rows):
                 rows = grid.final_rows(k)

@@ -10,7 +10,9 @@ what is there (``checkpoints/demo``, ``datasets/demo``): nothing is overwritten.
 
 It also leaves a small georeferenced synthetic scene for predict.py (``datasets/demo/scene``:
 ``s2_cloudy.tif``, 3 bands of uint16 digital numbers, and ``s1.tif``, 3 bands of float32 dB, on a
-512 x 512 UTM grid of 10 m pixels), scaled so that the demo model sees the values it was trained on.
+512 x 512 UTM grid of 10 m pixels), scaled so that the demo model sees the values it was trained on,
+and the same scene as the products users download (:mod:`scripts.demo_products`: SAFE L1C folder,
+SAFE L2A zip, STAC item, SAR in linear power).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from data.image_folder import is_image_file
 from data.synthetic import make_triplet
 from options.parser import DefaultsHelpFormatter, OneLineParser, add_gpu_ids_option
 from scripts import make_demo_data
+from scripts.demo_products import write_demo_products
 from util.errors import run_cli
 from util.fileio import atomic_path
 
@@ -109,6 +112,7 @@ def write_demo_scene(folder: Path, seed: int) -> None:
     """
     cloudy, sar = folder / "s2_cloudy.tif", folder / "s1.tif"
     if cloudy.is_file() and sar.is_file():
+        write_demo_products(folder)
         return
     folder.mkdir(parents=True, exist_ok=True)
     sample = make_triplet(seed, N_TRAIN + N_TEST, size=SCENE_SIZE)
@@ -122,6 +126,8 @@ def write_demo_scene(folder: Path, seed: int) -> None:
         with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
             dst.write(values)
     print(f"wrote a {SCENE_SIZE}x{SCENE_SIZE} synthetic scene for predict.py: {cloudy}, {sar}")
+    for path in write_demo_products(folder):
+        print(f"  and as a product users download: {path}")
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -100,6 +100,15 @@ NOT_RUNNABLE = {
     "python3 -m venv .venv && .venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu": (
         "installs from the network"
     ),
+    "python predict.py --name NAME --cloudy S2_ITEM.json --sar S1_RTC_ITEM.json --out clear.tif": (
+        "placeholders for a user's STAC items; tests/test_scene_products.py reads STAC items of both sensors"
+    ),
+    "torchrun --standalone --nproc_per_node=4 predict.py --name NAME --pairs pairs.txt --out clear_dir/": (
+        "4 GPUs; tests/test_shard.py runs predict.py under torchrun on the CPU"
+    ),
+    "sbatch --array=0-7 scripts/slurm_predict.sh pairs.txt clear_dir/ NAME --keep_clear --cog": (
+        "a SLURM cluster; tests/test_shard.py runs the script as a 2-task array"
+    ),
     # ```python blocks are keyed by their text.
     'from cloud_removal import CloudRemover\n\nremover = CloudRemover("checkpoints/demo", device="cpu")  '
     "# an experiment folder, or official weight files\nresult = remover(cloudy, sar)  # (C, H, W) Sentinel-2 "

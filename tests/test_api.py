@@ -77,7 +77,7 @@ def test_api_marks_nan_pixels_missing(ckpt, tmp_path):
         (lambda a, c: (a, c[:1]), ("1 band(s)", "dB")),
         (lambda a, c: (a, c[:, :30]), ("same pixels",)),
         (lambda a, c: (a.astype(np.float32) / 10000, c), ("reflectance", "cloudy_units='reflectance'")),
-        (lambda a, c: (a, 10 ** (c / 10)), ("linear", "log10")),
+        (lambda a, c: (a, 10 ** (c / 10)), ("linear", "log10", "sar_units='linear'")),
     ],
 )
 def test_api_refuses_wrong_conventions_in_one_line(ckpt, tmp_path, change, words):
@@ -87,6 +87,16 @@ def test_api_refuses_wrong_conventions_in_one_line(ckpt, tmp_path, change, words
         remover(*change(read(s2), read(s1)), window=32, overlap=8)
     message = str(err.value)
     assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_api_takes_linear_power_with_sar_units_as_predict_py_does(ckpt, tmp_path):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    remover = CloudRemover(ckpt / "ms13", device="cpu")
+    db = remover(read(s2), read(s1), window=32, overlap=8).image
+    linear = remover(read(s2), 10 ** (read(s1) / 10), sar_units="linear", window=32, overlap=8).image
+    assert np.abs(linear - db).max() < 1e-4
+    with pytest.raises(UserError, match="sar_units='kelvin'"):
+        remover(read(s2), read(s1), sar_units="kelvin")
 
 
 def test_api_refuses_dn_given_as_reflectance(ckpt, tmp_path):

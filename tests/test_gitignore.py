@@ -28,10 +28,16 @@ def demo_commands() -> list[list[str]]:
 
 
 def outputs(argv: list[str]) -> list[str]:
-    """What a command writes: its output options' values (predict.py's maps beside --out too)."""
+    """What a command writes: its output options' values (and what predict.py writes beside --out:
+    the maps, the cloud weight, the STAC item)."""
     paths = [argv[i + 1] for i, flag in enumerate(argv[:-1]) if flag in OUTPUT_FLAGS]
-    if "--maps" in argv:
-        paths += [str(Path(p).with_name(f"{Path(p).stem}_att_A{Path(p).suffix}")) for p in paths]
+    if "predict.py" in argv:
+        names = ("att_A",) * ("--maps" in argv) + ("clouds",) * bool(
+            {"--keep_clear", "--cloud_mask"} & set(argv)
+        )
+        outs = [Path(p) for p in paths if Path(p).suffix]
+        paths += [str(p.with_name(f"{p.stem}_{name}{p.suffix}")) for p in outs for name in names]
+        paths += [str(p.with_name(f"{p.stem}.stac.json")) for p in outs]
     return paths
 
 

@@ -54,6 +54,20 @@ def test_an_existing_output_or_map_is_refused_unless_overwrite(ckpt, tmp_path, c
     assert read(out).shape == (13, 40, 40) and read(att).shape == (1, 40, 40)
 
 
+@pytest.mark.parametrize(("name", "what"), [("o_clouds.tif", "cloud weight"), ("o.stac.json", "STAC item")])
+def test_an_existing_cloud_weight_or_stac_item_is_refused_unless_overwrite(ckpt, tmp_path, capfd, name, what):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    out, mine = tmp_path / "o.tif", tmp_path / name
+    mine.write_bytes(b"the user's")
+    expect_error(
+        capfd, predict.main, one_scene(ckpt, s2, s1, out, "--cloud_mask"), str(mine), what, "--overwrite"
+    )
+    assert mine.read_bytes() == b"the user's" and not out.exists()
+    assert run_main(predict.main, one_scene(ckpt, s2, s1, out, "--cloud_mask", "--overwrite")) == 0
+    assert read(tmp_path / "o_clouds.tif").shape == (1, 40, 40)
+    assert json.loads((tmp_path / "o.stac.json").read_text())["assets"]["clouds"]["href"] == "./o_clouds.tif"
+
+
 @pytest.mark.parametrize("name", ["o3.png", "o3", "o3.jpg", "o3.tif.bak"])
 def test_an_output_not_named_as_a_geotiff_is_refused(ckpt, tmp_path, capfd, name):
     s2, s1 = write_scene(tmp_path, 40, 40)
@@ -89,7 +103,12 @@ def test_many_scenes_make_a_missing_out_folder(ckpt, tmp_path):
     out = tmp_path / "new" / "clear"
     argv = ["--cloudy", str(s2_dir), "--sar", str(s1_dir), "--out", str(out), *predict_flags(ckpt, "ms13")]
     assert run_main(predict.main, argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["tile0.tif", "tile1.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "tile0.stac.json",
+        "tile0.tif",
+        "tile1.stac.json",
+        "tile1.tif",
+    ]
 
 
 def test_many_scenes_skip_complete_ones_and_refuse_partial_ones(ckpt, tmp_path, capfd):
@@ -103,14 +122,22 @@ def test_many_scenes_skip_complete_ones_and_refuse_partial_ones(ckpt, tmp_path, 
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert run_main(predict.main, [*argv, "--maps", "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
+        "tile0.stac.json",
         "tile0.tif",
         "tile0_att_A.tif",
+        "tile1.stac.json",
         "tile1.tif",
         "tile1_att_A.tif",
     ]
     capfd.readouterr()
     assert run_main(predict.main, [*argv, "--maps"]) == 0  # now complete: skipped
     assert "2 of 2 scene(s) already done" in capfd.readouterr().err
+    # The cloud weight of --keep_clear is one of a scene's files, and so is the STAC item.
+    expect_error(capfd, predict.main, [*argv, "--maps", "--keep_clear"], "2 scene(s)", "tile0_clouds.tif")
+    (out / "tile1.stac.json").unlink()
+    kept = (out / "tile1.tif").stat().st_mtime_ns
+    expect_error(capfd, predict.main, [*argv, "--maps"], "1 scene(s)", "tile1.stac.json", "--overwrite")
+    assert (out / "tile1.tif").stat().st_mtime_ns == kept
 
 
 def test_outputs_of_other_rasters_are_named_as_geotiffs(tmp_path):

@@ -70,9 +70,9 @@ def run_scene(
 ) -> tuple[np.ndarray, int]:
     """predict_scene with a given forward function; returns the output array and the windows run."""
     scene = open_scene(s2, s1, input_nc=bands, sar_nc=2)
-    grid = WindowGrid(scene.cloudy.height, scene.cloudy.width, window, overlap)
+    grid = WindowGrid(scene.height, scene.width, window, overlap)
     reader = scene.batch_reader(grid, batch_size)
-    with atomic_geotiff(out, OutputFormat().profile(scene.cloudy, bands, grid.stride)) as dst:
+    with atomic_geotiff(out, OutputFormat().profile(scene.grid, bands, grid.stride)) as dst:
         ran = predict_scene(
             reader, forward, bands, dst, torch.device("cpu"), batch_size, progress=False, workers=workers
         )

@@ -169,7 +169,7 @@ def test_the_api_and_torch_hub_give_predict_py_s_numbers(tmp_path):
         torch.hub.load(str(ROOT), "glf_cr", source="local", weights=str(weights))
 
 
-def test_inputs_that_differ_from_the_weights_are_refused_in_one_line_and_nothing_is_written(tmp_path, capfd):
+def test_inputs_that_differ_from_the_weights_are_refused_or_warned_about_in_one_line(tmp_path, capfd):
     s2, s1 = scene(tmp_path, True)
     out = tmp_path / "out.tif"
     no_sar, with_sar = FOLDER / "nosar_weights.h5", FOLDER / "sar_model.hdf5"
@@ -189,8 +189,21 @@ def test_inputs_that_differ_from_the_weights_are_refused_in_one_line_and_nothing
         "takes 13",
         "give all 13 bands",
     )
-    l2a, _ = write_scene(tmp_path, 16, 16, s2_bands=12)
-    expect_error(capfd, predict.main, predict_argv(with_sar, l2a, rgb_sar, out), "Level-2A", "Level-1C")
+    assert not out.exists()
+    # A Level-2A stack runs (B10 filled), with one warning line saying what differs.
+    l2a, s1_again = write_scene(tmp_path, 16, 16, s2_bands=12)
+    capfd.readouterr()
+    assert run_main(predict.main, predict_argv(with_sar, l2a, s1_again, out)) == 0
+    warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "Level-2A" in warnings[0] and "Level-1C" in warnings[0], warnings
+    assert "sar_model.hdf5" in warnings[0] and "filled B10 with 20" in warnings[0]
+    item = json.loads(out.with_name("out.stac.json").read_text())["properties"]
+    assert item["cloud_removal:weights"] == [str(with_sar)] and "experiment" not in str(item)
+    assert (
+        item["cloud_removal:input_s2_level"] == "L2A" and item["cloud_removal:input_filled_bands"] == "B10=20"
+    )
+    assert item["cloud_removal:model_input_domain"].startswith("all 13 Sentinel-2 bands (Level-1C")
+    out.unlink(), out.with_name("out.stac.json").unlink()
     expect_error(
         capfd,
         predict.main,

@@ -242,6 +242,32 @@ def test_benchmarks_run_as_modules(tmp_path, capsys):
     assert "network only:" in out and "predict.py:" in out and "writing (uint16, none)" in out
 
 
+@pytest.mark.slow
+def test_the_scene_report_runs_on_tiny_sizes(capsys):
+    """benchmark_predict --report: every table, on tiny sizes (the figures are measured elsewhere)."""
+    from scripts import benchmark_predict
+
+    tiny = [
+        "--size",
+        "64",
+        "--window",
+        "32",
+        "--overlap",
+        "8",
+        "--ngf",
+        "4",
+        "--netG",
+        "unet_32",
+        "--repeat",
+        "1",
+    ]
+    more = ["--crop", "96", "--memory_sizes", "64", "96", "--shard_scenes", "2", "--shard_size", "64"]
+    assert benchmark_predict.main(["--report", "--models", "pix2pix_attn", *tiny, *more]) == 0
+    out = capsys.readouterr().out
+    assert "| pix2pix_attn | 9 |" in out and "full tile 10980x10980 (209764 windows)" in out
+    assert "scene 96x96: peak RSS" in out and "2 worker(s)" in out and "speed-up of 2 workers" in out
+
+
 @pytest.mark.needs_cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_uint16_on_the_gpu_is_its_float_output_in_digital_numbers(ckpt, tmp_path):

@@ -159,7 +159,8 @@ def test_many_scenes_skip_what_is_done_and_restart_after_a_failure(predictor, tm
 
     with pytest.raises(KeyboardInterrupt):
         predict_scenes(predictor, pairs, forward=fails_on_third, **SETTINGS)
-    assert sorted(p.name for p in out.iterdir()) == ["tile0.tif", "tile1.tif"]  # no partial file
+    done = ["tile0.stac.json", "tile0.tif", "tile1.stac.json", "tile1.tif"]
+    assert sorted(p.name for p in out.iterdir()) == done  # no partial file, an item per output
     stamp = os.stat(out / "tile0.tif").st_mtime_ns
     results = predict_scenes(predictor, pairs, forward=identity, **SETTINGS)
     assert [r.path.name for r in results] == ["tile2.tif"] and os.stat(out / "tile0.tif").st_mtime_ns == stamp
@@ -175,8 +176,10 @@ def test_predict_py_runs_folders_and_pair_lists(ckpt, tmp_path, capsys):
         == 0
     )
     assert sorted(p.name for p in out.iterdir()) == [
+        "tile0.stac.json",
         "tile0.tif",
         "tile0_att_A.tif",
+        "tile1.stac.json",
         "tile1.tif",
         "tile1_att_A.tif",
     ]

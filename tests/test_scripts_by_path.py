@@ -11,7 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(p for p in (ROOT / "scripts").glob("*.py") if p.name != "__init__.py")
 # helper modules of benchmark_speed point at the command they belong to
-ENTRY = {"speed_children": "benchmark_speed", "speed_report": "benchmark_speed"}
+ENTRY = {
+    "speed_children": "benchmark_speed",
+    "speed_report": "benchmark_speed",
+    "benchmark_scenes": "benchmark_predict",
+}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)

@@ -290,21 +290,27 @@ def scene_argv(ckpt: Path, s2: Path, s1: Path, out: Path) -> list[str]:
     return argv + ["--checkpoints_dir", str(ckpt), "--gpu_ids", "-1", "--window", "32", "--overlap", "8"]
 
 
-def test_linear_sar_is_refused_and_8_bit_optical_is_warned_about(ms13, tmp_path, capfd):
+def test_linear_sar_is_converted_or_refused_as_db_and_8_bit_optical_is_warned_about(ms13, tmp_path, capfd):
     import rasterio
 
     s2, s1 = write_scene(tmp_path, 40, 40)
+    assert run_main(predict.main, scene_argv(ms13, s2, s1, tmp_path / "db.tif")) == 0
     with rasterio.open(s1, "r+") as ds:
         ds.write(10 ** (ds.read() / 10))  # dB -> linear power
     expect_error(
         capfd,
         predict.main,
-        scene_argv(ms13, s2, s1, tmp_path / "o.tif"),
+        [*scene_argv(ms13, s2, s1, tmp_path / "o.tif"), "--sar_units", "db"],
         "s1.tif",
-        "linear backscatter",
-        "10 * log10",
+        "no value below 0",
+        "--sar_units linear",
     )
     assert not (tmp_path / "o.tif").exists()
+    capfd.readouterr()
+    assert run_main(predict.main, scene_argv(ms13, s2, s1, tmp_path / "o.tif")) == 0  # --sar_units auto
+    assert "taken as linear power" in capfd.readouterr().err
+    assert np.abs(read(tmp_path / "o.tif") - read(tmp_path / "db.tif")).max() < 1e-4
+    (tmp_path / "o.tif").unlink(), (tmp_path / "o.stac.json").unlink()
     s2, s1 = write_scene(tmp_path, 40, 40)
     with rasterio.open(s2, "r+") as ds:
         ds.write((ds.read() // 40).astype("uint16"))  # a picture of 0..150, not digital numbers

@@ -21,7 +21,11 @@ Fields (all plain data):
 ``sar_bands``
     The Sentinel-1 polarisations read from the SAR product, in order (``()``: no SAR input).
 ``sar_units``
-    ``"dB"``: sigma0 backscatter in decibels (GRD, terrain-corrected, as SEN12MS-CR), or ``"linear"``.
+    ``"dB"``: backscatter in decibels (as SEN12MS-CR), or ``"linear"`` power. A scene's SAR in
+    linear power is turned into dB before a ``"dB"`` network sees it.
+``sar_quantity``
+    What the backscatter is normalised by: ``"sigma0"`` (ground range, GRD terrain-corrected as
+    SEN12MS-CR), ``"gamma0"`` (radiometrically terrain-corrected, RTC products), ``"unknown"``.
 ``sar_clip``
     Per SAR band, the dB range clipped to before scaling to [0, 1] (``data.sentinel.S1_CLIP``).
 ``scaling``
@@ -61,6 +65,7 @@ class InputDomain:
     s2_dn_offset: int = 0
     sar_bands: tuple[str, ...] = ("VV", "VH")
     sar_units: str = "dB"
+    sar_quantity: str = "sigma0"
     sar_clip: tuple[tuple[float, float], ...] = S1_CLIP["standard"]
     scaling: str = "unit"
     png_stretch: float | None = None
@@ -160,6 +165,7 @@ def domain_from_options(opt: argparse.Namespace, *, official: bool = False) -> I
         bands=names,
         s2_level="unknown",
         sar_bands=sar,
+        sar_quantity="unknown",
         sar_clip=S1_CLIP.get(sar_scaling, S1_CLIP["standard"]),
         training_data=dataset or "unknown",
     )
