@@ -210,3 +210,22 @@ def test_code_carrying_pickles_are_refused(trained, exp, tmp_path, capfd):
 
     torch.load(weights, weights_only=False)  # the file really would have run code
     assert marker.exists()
+
+
+def test_an_error_line_is_one_write_and_a_reported_error_is_not_printed_again(capsys, monkeypatch):
+    """torchrun's ranks share one stderr: each error line leaves in one write (so two ranks' lines
+    never interleave mid-line), and a line a rank already printed is not printed twice."""
+    import sys
+
+    from util.errors import ReportedError, UserError, run_cli
+
+    writes = []
+    monkeypatch.setattr(sys.stderr, "write", lambda text: writes.append(text) or len(text))
+
+    def fail(err):
+        raise err
+
+    assert run_cli(lambda: fail(UserError("bad --ngf"))) == 2
+    assert writes == ["error: bad --ngf\n"]
+    assert run_cli(lambda: fail(ReportedError("bad --ngf"))) == 2
+    assert writes == ["error: bad --ngf\n"]

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .device import parse_gpu_ids, resolve_device
-from .errors import UserError
+from .errors import ReportedError, UserError, one_line, print_error
 
 _TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")
 
@@ -149,6 +149,13 @@ def worker() -> Iterator[Place]:
         else:
             with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
                 yield here
+    except UserError as err:
+        if not dist.is_initialized() or isinstance(err, ReportedError):
+            raise
+        # The first rank to exit gets torchrun to stop the others: each rank says why before it
+        # leaves the group, not after.
+        print_error(one_line(err))
+        raise ReportedError(str(err)) from None
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -18,26 +18,39 @@ class UserError(Exception):
     """A problem with the user's input, described in one line that says what to do."""
 
 
+class ReportedError(UserError):
+    """A :class:`UserError` whose line is already printed (by a torchrun rank, before it left its
+    process group: the first rank to exit gets the others stopped, so each says why first)."""
+
+
 def run_cli(main: Callable[[], int]) -> int:
     """Run ``main`` and turn a :class:`UserError` into a one-line message and exit status 2."""
     try:
         return main()
+    except ReportedError:
+        return 2
     except UserError as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
+        print_error(one_line(err))
         return 2
     except OSError as err:
         if err.errno not in _ENVIRONMENT_ERRNOS:
             raise
         where = f": {err.filename}" if err.filename else ""
-        print(
-            f"error: {err.strerror or err}{where} (free some space or fix the permissions, or choose "
-            "another --checkpoints_dir/--results_dir)",
-            file=sys.stderr,
+        print_error(
+            f"{err.strerror or err}{where} (free some space or fix the permissions, or choose "
+            "another --checkpoints_dir/--results_dir)"
         )
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def print_error(message: str) -> None:
+    """``error: <message>`` on stderr in one write, so that the lines of processes sharing a
+    terminal or pipe (torchrun's ranks) never interleave mid-line."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
 
 
 def one_line(err: UserError) -> str:
